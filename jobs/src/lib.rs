@@ -1,0 +1,58 @@
+//! Background workers of Miz on apalis 1.0 with PostgreSQL storage.
+//!
+//! Owns the job handlers and the worker process (`desk worker`, and inside `desk demo`). One
+//! explicitly named queue per job type; worker names are unique per process so several
+//! `desk worker` processes can run side by side. Every handler re-checks the job's tenant in the
+//! registry (it must exist and be active) and then works through a `TenantTx` like a request.
+//! Must not depend on the web, GraphQL or tenant-admin crates.
+
+pub mod welcome_staff;
+
+use apalis::prelude::*;
+use apalis_postgres::{Config, PostgresStorage};
+use desk_core::jobs::{JobPayload, WelcomeStaff};
+use desk_db::PlatformDb;
+use std::time::Duration;
+
+/// What every handler gets: the platform registry (and through it, tenant transactions).
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// Registry and tenant transactions.
+    pub platform: PlatformDb,
+}
+
+/// A name unique to this process, for worker registration (apalis refuses duplicates).
+fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Runs all workers until `shutdown` resolves, then lets running jobs finish (up to 10 s).
+pub async fn run_workers(
+    platform: PlatformDb,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let pool = platform.pool_for_infrastructure().clone();
+    let ctx = JobContext { platform };
+    let instance = instance_name();
+    tracing::info!(worker.instance = %instance, "starting workers");
+    Monitor::new()
+        .register(move |_| {
+            let backend = PostgresStorage::<WelcomeStaff>::new(&pool)
+                .with_config(Config::default().queue(WelcomeStaff::QUEUE))
+                .with_pubsub();
+            WorkerBuilder::new(format!("{}-{instance}", WelcomeStaff::QUEUE))
+                .backend(backend)
+                .data(ctx.clone())
+                .build(welcome_staff::handle)
+        })
+        .shutdown_timeout(Duration::from_secs(10))
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("worker monitor stopped: {e}"))
+}

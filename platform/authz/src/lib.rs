@@ -1,0 +1,280 @@
+//! Authorization of Miz: the casbin model (RBAC with domains, domain = municipality, plus the
+//! municipality → province relation), the default policies, and the [`Authorizer`] that
+//! handlers ask with typed [`Resource`]/[`Action`] values.
+//!
+//! Policies live in `platform.casbin_rule`, read and written through `desk-db` by our own small
+//! adapter (the published sqlx-adapter needs sqlx 0.8). Citizens are authorized by ownership of
+//! their requests, not here.
+
+mod adapter;
+
+use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, RbacApi};
+use desk_core::{DomainError, TenantId};
+use desk_db::PlatformDb;
+use std::sync::Arc;
+use tokio::sync::RwLock;
+
+const MODEL: &str = include_str!("model.conf");
+
+/// Things that can be acted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// A municipality as a whole (its registry entry and lifecycle).
+    Tenant,
+    /// The service catalog of a municipality.
+    Catalog,
+    /// Citizens' requests (personal data).
+    Request,
+    /// Municipality settings (theme, SMS provider).
+    Settings,
+    /// Aggregated reports without personal data.
+    Report,
+}
+
+impl Resource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Catalog => "catalog",
+            Self::Request => "request",
+            Self::Settings => "settings",
+            Self::Report => "report",
+        }
+    }
+}
+
+/// What can be done to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// See it.
+    Read,
+    /// Change it.
+    Update,
+    /// Create, suspend, resume, archive (lifecycle).
+    Manage,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Update => "update",
+            Self::Manage => "manage",
+        }
+    }
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A platform user (platform admin or provincial operator), by `platform.users.id`.
+    PlatformUser(i64),
+    /// A staff member of one municipality, by its `staff.id` there.
+    Staff {
+        /// The staff member's municipality.
+        tenant: TenantId,
+        /// Row id in the tenant's `staff` table.
+        id: i64,
+    },
+}
+
+impl Subject {
+    fn key(&self) -> String {
+        match self {
+            Self::PlatformUser(id) => format!("user:{id}"),
+            Self::Staff { tenant, id } => format!("staff:{tenant}:{id}"),
+        }
+    }
+}
+
+/// Where the action happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Domain {
+    /// Inside one municipality.
+    Tenant(TenantId),
+    /// Platform-wide (provinces, operators, the national template).
+    Platform,
+}
+
+impl Domain {
+    fn key(self) -> String {
+        match self {
+            Self::Tenant(id) => format!("tenant:{id}"),
+            Self::Platform => "*".to_owned(),
+        }
+    }
+}
+
+/// Roles a subject can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything on the platform, no personal data of citizens.
+    PlatformAdmin,
+    /// Municipalities of one province (by province id), no personal data of citizens.
+    ProvinceOperator(i16),
+    /// Administers one municipality.
+    TenantAdmin,
+    /// Heads a department of one municipality.
+    DepartmentHead,
+    /// Works the desk of one municipality.
+    DeskStaff,
+    /// Reads one municipality's requests and reports.
+    Auditor,
+}
+
+impl Role {
+    fn key(self) -> String {
+        match self {
+            Self::PlatformAdmin => "platform_admin".to_owned(),
+            Self::ProvinceOperator(p) => format!("province_operator:{p}"),
+            Self::TenantAdmin => "tenant_admin".to_owned(),
+            Self::DepartmentHead => "department_head".to_owned(),
+            Self::DeskStaff => "desk_staff".to_owned(),
+            Self::Auditor => "auditor".to_owned(),
+        }
+    }
+}
+
+/// The default permissions of the tenant-scoped roles (domain `*` = wherever the role is held).
+const TENANT_ROLE_POLICIES: &[(&str, &str, &str)] = &[
+    ("tenant_admin", "catalog", "read"),
+    ("tenant_admin", "catalog", "update"),
+    ("tenant_admin", "settings", "read"),
+    ("tenant_admin", "settings", "update"),
+    ("tenant_admin", "request", "read"),
+    ("tenant_admin", "request", "update"),
+    ("tenant_admin", "report", "read"),
+    ("tenant_admin", "tenant", "read"),
+    ("department_head", "catalog", "read"),
+    ("department_head", "request", "read"),
+    ("department_head", "request", "update"),
+    ("department_head", "report", "read"),
+    ("desk_staff", "catalog", "read"),
+    ("desk_staff", "request", "read"),
+    ("desk_staff", "request", "update"),
+    ("auditor", "request", "read"),
+    ("auditor", "report", "read"),
+    ("platform_admin", "tenant", "read"),
+    ("platform_admin", "tenant", "manage"),
+    ("platform_admin", "report", "read"),
+];
+
+/// Operators manage the municipalities of their province and read their aggregated reports;
+/// nothing grants them requests (citizens' personal data).
+const OPERATOR_POLICIES: &[(&str, &str)] = &[("tenant", "read"), ("tenant", "manage"), ("report", "read")];
+
+fn authz_error(e: casbin::Error) -> DomainError {
+    DomainError::Internal(anyhow::anyhow!("authorization: {e}"))
+}
+
+/// Answers "may this subject do this here?" from the stored policies. Cheap to clone.
+#[derive(Clone)]
+pub struct Authorizer {
+    enforcer: Arc<RwLock<Enforcer>>,
+}
+
+impl std::fmt::Debug for Authorizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authorizer").finish_non_exhaustive()
+    }
+}
+
+impl Authorizer {
+    /// Loads the model and every stored policy.
+    pub async fn load(db: &PlatformDb) -> Result<Self, DomainError> {
+        let model = DefaultModel::from_str(MODEL).await.map_err(authz_error)?;
+        let adapter = adapter::PlatformAdapter::new(db.clone());
+        let enforcer = Enforcer::new(model, adapter).await.map_err(authz_error)?;
+        Ok(Self {
+            enforcer: Arc::new(RwLock::new(enforcer)),
+        })
+    }
+
+    /// Whether `subject` may do `action` on `resource` in `domain`.
+    pub async fn allowed(
+        &self,
+        subject: &Subject,
+        domain: Domain,
+        resource: Resource,
+        action: Action,
+    ) -> Result<bool, DomainError> {
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .enforce((subject.key(), domain.key(), resource.as_str(), action.as_str()))
+            .map_err(authz_error)
+    }
+
+    /// Like [`Authorizer::allowed`], but `Forbidden` when not allowed.
+    pub async fn require(
+        &self,
+        subject: &Subject,
+        domain: Domain,
+        resource: Resource,
+        action: Action,
+    ) -> Result<(), DomainError> {
+        if self.allowed(subject, domain, resource, action).await? {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+
+    /// Writes the default role permissions and the per-province operator roles (idempotent).
+    pub async fn ensure_default_policies(&self, province_ids: &[i16]) -> Result<(), DomainError> {
+        let mut rules: Vec<Vec<String>> = TENANT_ROLE_POLICIES
+            .iter()
+            .map(|(role, obj, act)| vec![(*role).into(), "*".into(), (*obj).into(), (*act).into()])
+            .collect();
+        for p in province_ids {
+            for (obj, act) in OPERATOR_POLICIES {
+                rules.push(vec![
+                    Role::ProvinceOperator(*p).key(),
+                    format!("province:{p}"),
+                    (*obj).into(),
+                    (*act).into(),
+                ]);
+            }
+        }
+        let mut enforcer = self.enforcer.write().await;
+        let missing: Vec<Vec<String>> = rules
+            .into_iter()
+            .filter(|r| !enforcer.has_policy(r.clone()))
+            .collect();
+        if !missing.is_empty() {
+            enforcer.add_policies(missing).await.map_err(authz_error)?;
+        }
+        Ok(())
+    }
+
+    /// Grants `role` to `subject`. Tenant roles need a municipality; platform roles are global.
+    pub async fn assign(&self, subject: &Subject, role: Role, tenant: Option<TenantId>) -> Result<(), DomainError> {
+        let domain = match (role, tenant) {
+            (Role::PlatformAdmin | Role::ProvinceOperator(_), None) => Domain::Platform,
+            (Role::PlatformAdmin | Role::ProvinceOperator(_), Some(_)) | (_, None) => {
+                return Err(DomainError::Internal(anyhow::anyhow!(
+                    "role {role:?} assigned in the wrong kind of domain"
+                )));
+            }
+            (_, Some(t)) => Domain::Tenant(t),
+        };
+        let mut enforcer = self.enforcer.write().await;
+        enforcer
+            .add_role_for_user(&subject.key(), &role.key(), Some(&domain.key()))
+            .await
+            .map_err(authz_error)?;
+        Ok(())
+    }
+
+    /// Records that a municipality belongs to a province (what operators' policies follow).
+    pub async fn place_tenant(&self, tenant: TenantId, province_id: i16) -> Result<(), DomainError> {
+        let rule = vec![Domain::Tenant(tenant).key(), format!("province:{province_id}")];
+        let mut enforcer = self.enforcer.write().await;
+        if !enforcer.has_grouping_named_policy("g2", rule.clone()) {
+            enforcer
+                .add_named_grouping_policy("g2", rule)
+                .await
+                .map_err(authz_error)?;
+        }
+        Ok(())
+    }
+}

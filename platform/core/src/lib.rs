@@ -1,0 +1,17 @@
+//! Domain types and rules of Miz, with no IO.
+//!
+//! Owns the values that carry rules (`TenantSlug`, `SchemaName`, `Hostname`, ...), the one
+//! domain error type, and the payloads of background jobs (so that web and GraphQL can enqueue
+//! without depending on the jobs crate). Must not touch the database, the network or the clock
+//! beyond what a caller passes in.
+
+pub mod error;
+pub mod host;
+pub mod jobs;
+pub mod mobile;
+pub mod tenant;
+
+pub use error::{DomainError, FieldError, FieldErrors};
+pub use host::Hostname;
+pub use mobile::MobileNumber;
+pub use tenant::{SchemaName, TenantId, TenantSlug, TenantStatus};

@@ -1,0 +1,105 @@
+//! Iranian mobile numbers in one canonical form.
+
+use crate::error::FieldErrors;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A mobile number stored as `+989xxxxxxxxx`.
+///
+/// Accepts Persian (۰-۹) and Arabic-Indic (٠-٩) digits, spaces and dashes, and the prefixes
+/// `+98`, `0098`, `98` and `0`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MobileNumber(String);
+
+/// Maps Persian and Arabic-Indic digits to ASCII; other characters pass through.
+pub fn ascii_digits(raw: &str) -> String {
+    raw.chars()
+        .map(|c| match c {
+            '۰'..='۹' => char::from(b'0' + (c as u32 - '۰' as u32) as u8),
+            '٠'..='٩' => char::from(b'0' + (c as u32 - '٠' as u32) as u8),
+            _ => c,
+        })
+        .collect()
+}
+
+impl MobileNumber {
+    /// Parses what a person typed.
+    pub fn parse(raw: &str) -> Result<Self, FieldErrors> {
+        let cleaned: String = ascii_digits(raw)
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '\u{200c}'))
+            .collect();
+        let national = cleaned
+            .strip_prefix("+98")
+            .or_else(|| cleaned.strip_prefix("0098"))
+            .or_else(|| cleaned.strip_prefix("98").filter(|r| r.len() == 10))
+            .or_else(|| cleaned.strip_prefix('0'))
+            .unwrap_or(&cleaned);
+        if national.len() == 10
+            && national.starts_with('9')
+            && national.bytes().all(|b| b.is_ascii_digit())
+        {
+            Ok(Self(format!("+98{national}")))
+        } else {
+            Err(FieldErrors::single(
+                "mobile",
+                "mobile_invalid",
+                "شماره همراه معتبر نیست؛ مانند ۰۹۱۲۳۴۵۶۷۸۹ وارد کنید.",
+            ))
+        }
+    }
+
+    /// The canonical form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MobileNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for MobileNumber {
+    type Error = FieldErrors;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<MobileNumber> for String {
+    fn from(value: MobileNumber) -> Self {
+        value.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_the_usual_forms() {
+        for raw in [
+            "09123456789",
+            "+989123456789",
+            "00989123456789",
+            "989123456789",
+            "9123456789",
+            "۰۹۱۲۳۴۵۶۷۸۹",
+            "٠٩١٢٣٤٥٦٧٨٩",
+            "0912 345 6789",
+            "0912-345-6789",
+        ] {
+            assert_eq!(MobileNumber::parse(raw).unwrap().as_str(), "+989123456789", "{raw}");
+        }
+    }
+
+    #[test]
+    fn rejects_the_rest() {
+        for raw in ["", "0212345678", "091234567", "091234567890", "+19123456789", "0912abc6789"] {
+            assert!(MobileNumber::parse(raw).is_err(), "{raw}");
+        }
+    }
+}

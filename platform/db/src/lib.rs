@@ -1,0 +1,35 @@
+//! Database access of Miz: the platform registry, tenant-scoped transactions, the migration
+//! runner, transactional job enqueue and the embedded PostgreSQL used by `desk demo` and tests.
+//!
+//! Owns every SQL statement. Tenant data is reachable only through a [`TenantTx`], which scopes
+//! its transaction to one tenant's schema *and* database role, so a query naming another
+//! tenant's schema fails in PostgreSQL itself. Platform data is reachable through
+//! [`PlatformDb`]. No other crate sees a bare `PgPool`.
+
+pub mod embedded;
+pub mod jobs;
+pub mod migrate;
+mod platform;
+pub mod policy;
+pub mod staff;
+mod tenant_tx;
+pub mod tenants;
+
+pub use platform::{DbConfig, InstallId, PlatformDb};
+pub use tenant_tx::{TenantDb, TenantScope, TenantTx};
+pub use tenants::{NewTenant, Tenant};
+
+use desk_core::DomainError;
+
+/// Wraps an unexpected database error as an internal domain error (logged, never shown).
+pub(crate) fn internal(err: sqlx::Error) -> DomainError {
+    DomainError::Internal(anyhow::Error::new(err))
+}
+
+/// The name of the unique constraint a database error violated, if any.
+pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("23505") => db.constraint(),
+        _ => None,
+    }
+}

@@ -1,0 +1,210 @@
+//! Connecting, migrating the platform schema, and the install id.
+
+use crate::tenant_tx::TenantDb;
+use desk_core::DomainError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static PLATFORM_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/platform");
+
+/// How to reach the database and how big the pool is.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// libpq-style URL (`postgres://user@host:port/db`).
+    pub url: String,
+    /// Upper bound of pooled connections. Each backend caches metadata of every tenant it touched
+    /// (up to ~0.6 GB at 1,500 tenants), so keep this modest.
+    pub max_connections: u32,
+    /// Connections are recycled after this long, which returns that cache to the OS.
+    pub max_lifetime: Duration,
+    /// How long a caller waits for a free connection.
+    pub acquire_timeout: Duration,
+}
+
+impl DbConfig {
+    /// Defaults suited to a 2-core machine.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 8,
+            max_lifetime: Duration::from_secs(600),
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The id of this installation (8 lowercase alphanumerics), prefixed to cluster-wide role names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallId(String);
+
+impl InstallId {
+    fn parse(raw: &str) -> anyhow::Result<Self> {
+        if raw.len() == 8
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        {
+            Ok(Self(raw.to_owned()))
+        } else {
+            anyhow::bail!("platform.install holds an invalid id {raw:?}")
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The group role every tenant role belongs to (it may enqueue jobs, nothing else).
+    pub fn tenant_group_role(&self) -> String {
+        format!("desk_{}_tenants", self.0)
+    }
+
+    /// The owner role of one tenant schema.
+    pub fn tenant_role(&self, schema: &desk_core::SchemaName) -> String {
+        format!("desk_{}_{}", self.0, schema.as_str())
+    }
+}
+
+/// Handle on the platform registry; also hands out [`TenantDb`] handles on the same pool.
+#[derive(Debug, Clone)]
+pub struct PlatformDb {
+    pub(crate) pool: PgPool,
+    pub(crate) install: InstallId,
+}
+
+async fn open_pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
+    let opts = PgConnectOptions::from_str(&cfg.url)
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?
+        .application_name("desk");
+    let pool = PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .max_lifetime(cfg.max_lifetime)
+        .acquire_timeout(cfg.acquire_timeout)
+        // A ping per checkout would add a round trip to every request.
+        .test_before_acquire(false)
+        .connect_with(opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    Ok(pool)
+}
+
+impl PlatformDb {
+    /// Connects to an already migrated database.
+    pub async fn connect(cfg: &DbConfig) -> anyhow::Result<Self> {
+        let pool = open_pool(cfg).await?;
+        Self::from_pool(pool).await
+    }
+
+    /// Connects, runs the platform and job-queue migrations (a fast no-op when current) and
+    /// makes sure the roles of this install exist.
+    pub async fn connect_and_migrate(cfg: &DbConfig) -> anyhow::Result<Self> {
+        let pool = open_pool(cfg).await?;
+        migrate_platform(&pool).await?;
+        let db = Self::from_pool(pool).await?;
+        db.ensure_roles().await?;
+        Ok(db)
+    }
+
+    async fn from_pool(pool: PgPool) -> anyhow::Result<Self> {
+        let raw: Option<String> = sqlx::query_scalar(
+            "select id from platform.install
+             where to_regclass('platform.install') is not null",
+        )
+        .fetch_optional(&pool)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01") => {
+                anyhow::anyhow!("the database is not migrated yet: run `desk migrate` first")
+            }
+            _ => anyhow::Error::new(e).context("reading the install id"),
+        })?;
+        let raw = raw.ok_or_else(|| {
+            anyhow::anyhow!("the database is not migrated yet: run `desk migrate` first")
+        })?;
+        Ok(Self {
+            pool,
+            install: InstallId::parse(&raw)?,
+        })
+    }
+
+    /// The install id of this database.
+    pub fn install(&self) -> &InstallId {
+        &self.install
+    }
+
+    /// A handle for tenant-scoped transactions on the same pool.
+    pub fn tenant_db(&self) -> TenantDb {
+        TenantDb {
+            pool: self.pool.clone(),
+        }
+    }
+
+    /// Checks that the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), DomainError> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(crate::internal)
+    }
+
+    /// The pool, for crates that need a `PgPool` by API contract (apalis storage, casbin adapter).
+    /// Never use it for tenant data.
+    pub fn pool_for_infrastructure(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Pool statistics for `/metrics`: (open connections, idle connections).
+    pub fn pool_stats(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
+    /// Creates the tenant group role and gives it what every tenant needs outside its schema:
+    /// inserting jobs into the apalis queue table (and nothing else there).
+    async fn ensure_roles(&self) -> anyhow::Result<()> {
+        let group = self.install.tenant_group_role();
+        // Identifiers built from the validated install id: safe to splice.
+        let sql = format!(
+            "do $$
+             begin
+                 if not exists (select from pg_roles where rolname = '{group}') then
+                     create role {group} nologin;
+                     execute format('comment on role {group} is %L', 'desk:' || current_database());
+                 end if;
+             end $$;
+             grant usage on schema apalis to {group};
+             grant insert on apalis.jobs to {group};"
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("creating the tenant group role"))?;
+        Ok(())
+    }
+}
+
+/// Platform schema migrations, then apalis's own.
+async fn migrate_platform(pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    sqlx::raw_sql(
+        "create schema if not exists platform;
+         select set_config('search_path', 'platform', false);",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| anyhow::Error::new(e).context("creating schema platform"))?;
+    let result = PLATFORM_MIGRATOR.run(&mut *conn).await;
+    // A session-level setting must not reach the next borrower of this connection.
+    sqlx::raw_sql("reset search_path")
+        .execute(&mut *conn)
+        .await?;
+    result.map_err(|e| anyhow::Error::new(e).context("running platform migrations"))?;
+    drop(conn);
+    apalis_postgres::PostgresStorage::<()>::setup(pool)
+        .await
+        .map_err(|e| anyhow::anyhow!("running job-queue migrations: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The outermost router: health and metrics on any host, then routing by `Host`.
+
+use crate::WebState;
+use crate::pages::error_page;
+use crate::resolve::Site;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use desk_core::{Hostname, TenantStatus};
+use std::time::Instant;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+#[derive(Clone)]
+struct Dispatch {
+    web: WebState,
+    tenant_app: Router,
+    platform_app: Router,
+}
+
+/// Builds the whole application: `tenant_app` serves municipalities' hosts (it finds the
+/// `Arc<Tenant>` in the request extensions), `platform_app` the platform portal's host.
+pub fn app(web: WebState, tenant_app: Router, platform_app: Router) -> Router {
+    let dispatch = Dispatch {
+        web: web.clone(),
+        tenant_app,
+        platform_app,
+    };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(web)
+        .fallback_service(
+            Router::new()
+                .fallback(dispatch_by_host)
+                .with_state(dispatch),
+        )
+}
+
+async fn readyz(State(web): State<WebState>) -> Response {
+    match web.platform.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(web): State<WebState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        web.metrics.render(web.platform.pool_stats(), web.sites.cached_hosts()),
+    )
+        .into_response()
+}
+
+fn request_host(req: &Request) -> Option<Hostname> {
+    let raw = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+    Hostname::from_header(raw)
+}
+
+/// Paths served to machines: they get JSON errors with stable codes instead of pages.
+fn is_api_path(path: &str) -> bool {
+    path.starts_with("/graphql") || path.starts_with("/open311") || path.starts_with("/api")
+}
+
+fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": code } }]
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn dispatch_by_host(State(d): State<Dispatch>, mut req: Request) -> Response {
+    let started = Instant::now();
+    let request_id = uuid::Uuid::new_v4();
+    let api = is_api_path(req.uri().path());
+    let site = match request_host(&req) {
+        Some(host) => d.web.sites.resolve(&host).await,
+        None => Ok(Site::Unknown),
+    };
+    let span = tracing::info_span!(
+        "request",
+        request.id = %request_id,
+        tenant.slug = tracing::field::Empty,
+        http.method = %req.method(),
+        http.path = %req.uri().path(),
+    );
+    let response = async {
+        match site {
+            Ok(Site::Platform) => d.platform_app.oneshot(req).await.into_response(),
+            Ok(Site::Tenant(tenant)) => {
+                tracing::Span::current().record("tenant.slug", tenant.slug.as_str());
+                match tenant.status {
+                    TenantStatus::Active => {
+                        req.extensions_mut().insert(tenant);
+                        d.tenant_app.oneshot(req).await.into_response()
+                    }
+                    TenantStatus::Suspended if api => api_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "TENANT_SUSPENDED",
+                        "this municipality's service desk is suspended",
+                    ),
+                    TenantStatus::Suspended => error_page(
+                        &d.web,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(&tenant),
+                        "خدمات موقتاً در دسترس نیست",
+                        "میز خدمت الکترونیکی این شهرداری موقتاً غیرفعال است. اطلاعات شما محفوظ است؛ لطفاً بعداً مراجعه کنید یا با شهرداری تماس بگیرید.",
+                    ),
+                    TenantStatus::Archived => not_found(&d.web, api),
+                }
+            }
+            Ok(Site::Unknown) => not_found(&d.web, api),
+            Err(e) => {
+                tracing::error!(error = %e, "resolving the host failed");
+                if api {
+                    api_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
+                } else {
+                    error_page(
+                        &d.web,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        None,
+                        "خطای سامانه",
+                        "خطایی رخ داد. لطفاً دوباره تلاش کنید.",
+                    )
+                }
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    d.web.metrics.observe(response.status().as_u16(), micros);
+    span.in_scope(|| {
+        tracing::info!(
+            http.status = response.status().as_u16(),
+            duration_ms = micros as f64 / 1000.0,
+            "request"
+        );
+    });
+    response
+}
+
+fn not_found(web: &WebState, api: bool) -> Response {
+    if api {
+        api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no municipality serves this host")
+    } else {
+        error_page(
+            web,
+            StatusCode::NOT_FOUND,
+            None,
+            "پیدا نشد",
+            "هیچ شهرداری‌ای در این نشانی میز خدمت ندارد. نشانی را بررسی کنید.",
+        )
+    }
+}

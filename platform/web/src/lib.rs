@@ -1,0 +1,39 @@
+//! The HTTP face of Miz: tenant resolution by host, the themed pages, health and metrics.
+//!
+//! Owns [`app`], the outermost router: `/healthz`, `/readyz` and `/metrics` answer on any host;
+//! every other request is routed by its `Host` header to the platform portal, to a
+//! municipality's site (with the resolved [`desk_db::Tenant`] in the request extensions), or to a
+//! themed "not found" page. Suspended municipalities get a notice page, and their API refuses.
+//! Must not depend on the GraphQL, jobs or tenant-admin crates: the binary hands their routers in.
+
+mod dispatch;
+mod metrics;
+mod pages;
+mod resolve;
+mod themes;
+
+pub use dispatch::app;
+pub use metrics::Metrics;
+pub use resolve::{Site, SiteResolver};
+pub use themes::Themes;
+
+use desk_db::PlatformDb;
+use std::sync::Arc;
+
+/// Shared state of the web layer. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct WebState {
+    /// Registry and tenant transactions.
+    pub platform: PlatformDb,
+    /// Template rendering.
+    pub themes: Arc<Themes>,
+    /// Host → site, cached.
+    pub sites: Arc<SiteResolver>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Routes of a municipality's own site (citizen portal). Expects the tenant in the extensions.
+pub fn tenant_router(state: WebState) -> axum::Router {
+    pages::tenant_routes().with_state(state)
+}
