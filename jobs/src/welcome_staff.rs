@@ -6,6 +6,7 @@ use apalis::prelude::*;
 use desk_core::TenantStatus;
 use desk_core::jobs::WelcomeStaff;
 use desk_db::staff;
+use tracing::Instrument;
 
 /// Handles one `welcome_staff` job.
 pub async fn handle(
@@ -13,8 +14,16 @@ pub async fn handle(
     ctx: Data<JobContext>,
     task_id: TaskId,
 ) -> Result<(), BoxDynError> {
-    let span = tracing::info_span!("job", job.queue = "welcome_staff", job.id = %task_id, tenant.id = %job.tenant_id);
-    let _guard = span.enter();
+    let span = tracing::info_span!(
+        "job",
+        job.queue = "welcome_staff",
+        job.id = %task_id,
+        tenant.id = %job.tenant_id
+    );
+    welcome(job, &ctx, &task_id).instrument(span).await
+}
+
+async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         tracing::warn!("tenant no longer exists; dropping job");
         return Ok(());

@@ -92,6 +92,9 @@ impl EmbeddedPostgres {
 
     /// Stops the cluster in `dir` if it runs (used by `desk db stop`).
     pub fn stop_at(dir: &Path) -> anyhow::Result<()> {
+        let Ok(dir) = dir.canonicalize() else {
+            return Ok(());
+        };
         let bindir = find_bindir()?;
         let run_as = if running_as_root()? {
             Some(unprivileged_user()?)

@@ -11,11 +11,12 @@ pub mod jobs;
 pub mod migrate;
 mod platform;
 pub mod policy;
+pub mod scratch;
 pub mod staff;
 mod tenant_tx;
 pub mod tenants;
 
-pub use platform::{DbConfig, InstallId, PlatformDb};
+pub use platform::{AuditEntry, DbConfig, InstallId, PlatformDb};
 pub use tenant_tx::{TenantDb, TenantScope, TenantTx};
 pub use tenants::{NewTenant, Tenant};
 

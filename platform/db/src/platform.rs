@@ -12,8 +12,8 @@ static PLATFORM_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrat
 /// How to reach the database and how big the pool is.
 #[derive(Debug, Clone)]
 pub struct DbConfig {
-    /// libpq-style URL (`postgres://user@host:port/db`).
-    pub url: String,
+    /// Where and as whom to connect.
+    pub connect: PgConnectOptions,
     /// Upper bound of pooled connections. Each backend caches metadata of every tenant it touched
     /// (up to ~0.6 GB at 1,500 tenants), so keep this modest.
     pub max_connections: u32,
@@ -24,13 +24,25 @@ pub struct DbConfig {
 }
 
 impl DbConfig {
-    /// Defaults suited to a 2-core machine.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
+    /// Parses a libpq-style URL (`postgres://user@host:port/db`), with pool defaults suited to
+    /// a 2-core machine.
+    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| anyhow::anyhow!("the database URL is not a valid PostgreSQL URL: {e}"))?
+            .application_name("desk");
+        Ok(Self {
+            connect,
             max_connections: 8,
             max_lifetime: Duration::from_secs(600),
             acquire_timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The same server and credentials, another database.
+    pub fn with_database(&self, name: &str) -> Self {
+        Self {
+            connect: self.connect.clone().database(name),
+            ..self.clone()
         }
     }
 }
@@ -76,16 +88,13 @@ pub struct PlatformDb {
 }
 
 async fn open_pool(cfg: &DbConfig) -> anyhow::Result<PgPool> {
-    let opts = PgConnectOptions::from_str(&cfg.url)
-        .map_err(|e| anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?
-        .application_name("desk");
     let pool = PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .max_lifetime(cfg.max_lifetime)
         .acquire_timeout(cfg.acquire_timeout)
         // A ping per checkout would add a round trip to every request.
         .test_before_acquire(false)
-        .connect_with(opts)
+        .connect_with(cfg.connect.clone())
         .await
         .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
     Ok(pool)
@@ -189,22 +198,106 @@ impl PlatformDb {
 /// Platform schema migrations, then apalis's own.
 async fn migrate_platform(pool: &PgPool) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
-    sqlx::raw_sql(
-        "create schema if not exists platform;
-         select set_config('search_path', 'platform', false);",
-    )
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| anyhow::Error::new(e).context("creating schema platform"))?;
-    let result = PLATFORM_MIGRATOR.run(&mut *conn).await;
-    // A session-level setting must not reach the next borrower of this connection.
-    sqlx::raw_sql("reset search_path")
-        .execute(&mut *conn)
-        .await?;
-    result.map_err(|e| anyhow::Error::new(e).context("running platform migrations"))?;
-    drop(conn);
-    apalis_postgres::PostgresStorage::<()>::setup(pool)
-        .await
-        .map_err(|e| anyhow::anyhow!("running job-queue migrations: {e}"))?;
+    // apalis's older migrations create functions unqualified; with `apalis` first on the path
+    // they land there instead of `public`, where a NOINHERIT login may not create anything.
+    let steps = [
+        ("create schema if not exists platform; set search_path = platform", &PLATFORM_MIGRATOR, "platform"),
+        (
+            "create schema if not exists apalis; set search_path = apalis, public",
+            &*APALIS_MIGRATOR,
+            "job-queue",
+        ),
+    ];
+    for (prepare, migrator, what) in steps {
+        sqlx::raw_sql(prepare)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context(format!("preparing {what} migrations")))?;
+        let result = migrator.run(&mut *conn).await;
+        // A session-level setting must not reach the next borrower of this connection.
+        sqlx::raw_sql("reset search_path").execute(&mut *conn).await?;
+        result.map_err(|e| anyhow::Error::new(e).context(format!("running {what} migrations")))?;
+    }
     Ok(())
+}
+
+static APALIS_MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(apalis_postgres::PostgresStorage::<()>::migrations);
+
+/// One line of the platform audit log.
+#[derive(Debug, Clone)]
+pub struct AuditEntry<'a> {
+    /// Who (`user:1`, `cli`, `demo`).
+    pub actor: &'a str,
+    /// What (`tenant.create`, `tenant.suspend`).
+    pub action: &'a str,
+    /// Which municipality, if any.
+    pub tenant: Option<desk_core::TenantId>,
+    /// Details (never secrets or citizens' personal data).
+    pub detail: serde_json::Value,
+}
+
+impl PlatformDb {
+    /// Appends to the platform audit log.
+    pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), DomainError> {
+        sqlx::query(
+            "insert into platform.audit_log (actor, action, tenant_id, detail) values ($1, $2, $3, $4)",
+        )
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.tenant.map(|t| t.0))
+        .bind(entry.detail)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(crate::internal)
+    }
+
+    /// Ids of all provinces.
+    pub async fn province_ids(&self) -> Result<Vec<i16>, DomainError> {
+        sqlx::query_scalar("select id from platform.provinces order by id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(crate::internal)
+    }
+
+    /// The province with this code (`isfahan`), as (id, Persian name).
+    pub async fn province_by_code(&self, code: &str) -> Result<Option<(i16, String)>, DomainError> {
+        sqlx::query_as("select id, name_fa from platform.provinces where code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(crate::internal)
+    }
+}
+
+impl PlatformDb {
+    /// Creates a platform user if no user has this username; returns the user's id either way.
+    pub async fn ensure_platform_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        kind: &str,
+        province_id: Option<i16>,
+    ) -> Result<i64, DomainError> {
+        sqlx::query_scalar(
+            "with new as (
+                 insert into platform.users (username, display_name, kind, province_id)
+                 values ($1, $2, $3, $4)
+                 on conflict on constraint users_username_key do nothing
+                 returning id
+             )
+             select id from new
+             union all
+             select id from platform.users where username = $1
+             limit 1",
+        )
+        .bind(username)
+        .bind(display_name)
+        .bind(kind)
+        .bind(province_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(crate::internal)
+    }
 }

@@ -1,0 +1,102 @@
+//! Composing the application state and router; `serve` and `worker`.
+
+use crate::config::Config;
+use anyhow::Context;
+use desk_core::Hostname;
+use desk_db::{DbConfig, PlatformDb};
+use desk_web::{Metrics, SiteResolver, Themes, WebState};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The database settings of `config`, or a clear error when no URL is configured.
+pub fn db_config(config: &Config) -> anyhow::Result<DbConfig> {
+    let url = config.database.url.as_deref().context(
+        "no database configured: set DATABASE_URL (or DESK_DATABASE__URL), \
+         or run `desk demo`, which starts its own PostgreSQL",
+    )?;
+    with_pool_settings(DbConfig::from_url(url)?, config)
+}
+
+/// Applies the pool settings of `config`.
+pub fn with_pool_settings(mut db: DbConfig, config: &Config) -> anyhow::Result<DbConfig> {
+    db.max_connections = config.database.max_connections;
+    db.max_lifetime = Duration::from_secs(config.database.max_lifetime_secs);
+    Ok(db)
+}
+
+/// Builds the whole HTTP application over a connected platform database.
+pub fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum::Router> {
+    let themes = Themes::new(&config.web.themes_dir, config.web.auto_reload)?;
+    let platform_host = Hostname::parse(&config.platform_host())
+        .map_err(|e| anyhow::anyhow!("platform host: {e}"))?;
+    let web = WebState {
+        platform: platform.clone(),
+        themes: Arc::new(themes),
+        sites: Arc::new(SiteResolver::new(
+            platform.clone(),
+            platform_host,
+            Duration::from_millis(config.http.site_cache_ttl_ms),
+        )),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let tenant_app = desk_web::tenant_router(web.clone())
+        .merge(desk_graphql::tenant_router(desk_graphql::tenant_schema()));
+    let platform_app = desk_tenant_admin::platform_router(desk_tenant_admin::PlatformPortal {
+        db: platform.clone(),
+    });
+    Ok(desk_web::app(web, tenant_app, platform_app))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("HTTP server failed")
+}
+
+/// `desk serve`.
+pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
+    let platform = PlatformDb::connect(&db_config(config)?).await?;
+    let router = build(config, platform)?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    tracing::info!(listen = %config.http.listen, "serving");
+    serve_on(listener, router, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `desk worker`.
+pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
+    let platform = PlatformDb::connect(&db_config(config)?).await?;
+    desk_jobs::run_workers(platform, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,328 @@
+//! Typed configuration: defaults < file (`--config` or `DESK_CONFIG`) < `DESK_*` environment,
+//! with `DESK_..._FILE` reading a secret from a file. `DATABASE_URL` is honoured too.
+//! Bad configuration fails at start with a message that names the problem.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration tree.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Database connection and pool.
+    pub database: DatabaseConfig,
+    /// HTTP listener and host names.
+    pub http: HttpConfig,
+    /// Themes and templates.
+    pub web: WebConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// `desk migrate`.
+    pub migrate: MigrateConfig,
+}
+
+/// `[database]`
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL; a secret (may carry a password), so never printed.
+    pub url: Option<String>,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Recycle connections after this many seconds.
+    pub max_lifetime_secs: u64,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("max_connections", &self.max_connections)
+            .field("max_lifetime_secs", &self.max_lifetime_secs)
+            .finish()
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 8,
+            max_lifetime_secs: 600,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Municipalities live at `<slug>.<base_domain>`.
+    pub base_domain: String,
+    /// The platform portal lives at `<platform_subdomain>.<base_domain>`.
+    pub platform_subdomain: String,
+    /// How long a host → municipality answer is cached, in milliseconds.
+    pub site_cache_ttl_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            base_domain: "localhost".to_owned(),
+            platform_subdomain: "admin".to_owned(),
+            site_cache_ttl_ms: 5_000,
+        }
+    }
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Directory holding `base/templates`.
+    pub themes_dir: PathBuf,
+    /// Re-read templates when they change (development).
+    pub auto_reload: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            themes_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../themes")),
+            auto_reload: cfg!(debug_assertions),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Compact,
+    /// JSON lines (production).
+    Json,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Output format.
+    pub format: LogFormat,
+    /// `tracing` filter (`RUST_LOG` overrides it).
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Compact,
+            filter: "info,sqlx=warn,apalis=warn".to_owned(),
+        }
+    }
+}
+
+/// `[migrate]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MigrateConfig {
+    /// Tenants migrated at once.
+    pub concurrency: usize,
+    /// Per-tenant lock timeout in milliseconds.
+    pub lock_timeout_ms: u64,
+}
+
+impl Default for MigrateConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            lock_timeout_ms: 1_000,
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration from an optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Loads from an optional file and the given environment (testable).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "DESK_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
+        let mut tree = match &file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<toml::Table>(&text)
+                    .with_context(|| format!("config file {} is not valid TOML", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut database_url = None;
+        for (key, value) in &env {
+            if key == "DATABASE_URL" {
+                database_url = Some(value.clone());
+                continue;
+            }
+            let Some(rest) = key.strip_prefix("DESK_") else {
+                continue;
+            };
+            if rest == "CONFIG" {
+                continue;
+            }
+            let (rest, value) = match rest.strip_suffix("_FILE") {
+                Some(rest) => {
+                    let secret = std::fs::read_to_string(value)
+                        .with_context(|| format!("{key}: cannot read {value}"))?;
+                    (rest, toml::Value::String(secret.trim_end_matches(['\n', '\r']).to_owned()))
+                }
+                None => (rest, env_value(value)),
+            };
+            let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+            insert(&mut tree, &path, value).with_context(|| format!("{key} cannot be applied"))?;
+        }
+        let mut config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if config.database.url.is_none() {
+            config.database.url = database_url;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        desk_core::Hostname::parse(&self.platform_host()).map_err(|_| {
+            anyhow::anyhow!(
+                "invalid configuration: http.base_domain {:?} / http.platform_subdomain {:?} do not form a host name",
+                self.http.base_domain,
+                self.http.platform_subdomain
+            )
+        })?;
+        if self.database.max_connections == 0 {
+            anyhow::bail!("invalid configuration: database.max_connections must be at least 1");
+        }
+        if self.migrate.concurrency == 0 {
+            anyhow::bail!("invalid configuration: migrate.concurrency must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The platform portal's host.
+    pub fn platform_host(&self) -> String {
+        format!("{}.{}", self.http.platform_subdomain, self.http.base_domain)
+    }
+}
+
+/// Environment values are typed like TOML when they parse as a TOML value (`8`, `true`),
+/// and are strings otherwise (`127.0.0.1:8080`, `info`).
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .filter(|v| !matches!(v, toml::Value::Table(_) | toml::Value::Array(_)))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+fn insert(tree: &mut toml::Table, path: &[String], value: toml::Value) -> anyhow::Result<()> {
+    match path {
+        [] => anyhow::bail!("empty key"),
+        [leaf] => {
+            tree.insert(leaf.clone(), value);
+            Ok(())
+        }
+        [head, rest @ ..] => {
+            let child = tree
+                .entry(head.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match child {
+                toml::Value::Table(t) => insert(t, rest, value),
+                _ => anyhow::bail!("{head} is not a section"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env() {
+        let dir = std::env::temp_dir().join(format!("desk-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("desk.toml");
+        std::fs::write(
+            &file,
+            "[http]\nlisten = \"0.0.0.0:9000\"\nbase_domain = \"miz.example\"\n[database]\nmax_connections = 4\n",
+        )
+        .unwrap();
+        let secret = dir.join("db-url");
+        std::fs::write(&secret, "postgres://desk:s3cret@db/desk\n").unwrap();
+
+        let cfg = Config::load_from(Some(&file), env(&[])).unwrap();
+        assert_eq!(cfg.http.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(cfg.database.max_connections, 4);
+        assert_eq!(cfg.migrate.concurrency, 4, "untouched default");
+
+        let cfg = Config::load_from(
+            Some(&file),
+            env(&[
+                ("DESK_DATABASE__MAX_CONNECTIONS", "12"),
+                ("DESK_HTTP__BASE_DOMAIN", "miz.ir"),
+                ("DESK_DATABASE__URL_FILE", secret.to_str().unwrap()),
+                ("DATABASE_URL", "postgres://ignored"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.database.max_connections, 12);
+        assert_eq!(cfg.platform_host(), "admin.miz.ir");
+        assert_eq!(cfg.database.url.as_deref(), Some("postgres://desk:s3cret@db/desk"));
+        assert!(!format!("{cfg:?}").contains("s3cret"), "secrets never reach Debug output");
+
+        let cfg = Config::load_from(None, env(&[("DATABASE_URL", "postgres://x@y/z")])).unwrap();
+        assert_eq!(cfg.database.url.as_deref(), Some("postgres://x@y/z"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_config_names_the_problem() {
+        let cases = [
+            (vec![("DESK_HTTP__LISTEN", "not-an-address")], "listen"),
+            (vec![("DESK_HTTP__LISTNE", "127.0.0.1:1")], "listne"),
+            (vec![("DESK_DATABASE__MAX_CONNECTIONS", "many")], "max_connections"),
+            (vec![("DESK_DATABASE__MAX_CONNECTIONS", "0")], "max_connections"),
+            (vec![("DESK_HTTP__BASE_DOMAIN", "bad domain")], "base_domain"),
+            (vec![("DESK_LOG__FORMAT", "xml")], "xml"),
+            (vec![("DESK_DATABASE__URL_FILE", "/nonexistent/secret")], "DESK_DATABASE__URL_FILE"),
+        ];
+        for (pairs, needle) in cases {
+            let err = Config::load_from(None, env(&pairs)).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(needle), "{pairs:?}: {text}");
+        }
+        let err = Config::load_from(Some(Path::new("/nonexistent/desk.toml")), env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("/nonexistent/desk.toml"));
+    }
+}

@@ -1,0 +1,141 @@
+//! `desk demo`: the whole system with demo data, on a private PostgreSQL unless DATABASE_URL
+//! is set. Idempotent: a second run reuses the data. Ctrl-C stops web, workers and database.
+
+use crate::app::{self, db_config, with_pool_settings};
+use crate::commands::{self, CreateArgs};
+use crate::config::Config;
+use anyhow::Context;
+use clap::Args;
+use desk_authz::{Authorizer, Role, Subject};
+use desk_core::TenantSlug;
+use desk_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use desk_db::{DbConfig, PlatformDb};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Options of `desk demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the private PostgreSQL keeps its data (ignored when DATABASE_URL is set).
+    #[arg(long, default_value = ".desk")]
+    data_dir: PathBuf,
+}
+
+/// The demo municipalities of province Isfahan: slug, Persian and English name.
+const DEMO_TENANTS: &[(&str, &str, &str)] = &[
+    ("isfahan", "شهرداری اصفهان", "Isfahan Municipality"),
+    ("najafabad", "شهرداری نجف‌آباد", "Najafabad Municipality"),
+    ("kashan", "شهرداری کاشان", "Kashan Municipality"),
+];
+
+/// Runs the demo.
+pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let embedded = if config.database.url.is_none() {
+        let opts = EmbeddedOptions {
+            dir: args.data_dir.clone(),
+            fsync: true,
+        };
+        println!("starting the embedded PostgreSQL in {} ...", args.data_dir.display());
+        Some(
+            tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts))
+                .await
+                .context("starting the embedded PostgreSQL")??,
+        )
+    } else {
+        None
+    };
+    let db = match &embedded {
+        Some(pg) => with_pool_settings(DbConfig::from_url(&pg.database_url())?, &config)?,
+        None => db_config(&config)?,
+    };
+    let result = run_on(&config, &args, &db).await;
+    if let Some(pg) = embedded.filter(EmbeddedPostgres::started_here) {
+        println!("stopping the embedded PostgreSQL ...");
+        tokio::task::spawn_blocking(move || pg.stop()).await??;
+    }
+    result
+}
+
+async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Result<ExitCode> {
+    let (platform, report) = commands::prepare_database(config, db, false, None).await?;
+    if commands::print_report(&report) {
+        anyhow::bail!("some municipalities could not be migrated");
+    }
+    seed(config, &platform).await?;
+    let router = app::build(config, platform.clone())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (use --listen)", args.listen))?;
+    let port = listener.local_addr()?.port();
+    print_welcome(config, port);
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let server = app::serve_on(listener, router, stopped(stop_rx.clone()));
+    let workers = desk_jobs::run_workers(platform, stopped(stop_rx));
+    let (served, worked) = tokio::join!(server, workers);
+    served?;
+    worked?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates what is missing of the demo data.
+async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
+    let authz = Authorizer::load(platform).await?;
+    let admin = platform
+        .ensure_platform_user("admin", "مدیر سامانه", "platform_admin", None)
+        .await?;
+    authz.assign(&Subject::PlatformUser(admin), Role::PlatformAdmin, None).await?;
+    let (isfahan, _) = platform
+        .province_by_code("isfahan")
+        .await?
+        .context("province isfahan is missing")?;
+    let operator = platform
+        .ensure_platform_user("isfahan-operator", "کارشناس استان اصفهان", "province_operator", Some(isfahan))
+        .await?;
+    authz
+        .assign(&Subject::PlatformUser(operator), Role::ProvinceOperator(isfahan), None)
+        .await?;
+
+    for (i, (slug, name_fa, name_en)) in DEMO_TENANTS.iter().enumerate() {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if platform.tenant_by_slug(&parsed).await?.is_some() {
+            continue;
+        }
+        let args = CreateArgs::demo(slug, name_fa, name_en, "isfahan", &format!("0913000000{}", i + 1));
+        let req = commands::onboarding_from(platform, &config.http.base_domain, &args).await?;
+        desk_tenant_admin::onboard(platform, &authz, "demo", &req).await?;
+        println!("created demo municipality {slug}");
+    }
+    Ok(())
+}
+
+fn print_welcome(config: &Config, port: u16) {
+    let base = &config.http.base_domain;
+    println!();
+    println!("Miz (میز خدمت) demo is running. Press Ctrl-C to stop.");
+    println!();
+    println!("  platform portal   http://{}:{port}/", config.platform_host());
+    for (slug, name_fa, _) in DEMO_TENANTS {
+        println!("  {name_fa:<18} http://{slug}.{base}:{port}/   (GraphQL: /graphql)");
+    }
+    println!();
+    println!("  demo accounts (password sign-in arrives with the portals of issue #3):");
+    println!("    platform admin          admin");
+    println!("    Isfahan operator        isfahan-operator");
+    for (i, (slug, _, _)) in DEMO_TENANTS.iter().enumerate() {
+        println!("    {slug:<22}  admin-{slug} (mobile 0913000000{})", i + 1);
+    }
+    println!();
+    println!("  health: http://127.0.0.1:{port}/healthz  readiness: /readyz  metrics: /metrics");
+}
