@@ -34,7 +34,10 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
     }
     let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
     let Some(member) = staff::staff_by_id(&mut tx, job.staff_id).await? else {
-        tracing::warn!(staff.id = job.staff_id, "staff member no longer exists; dropping job");
+        tracing::warn!(
+            staff.id = job.staff_id,
+            "staff member no longer exists; dropping job"
+        );
         return Ok(());
     };
     let body = format!(

@@ -53,7 +53,14 @@ pub async fn onboard(
         .await?;
     let admin = match &req.first_admin {
         Some(a) => {
-            let member = staff::insert_staff(&mut tx, &a.username, &a.display_name, Some(a.mobile.as_str()), true).await?;
+            let member = staff::insert_staff(
+                &mut tx,
+                &a.username,
+                &a.display_name,
+                Some(a.mobile.as_str()),
+                true,
+            )
+            .await?;
             jobs::enqueue(
                 &mut tx,
                 &WelcomeStaff {
@@ -99,7 +106,9 @@ pub struct PlatformPortal {
 
 /// Routes of the platform host (`admin.<base-domain>`).
 pub fn platform_router(portal: PlatformPortal) -> Router {
-    Router::new().route("/", get(list_municipalities)).with_state(portal)
+    Router::new()
+        .route("/", get(list_municipalities))
+        .with_state(portal)
 }
 
 #[derive(Serialize)]
@@ -138,7 +147,10 @@ async fn list_municipalities(State(portal): State<PlatformPortal>) -> Response {
         .collect();
     let mut env = minijinja::Environment::new();
     let rendered = env
-        .add_template("platform_home.html.j2", include_str!("../templates/platform_home.html.j2"))
+        .add_template(
+            "platform_home.html.j2",
+            include_str!("../templates/platform_home.html.j2"),
+        )
         .and_then(|()| env.get_template("platform_home.html.j2"))
         .and_then(|t| t.render(minijinja::context! { tenants => minijinja::value::Serde(&rows) }));
     match rendered {

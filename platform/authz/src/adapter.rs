@@ -12,7 +12,10 @@ pub(crate) struct PlatformAdapter {
 
 impl PlatformAdapter {
     pub(crate) fn new(db: PlatformDb) -> Self {
-        Self { db, filtered: false }
+        Self {
+            db,
+            filtered: false,
+        }
     }
 }
 
@@ -50,7 +53,11 @@ impl Adapter for PlatformAdapter {
         Ok(())
     }
 
-    async fn load_filtered_policy<'a>(&mut self, m: &mut dyn Model, f: Filter<'a>) -> casbin::Result<()> {
+    async fn load_filtered_policy<'a>(
+        &mut self,
+        m: &mut dyn Model,
+        f: Filter<'a>,
+    ) -> casbin::Result<()> {
         for rule in self.db.policy_rules().await.map_err(adapter_error)? {
             let sec = section(&rule.ptype);
             let wanted = if sec == "p" { &f.p } else { &f.g };
@@ -62,7 +69,11 @@ impl Adapter for PlatformAdapter {
                 self.filtered = true;
                 continue;
             }
-            if let Some(ast) = m.get_mut_model().get_mut(sec).and_then(|s| s.get_mut(&rule.ptype)) {
+            if let Some(ast) = m
+                .get_mut_model()
+                .get_mut(sec)
+                .and_then(|s| s.get_mut(&rule.ptype))
+            {
                 ast.get_mut_policy().insert(rule.values);
             }
         }
@@ -78,32 +89,70 @@ impl Adapter for PlatformAdapter {
                 }
             }
         }
-        self.db.replace_policy_rules(&all).await.map_err(adapter_error)
+        self.db
+            .replace_policy_rules(&all)
+            .await
+            .map_err(adapter_error)
     }
 
     async fn clear_policy(&mut self) -> casbin::Result<()> {
         self.filtered = false;
-        self.db.replace_policy_rules(&[]).await.map_err(adapter_error)
+        self.db
+            .replace_policy_rules(&[])
+            .await
+            .map_err(adapter_error)
     }
 
     fn is_filtered(&self) -> bool {
         self.filtered
     }
 
-    async fn add_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
-        self.db.insert_policy_rules(&rules(ptype, vec![rule])).await.map_err(adapter_error)
+    async fn add_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        self.db
+            .insert_policy_rules(&rules(ptype, vec![rule]))
+            .await
+            .map_err(adapter_error)
     }
 
-    async fn add_policies(&mut self, _sec: &str, ptype: &str, r: Vec<Vec<String>>) -> casbin::Result<bool> {
-        self.db.insert_policy_rules(&rules(ptype, r)).await.map_err(adapter_error)
+    async fn add_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        r: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        self.db
+            .insert_policy_rules(&rules(ptype, r))
+            .await
+            .map_err(adapter_error)
     }
 
-    async fn remove_policy(&mut self, _sec: &str, ptype: &str, rule: Vec<String>) -> casbin::Result<bool> {
-        self.db.delete_policy_rules(&rules(ptype, vec![rule])).await.map_err(adapter_error)
+    async fn remove_policy(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        rule: Vec<String>,
+    ) -> casbin::Result<bool> {
+        self.db
+            .delete_policy_rules(&rules(ptype, vec![rule]))
+            .await
+            .map_err(adapter_error)
     }
 
-    async fn remove_policies(&mut self, _sec: &str, ptype: &str, r: Vec<Vec<String>>) -> casbin::Result<bool> {
-        self.db.delete_policy_rules(&rules(ptype, r)).await.map_err(adapter_error)
+    async fn remove_policies(
+        &mut self,
+        _sec: &str,
+        ptype: &str,
+        r: Vec<Vec<String>>,
+    ) -> casbin::Result<bool> {
+        self.db
+            .delete_policy_rules(&rules(ptype, r))
+            .await
+            .map_err(adapter_error)
     }
 
     async fn remove_filtered_policy(

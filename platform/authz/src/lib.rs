@@ -161,7 +161,8 @@ const TENANT_ROLE_POLICIES: &[(&str, &str, &str)] = &[
 
 /// Operators manage the municipalities of their province and read their aggregated reports;
 /// nothing grants them requests (citizens' personal data).
-const OPERATOR_POLICIES: &[(&str, &str)] = &[("tenant", "read"), ("tenant", "manage"), ("report", "read")];
+const OPERATOR_POLICIES: &[(&str, &str)] =
+    &[("tenant", "read"), ("tenant", "manage"), ("report", "read")];
 
 fn authz_error(e: casbin::Error) -> DomainError {
     DomainError::Internal(anyhow::anyhow!("authorization: {e}"))
@@ -200,7 +201,12 @@ impl Authorizer {
     ) -> Result<bool, DomainError> {
         let enforcer = self.enforcer.read().await;
         enforcer
-            .enforce((subject.key(), domain.key(), resource.as_str(), action.as_str()))
+            .enforce((
+                subject.key(),
+                domain.key(),
+                resource.as_str(),
+                action.as_str(),
+            ))
             .map_err(authz_error)
     }
 
@@ -247,7 +253,12 @@ impl Authorizer {
     }
 
     /// Grants `role` to `subject`. Tenant roles need a municipality; platform roles are global.
-    pub async fn assign(&self, subject: &Subject, role: Role, tenant: Option<TenantId>) -> Result<(), DomainError> {
+    pub async fn assign(
+        &self,
+        subject: &Subject,
+        role: Role,
+        tenant: Option<TenantId>,
+    ) -> Result<(), DomainError> {
         let domain = match (role, tenant) {
             (Role::PlatformAdmin | Role::ProvinceOperator(_), None) => Domain::Platform,
             (Role::PlatformAdmin | Role::ProvinceOperator(_), Some(_)) | (_, None) => {
@@ -266,8 +277,15 @@ impl Authorizer {
     }
 
     /// Records that a municipality belongs to a province (what operators' policies follow).
-    pub async fn place_tenant(&self, tenant: TenantId, province_id: i16) -> Result<(), DomainError> {
-        let rule = vec![Domain::Tenant(tenant).key(), format!("province:{province_id}")];
+    pub async fn place_tenant(
+        &self,
+        tenant: TenantId,
+        province_id: i16,
+    ) -> Result<(), DomainError> {
+        let rule = vec![
+            Domain::Tenant(tenant).key(),
+            format!("province:{province_id}"),
+        ];
         let mut enforcer = self.enforcer.write().await;
         if !enforcer.has_grouping_named_policy("g2", rule.clone()) {
             enforcer

@@ -73,14 +73,20 @@ mod tests {
     #[test]
     fn header_forms_normalize() {
         assert_eq!(
-            Hostname::from_header("Isfahan.LocalHost:8080").unwrap().as_str(),
+            Hostname::from_header("Isfahan.LocalHost:8080")
+                .unwrap()
+                .as_str(),
             "isfahan.localhost"
         );
         assert_eq!(
-            Hostname::from_header("khedmat.isfahan.ir.").unwrap().as_str(),
+            Hostname::from_header("khedmat.isfahan.ir.")
+                .unwrap()
+                .as_str(),
             "khedmat.isfahan.ir"
         );
-        for bad in ["", ":80", "a..b", "-a.b", "a_b.ir", "a b", "[::1]:80", "x/../y"] {
+        for bad in [
+            "", ":80", "a..b", "-a.b", "a_b.ir", "a b", "[::1]:80", "x/../y",
+        ] {
             assert!(Hostname::from_header(bad).is_none(), "{bad:?}");
         }
     }

@@ -92,13 +92,24 @@ mod tests {
             "0912 345 6789",
             "0912-345-6789",
         ] {
-            assert_eq!(MobileNumber::parse(raw).unwrap().as_str(), "+989123456789", "{raw}");
+            assert_eq!(
+                MobileNumber::parse(raw).unwrap().as_str(),
+                "+989123456789",
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn rejects_the_rest() {
-        for raw in ["", "0212345678", "091234567", "091234567890", "+19123456789", "0912abc6789"] {
+        for raw in [
+            "",
+            "0212345678",
+            "091234567",
+            "091234567890",
+            "+19123456789",
+            "0912abc6789",
+        ] {
             assert!(MobileNumber::parse(raw).is_err(), "{raw}");
         }
     }

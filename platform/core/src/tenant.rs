@@ -53,10 +53,7 @@ impl TenantSlug {
     pub fn parse(raw: &str) -> Result<Self, FieldErrors> {
         let err = |code, msg: &str| Err(FieldErrors::single("slug", code, msg));
         if raw.len() < 2 || raw.len() > SLUG_MAX_LEN {
-            return err(
-                "slug_length",
-                "شناسه باید بین ۲ تا ۴۰ نویسه باشد.",
-            );
+            return err("slug_length", "شناسه باید بین ۲ تا ۴۰ نویسه باشد.");
         }
         let bytes = raw.as_bytes();
         if !bytes[0].is_ascii_lowercase() {

@@ -166,6 +166,11 @@ impl PlatformDb {
         &self.pool
     }
 
+    /// Closes every pooled connection (waits for borrowed ones to come back).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Pool statistics for `/metrics`: (open connections, idle connections).
     pub fn pool_stats(&self) -> (u32, usize) {
         (self.pool.size(), self.pool.num_idle())
@@ -201,7 +206,11 @@ async fn migrate_platform(pool: &PgPool) -> anyhow::Result<()> {
     // apalis's older migrations create functions unqualified; with `apalis` first on the path
     // they land there instead of `public`, where a NOINHERIT login may not create anything.
     let steps = [
-        ("create schema if not exists platform; set search_path = platform", &PLATFORM_MIGRATOR, "platform"),
+        (
+            "create schema if not exists platform; set search_path = platform",
+            &PLATFORM_MIGRATOR,
+            "platform",
+        ),
         (
             "create schema if not exists apalis; set search_path = apalis, public",
             &*APALIS_MIGRATOR,
@@ -215,7 +224,9 @@ async fn migrate_platform(pool: &PgPool) -> anyhow::Result<()> {
             .map_err(|e| anyhow::Error::new(e).context(format!("preparing {what} migrations")))?;
         let result = migrator.run(&mut *conn).await;
         // A session-level setting must not reach the next borrower of this connection.
-        sqlx::raw_sql("reset search_path").execute(&mut *conn).await?;
+        sqlx::raw_sql("reset search_path")
+            .execute(&mut *conn)
+            .await?;
         result.map_err(|e| anyhow::Error::new(e).context(format!("running {what} migrations")))?;
     }
     Ok(())

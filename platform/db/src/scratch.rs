@@ -65,10 +65,12 @@ impl ScratchDatabase {
 }
 
 async fn drop_database(conn: &mut PgConnection, name: &str) -> anyhow::Result<()> {
-    sqlx::raw_sql(AssertSqlSafe(format!("drop database if exists {name} with (force)")))
-        .execute(&mut *conn)
-        .await
-        .with_context(|| format!("dropping {name}"))?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "drop database if exists {name} with (force)"
+    )))
+    .execute(&mut *conn)
+    .await
+    .with_context(|| format!("dropping {name}"))?;
     drop_roles_of(conn, name).await
 }
 
@@ -82,9 +84,12 @@ async fn drop_roles_of(conn: &mut PgConnection, database: &str) -> anyhow::Resul
     .await?;
     for role in roles {
         // Another sweeper may have dropped it first; that is fine.
-        let _ = sqlx::raw_sql(AssertSqlSafe(format!("drop role if exists \"{}\"", role.replace('"', "\"\""))))
-            .execute(&mut *conn)
-            .await;
+        let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+            "drop role if exists \"{}\"",
+            role.replace('"', "\"\"")
+        )))
+        .execute(&mut *conn)
+        .await;
     }
     Ok(())
 }
@@ -92,9 +97,11 @@ async fn drop_roles_of(conn: &mut PgConnection, database: &str) -> anyhow::Resul
 /// Drops scratch databases older than an hour and roles whose database no longer exists.
 pub async fn sweep(admin: &DbConfig) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect_with(&admin.connect).await?;
-    let stale: Vec<String> = sqlx::query_scalar("select datname from pg_database where datname like 'desk\\_scratch\\_%'")
-        .fetch_all(&mut conn)
-        .await?;
+    let stale: Vec<String> = sqlx::query_scalar(
+        "select datname from pg_database where datname like 'desk\\_scratch\\_%'",
+    )
+    .fetch_all(&mut conn)
+    .await?;
     let cutoff = now_secs().saturating_sub(3600);
     for name in stale {
         let born: u64 = name

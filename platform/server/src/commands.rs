@@ -61,7 +61,7 @@ pub async fn prepare_database(
 
 fn draw_progress(done: usize, total: usize) {
     const WIDTH: usize = 30;
-    let filled = if total == 0 { WIDTH } else { done * WIDTH / total };
+    let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     let mut err = std::io::stderr();
     let _ = write!(
         err,
@@ -91,7 +91,8 @@ pub fn print_report(report: &MigrationReport) -> bool {
 
 /// `desk migrate`.
 pub async fn migrate(config: &Config, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
-    let (_, report) = prepare_database(config, &db_config(config)?, args.verify, args.concurrency).await?;
+    let (_, report) =
+        prepare_database(config, &db_config(config)?, args.verify, args.concurrency).await?;
     println!("platform: up to date");
     Ok(if print_report(&report) {
         ExitCode::FAILURE
@@ -233,10 +234,16 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
                 None => None,
             };
             let status = status
-                .map(|s| s.parse::<TenantStatus>().map_err(|e| anyhow::anyhow!("{e}")))
+                .map(|s| {
+                    s.parse::<TenantStatus>()
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                })
                 .transpose()?;
             let tenants = platform
-                .list_tenants(&TenantFilter { province_id, status })
+                .list_tenants(&TenantFilter {
+                    province_id,
+                    status,
+                })
                 .await?;
             for t in &tenants {
                 println!(

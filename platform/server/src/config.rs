@@ -190,7 +190,10 @@ impl Config {
                 Some(rest) => {
                     let secret = std::fs::read_to_string(value)
                         .with_context(|| format!("{key}: cannot read {value}"))?;
-                    (rest, toml::Value::String(secret.trim_end_matches(['\n', '\r']).to_owned()))
+                    (
+                        rest,
+                        toml::Value::String(secret.trim_end_matches(['\n', '\r']).to_owned()),
+                    )
                 }
                 None => (rest, env_value(value)),
             };
@@ -264,7 +267,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -298,8 +304,14 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.database.max_connections, 12);
         assert_eq!(cfg.platform_host(), "admin.miz.ir");
-        assert_eq!(cfg.database.url.as_deref(), Some("postgres://desk:s3cret@db/desk"));
-        assert!(!format!("{cfg:?}").contains("s3cret"), "secrets never reach Debug output");
+        assert_eq!(
+            cfg.database.url.as_deref(),
+            Some("postgres://desk:s3cret@db/desk")
+        );
+        assert!(
+            !format!("{cfg:?}").contains("s3cret"),
+            "secrets never reach Debug output"
+        );
 
         let cfg = Config::load_from(None, env(&[("DATABASE_URL", "postgres://x@y/z")])).unwrap();
         assert_eq!(cfg.database.url.as_deref(), Some("postgres://x@y/z"));
@@ -311,18 +323,31 @@ mod tests {
         let cases = [
             (vec![("DESK_HTTP__LISTEN", "not-an-address")], "listen"),
             (vec![("DESK_HTTP__LISTNE", "127.0.0.1:1")], "listne"),
-            (vec![("DESK_DATABASE__MAX_CONNECTIONS", "many")], "max_connections"),
-            (vec![("DESK_DATABASE__MAX_CONNECTIONS", "0")], "max_connections"),
-            (vec![("DESK_HTTP__BASE_DOMAIN", "bad domain")], "base_domain"),
+            (
+                vec![("DESK_DATABASE__MAX_CONNECTIONS", "many")],
+                "max_connections",
+            ),
+            (
+                vec![("DESK_DATABASE__MAX_CONNECTIONS", "0")],
+                "max_connections",
+            ),
+            (
+                vec![("DESK_HTTP__BASE_DOMAIN", "bad domain")],
+                "base_domain",
+            ),
             (vec![("DESK_LOG__FORMAT", "xml")], "xml"),
-            (vec![("DESK_DATABASE__URL_FILE", "/nonexistent/secret")], "DESK_DATABASE__URL_FILE"),
+            (
+                vec![("DESK_DATABASE__URL_FILE", "/nonexistent/secret")],
+                "DESK_DATABASE__URL_FILE",
+            ),
         ];
         for (pairs, needle) in cases {
             let err = Config::load_from(None, env(&pairs)).unwrap_err();
             let text = format!("{err:#}");
             assert!(text.contains(needle), "{pairs:?}: {text}");
         }
-        let err = Config::load_from(Some(Path::new("/nonexistent/desk.toml")), env(&[])).unwrap_err();
+        let err =
+            Config::load_from(Some(Path::new("/nonexistent/desk.toml")), env(&[])).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/desk.toml"));
     }
 }

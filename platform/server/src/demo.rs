@@ -39,7 +39,10 @@ pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
             dir: args.data_dir.clone(),
             fsync: true,
         };
-        println!("starting the embedded PostgreSQL in {} ...", args.data_dir.display());
+        println!(
+            "starting the embedded PostgreSQL in {} ...",
+            args.data_dir.display()
+        );
         Some(
             tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts))
                 .await
@@ -95,16 +98,27 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
     let admin = platform
         .ensure_platform_user("admin", "مدیر سامانه", "platform_admin", None)
         .await?;
-    authz.assign(&Subject::PlatformUser(admin), Role::PlatformAdmin, None).await?;
+    authz
+        .assign(&Subject::PlatformUser(admin), Role::PlatformAdmin, None)
+        .await?;
     let (isfahan, _) = platform
         .province_by_code("isfahan")
         .await?
         .context("province isfahan is missing")?;
     let operator = platform
-        .ensure_platform_user("isfahan-operator", "کارشناس استان اصفهان", "province_operator", Some(isfahan))
+        .ensure_platform_user(
+            "isfahan-operator",
+            "کارشناس استان اصفهان",
+            "province_operator",
+            Some(isfahan),
+        )
         .await?;
     authz
-        .assign(&Subject::PlatformUser(operator), Role::ProvinceOperator(isfahan), None)
+        .assign(
+            &Subject::PlatformUser(operator),
+            Role::ProvinceOperator(isfahan),
+            None,
+        )
         .await?;
 
     for (i, (slug, name_fa, name_en)) in DEMO_TENANTS.iter().enumerate() {
@@ -112,7 +126,13 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
         if platform.tenant_by_slug(&parsed).await?.is_some() {
             continue;
         }
-        let args = CreateArgs::demo(slug, name_fa, name_en, "isfahan", &format!("0913000000{}", i + 1));
+        let args = CreateArgs::demo(
+            slug,
+            name_fa,
+            name_en,
+            "isfahan",
+            &format!("0913000000{}", i + 1),
+        );
         let req = commands::onboarding_from(platform, &config.http.base_domain, &args).await?;
         desk_tenant_admin::onboard(platform, &authz, "demo", &req).await?;
         println!("created demo municipality {slug}");
@@ -125,7 +145,10 @@ fn print_welcome(config: &Config, port: u16) {
     println!();
     println!("Miz (میز خدمت) demo is running. Press Ctrl-C to stop.");
     println!();
-    println!("  platform portal   http://{}:{port}/", config.platform_host());
+    println!(
+        "  platform portal   http://{}:{port}/",
+        config.platform_host()
+    );
     for (slug, name_fa, _) in DEMO_TENANTS {
         println!("  {name_fa:<18} http://{slug}.{base}:{port}/   (GraphQL: /graphql)");
     }

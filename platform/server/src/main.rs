@@ -1,19 +1,18 @@
 //! `desk`: the one binary of Miz. `serve`, `worker`, `migrate`, `tenant`, `demo`, plus `db`
 //! (the embedded PostgreSQL used by the test suite) and `bench`. Stays thin over the libraries.
 
-mod app;
-mod bench;
-mod commands;
-mod config;
-mod demo;
-
 use clap::{Parser, Subcommand};
-use config::{Config, LogFormat};
+use desk::config::{Config, LogFormat};
+use desk::{app, bench, commands, demo};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "desk", version, about = "Miz (میز خدمت): the service desk of Iran's municipalities")]
+#[command(
+    name = "desk",
+    version,
+    about = "Miz (میز خدمت): the service desk of Iran's municipalities"
+)]
 struct Cli {
     /// Configuration file (TOML); `DESK_*` environment variables override it.
     #[arg(long, global = true, env = "DESK_CONFIG")]
@@ -47,7 +46,9 @@ fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Compact => builder.compact().init(),
@@ -64,7 +65,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("desk: cannot start the async runtime: {e}");

@@ -53,7 +53,8 @@ async fn readyz(State(web): State<WebState>) -> Response {
 async fn metrics(State(web): State<WebState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        web.metrics.render(web.platform.pool_stats(), web.sites.cached_hosts()),
+        web.metrics
+            .render(web.platform.pool_stats(), web.sites.cached_hosts()),
     )
         .into_response()
 }
@@ -152,7 +153,11 @@ async fn dispatch_by_host(State(d): State<Dispatch>, mut req: Request) -> Respon
 
 fn not_found(web: &WebState, api: bool) -> Response {
     if api {
-        api_error(StatusCode::NOT_FOUND, "NOT_FOUND", "no municipality serves this host")
+        api_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no municipality serves this host",
+        )
     } else {
         error_page(
             web,

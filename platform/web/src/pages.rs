@@ -37,8 +37,18 @@ struct HomeView<'a> {
     tenant: TenantView<'a>,
 }
 
-async fn show_home(State(state): State<WebState>, Extension(tenant): Extension<Arc<Tenant>>) -> Response {
-    render(&state, StatusCode::OK, "home.html.j2", HomeView { tenant: TenantView::of(&tenant) })
+async fn show_home(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+) -> Response {
+    render(
+        &state,
+        StatusCode::OK,
+        "home.html.j2",
+        HomeView {
+            tenant: TenantView::of(&tenant),
+        },
+    )
 }
 
 #[derive(Debug, Serialize)]
@@ -69,7 +79,12 @@ pub(crate) fn error_page(
 }
 
 /// Renders a template; a rendering failure is logged and becomes a plain 500 that shows no cause.
-pub(crate) fn render(state: &WebState, status: StatusCode, name: &str, view: impl Serialize) -> Response {
+pub(crate) fn render(
+    state: &WebState,
+    status: StatusCode,
+    name: &str,
+    view: impl Serialize,
+) -> Response {
     match state.themes.render(name, view) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {

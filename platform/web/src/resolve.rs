@@ -17,6 +17,9 @@ pub enum Site {
     Unknown,
 }
 
+/// A cached answer: when it was fetched and the municipality (none for an unknown host).
+type CachedSite = (Instant, Option<Arc<Tenant>>);
+
 /// Entries beyond this are dropped wholesale (unknown hosts must not grow memory unbounded).
 const MAX_ENTRIES: usize = 10_000;
 
@@ -27,7 +30,7 @@ pub struct SiteResolver {
     platform: PlatformDb,
     platform_host: Hostname,
     ttl: Duration,
-    cache: Mutex<HashMap<Hostname, (Instant, Option<Arc<Tenant>>)>>,
+    cache: Mutex<HashMap<Hostname, CachedSite>>,
 }
 
 impl SiteResolver {

@@ -1,0 +1,8 @@
+//! Composition of Miz: configuration, the application router, and the commands of the `desk`
+//! binary (which stays a thin `main.rs` over this library, so tests can build the real app).
+
+pub mod app;
+pub mod bench;
+pub mod commands;
+pub mod config;
+pub mod demo;

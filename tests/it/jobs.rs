@@ -1,0 +1,145 @@
+//! Jobs are enqueued in the domain transaction and processed by the worker for their tenant.
+
+use desk_authz::Authorizer;
+use desk_core::{MobileNumber, TenantStatus};
+use desk_db::migrate::TenantMigrations;
+use desk_tenant_admin::{FirstAdmin, Onboarding};
+use desk_tests::TestDb;
+use std::time::Duration;
+
+fn onboarding(slug: &str, mobile: &str) -> Onboarding {
+    Onboarding {
+        tenant: TestDb::new_tenant(slug),
+        first_admin: Some(FirstAdmin {
+            username: format!("admin-{slug}"),
+            display_name: "مدیر".to_owned(),
+            mobile: MobileNumber::parse(mobile).unwrap(),
+        }),
+    }
+}
+
+async fn queued(db: &TestDb) -> Vec<(String, serde_json::Value)> {
+    sqlx::query_as::<_, (String, String)>(
+        "select job_type, convert_from(job, 'UTF8') from apalis.jobs order by run_at",
+    )
+    .fetch_all(db.platform.pool_for_infrastructure())
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(t, j)| (t, serde_json::from_str(&j).unwrap()))
+    .collect()
+}
+
+async fn welcomes(db: &TestDb, tenant: &desk_db::Tenant) -> Vec<(String, String)> {
+    let mut tx = db.platform.tenant_db().begin(tenant.scope()).await.unwrap();
+    let rows =
+        sqlx::query_as("select recipient, body from notifications where kind = 'staff_welcome'")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    rows
+}
+
+#[tokio::test]
+async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tenant() {
+    let db = TestDb::new().await;
+    let authz = Authorizer::load(&db.platform).await.unwrap();
+    let (a, admin_a) = desk_tenant_admin::onboard(
+        &db.platform,
+        &authz,
+        "test",
+        &onboarding("alpha", "09120000001"),
+    )
+    .await
+    .unwrap();
+    let (b, _) = desk_tenant_admin::onboard(
+        &db.platform,
+        &authz,
+        "test",
+        &onboarding("beta", "۰۹۱۲۰۰۰۰۰۰۲"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin_a.unwrap().mobile.as_deref(), Some("+989120000001"));
+
+    let jobs = queued(&db).await;
+    assert_eq!(jobs.len(), 2);
+    assert!(jobs.iter().all(|(t, _)| t == "welcome_staff"));
+    assert_eq!(jobs[0].1["tenant_id"], a.id.to_string());
+
+    // A suspended municipality gets no new work.
+    db.platform
+        .set_tenant_status(b.id, TenantStatus::Suspended)
+        .await
+        .unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(desk_jobs::run_workers(db.platform.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let mut delivered = Vec::new();
+    for _ in 0..100 {
+        delivered = welcomes(&db, &a).await;
+        if !delivered.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_tx.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].0, "+989120000001");
+    assert!(delivered[0].1.contains("admin-alpha") && delivered[0].1.contains(&a.name_fa));
+    assert!(!delivered[0].1.contains("beta"));
+    assert!(
+        welcomes(&db, &b).await.is_empty(),
+        "suspended tenant's job did not run"
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_rolled_back_onboarding_leaves_nothing_behind() {
+    let db = TestDb::new().await;
+    let (tenant, mut tx) = db
+        .platform
+        .begin_create_tenant(&TestDb::new_tenant("alpha"), &TenantMigrations::embedded())
+        .await
+        .unwrap();
+    let member = desk_db::staff::insert_staff(&mut tx, "admin-alpha", "مدیر", None, true)
+        .await
+        .unwrap();
+    desk_db::jobs::enqueue(
+        &mut tx,
+        &desk_core::jobs::WelcomeStaff {
+            tenant_id: tenant.id,
+            staff_id: member.id,
+        },
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+
+    assert!(queued(&db).await.is_empty(), "no job");
+    assert!(
+        db.platform
+            .tenant_by_slug(&tenant.slug)
+            .await
+            .unwrap()
+            .is_none(),
+        "no registry row"
+    );
+    let leftovers: (bool, bool) = sqlx::query_as(
+        "select exists (select from pg_namespace where nspname = 't_alpha'),
+                exists (select from pg_roles where rolname like '%\\_t\\_alpha')",
+    )
+    .fetch_one(db.platform.pool_for_infrastructure())
+    .await
+    .unwrap();
+    assert_eq!(leftovers, (false, false), "no schema, no role");
+    // And the slug is free again.
+    db.tenant("alpha").await;
+    db.finish().await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests of Miz against a real PostgreSQL (one binary, for link time).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod authz;
+mod hosts;
+mod jobs;
+mod migrations;
+mod provisioning;
+mod tenancy;
