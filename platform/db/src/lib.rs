@@ -4,7 +4,8 @@
 //! Owns every SQL statement. Tenant data is reachable only through a [`TenantTx`], which scopes
 //! its transaction to one tenant's schema *and* database role, so a query naming another
 //! tenant's schema fails in PostgreSQL itself. Platform data is reachable through
-//! [`PlatformDb`]. No other crate sees a bare `PgPool`.
+//! [`PlatformDb`]. Other crates never see a bare `PgPool`, except the job system and casbin
+//! through `PlatformDb::pool_for_infrastructure`, which their APIs require.
 
 pub mod embedded;
 pub mod jobs;

@@ -1,14 +1,292 @@
-//! `desk bench ...`: placeholder until the benchmarks land.
+//! `desk bench tenancy`: provisioning and migration figures at municipality scale, printed, never
+//! asserted. Runs in a scratch database on the configured server (or the embedded one), which it
+//! drops at the end.
 
+use crate::app::with_pool_settings;
 use crate::config::Config;
-use clap::Subcommand;
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use desk_authz::Authorizer;
+use desk_core::{Hostname, MobileNumber, TenantSlug};
+use desk_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
+use desk_db::migrate::{MigrateOptions, TenantMigrations};
+use desk_db::scratch::ScratchDatabase;
+use desk_db::{DbConfig, NewTenant, PlatformDb};
+use desk_tenant_admin::{FirstAdmin, Onboarding};
+use futures::StreamExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Onboarding time with 0 and N existing tenants; `migrate` no-op and one new migration.
+    Tenancy(TenancyArgs),
+}
+
+/// Options of `desk bench tenancy`.
+#[derive(Debug, Args)]
+pub struct TenancyArgs {
+    /// Tenants that exist for the second round of samples and the migration runs.
+    #[arg(long, default_value_t = 1500)]
+    tenants: usize,
+    /// Onboardings timed in each round.
+    #[arg(long, default_value_t = 20)]
+    samples: usize,
+    /// Where the embedded PostgreSQL lives when DATABASE_URL is not set (fsync stays on).
+    #[arg(long, default_value = ".desk-bench")]
+    data_dir: PathBuf,
+}
 
 /// Runs a benchmark.
-pub async fn run(_config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    match cmd {}
+pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Tenancy(args) => tenancy(config, &args).await,
+    }
+}
+
+struct Stats {
+    median: Duration,
+    p90: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+fn stats(mut xs: Vec<Duration>) -> Stats {
+    xs.sort();
+    let at = |q: f64| xs[((xs.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p90: at(0.9),
+        min: xs[0],
+        max: xs[xs.len() - 1],
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn onboarding(slug: &str) -> anyhow::Result<Onboarding> {
+    Ok(Onboarding {
+        tenant: new_tenant(slug)?,
+        first_admin: Some(FirstAdmin {
+            username: format!("admin-{slug}"),
+            display_name: "مدیر".to_owned(),
+            mobile: MobileNumber::parse("09130000000").map_err(|e| anyhow::anyhow!("{e}"))?,
+        }),
+    })
+}
+
+fn new_tenant(slug: &str) -> anyhow::Result<NewTenant> {
+    Ok(NewTenant {
+        slug: TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?,
+        name_fa: format!("شهرداری {slug}"),
+        name_en: String::new(),
+        province_id: 4,
+        domains: vec![
+            Hostname::parse(&format!("{slug}.bench.test")).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ],
+    })
+}
+
+async fn sample_onboarding(
+    db: &PlatformDb,
+    authz: &Authorizer,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Stats> {
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let req = onboarding(&format!("{prefix}{i}"))?;
+        let started = Instant::now();
+        desk_tenant_admin::onboard(db, authz, "bench", &req).await?;
+        times.push(started.elapsed());
+    }
+    Ok(stats(times))
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_owned())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or_else(
+            || "?".to_owned(),
+            |kb| format!("{:.0} GiB", kb as f64 / 1048576.0),
+        );
+    format!("{cores} cores, {mem} RAM")
+}
+
+async fn tenancy(config: &Config, args: &TenancyArgs) -> anyhow::Result<ExitCode> {
+    let embedded = match &config.database.url {
+        Some(_) => None,
+        None => {
+            let opts = EmbeddedOptions {
+                dir: args.data_dir.clone(),
+                fsync: true,
+            };
+            Some(tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts)).await??)
+        }
+    };
+    let admin = match (&embedded, &config.database.url) {
+        (Some(pg), _) => DbConfig::from_url(&pg.database_url())?,
+        (None, Some(url)) => DbConfig::from_url(url)?,
+        (None, None) => anyhow::bail!("no database"),
+    };
+    let scratch = ScratchDatabase::create(&admin).await?;
+    let result = tenancy_in(config, args, &scratch.config).await;
+    scratch.drop_now().await?;
+    if let Some(pg) = embedded.filter(EmbeddedPostgres::started_here) {
+        tokio::task::spawn_blocking(move || pg.stop()).await??;
+    }
+    result
+}
+
+async fn tenancy_in(
+    config: &Config,
+    args: &TenancyArgs,
+    db: &DbConfig,
+) -> anyhow::Result<ExitCode> {
+    let db = with_pool_settings(db.clone(), config)?;
+    let platform = PlatformDb::connect_and_migrate(&db).await?;
+    let authz = Authorizer::load(&platform).await?;
+    authz
+        .ensure_default_policies(&platform.province_ids().await?)
+        .await?;
+    let pool = platform.pool_for_infrastructure();
+    let (version, fsync): (String, String) =
+        sqlx::query_as("select current_setting('server_version'), current_setting('fsync')")
+            .fetch_one(pool)
+            .await?;
+    println!(
+        "desk bench tenancy --tenants {} --samples {}",
+        args.tenants, args.samples
+    );
+    println!(
+        "machine: {}; PostgreSQL {version}, fsync={fsync}",
+        machine()
+    );
+    println!(
+        "onboarding = registry row + domain + role + schema + tenant migrations + first admin + job + policies, one transaction"
+    );
+
+    let empty = sample_onboarding(&platform, &authz, "empty", args.samples).await?;
+    println!(
+        "onboard with 0 existing:     median {}  p90 {}  min {}  max {}",
+        ms(empty.median),
+        ms(empty.p90),
+        ms(empty.min),
+        ms(empty.max)
+    );
+
+    let fill_started = Instant::now();
+    let existing = args.samples;
+    let missing = args.tenants.saturating_sub(existing);
+    let set = TenantMigrations::embedded();
+    let mut created = futures::stream::iter(0..missing)
+        .map(|i| {
+            let platform = platform.clone();
+            let set = set.clone();
+            async move {
+                let t = new_tenant(&format!("fill{i}"))?;
+                platform
+                    .create_tenant(&t, &set)
+                    .await
+                    .map_err(anyhow::Error::new)
+            }
+        })
+        .buffer_unordered(2);
+    let mut done = 0;
+    while let Some(r) = created.next().await {
+        r.context("creating filler tenants")?;
+        done += 1;
+        if done % 250 == 0 {
+            eprintln!("  ... {} tenants", done + existing);
+        }
+    }
+    println!(
+        "created {} more tenants in {:.1} s (2 at a time)",
+        missing,
+        fill_started.elapsed().as_secs_f64()
+    );
+
+    let full = sample_onboarding(&platform, &authz, "full", args.samples).await?;
+    println!(
+        "onboard with {} existing:  median {}  p90 {}  min {}  max {}",
+        args.tenants,
+        ms(full.median),
+        ms(full.p90),
+        ms(full.min),
+        ms(full.max)
+    );
+
+    let opts = MigrateOptions {
+        concurrency: config.migrate.concurrency,
+        ..MigrateOptions::default()
+    };
+    let noop = platform.migrate_tenants(&set, &opts, |_, _| {}).await?;
+    println!(
+        "desk migrate, nothing to apply ({} tenants): {:.3} s (checked {})",
+        noop.tenants,
+        noop.elapsed.as_secs_f64(),
+        noop.checked
+    );
+    let verify = MigrateOptions {
+        verify_all: true,
+        ..opts.clone()
+    };
+    let verified = platform.migrate_tenants(&set, &verify, |_, _| {}).await?;
+    println!(
+        "desk migrate --verify, nothing to apply: {:.3} s (every ledger read, {} failures)",
+        verified.elapsed.as_secs_f64(),
+        verified.failures.len()
+    );
+
+    let next = set.clone().with_sql(
+        29_991_231_000_000,
+        "bench: add a column and an index",
+        "alter table staff add column bench_note text;
+         create index staff_bench_note_idx on staff (bench_note);"
+            .to_owned(),
+    );
+    let one = platform.migrate_tenants(&next, &opts, |_, _| {}).await?;
+    println!(
+        "desk migrate, one new migration (column + index) on {} tenants: {:.3} s, {} failures (concurrency {})",
+        one.migrated,
+        one.elapsed.as_secs_f64(),
+        one.failures.len(),
+        opts.concurrency
+    );
+
+    // The same change as plain SQL in the database, one transaction per schema, for scale.
+    let baseline_started = Instant::now();
+    sqlx::raw_sql(
+        "do $$
+         declare t record;
+         begin
+             for t in select schema_name, db_role from platform.tenants loop
+                 execute format('set local role %I', t.db_role);
+                 execute format('alter table %I.staff add column bench_plain text', t.schema_name);
+                 execute format('create index on %I.staff (bench_plain)', t.schema_name);
+                 set local role none;
+             end loop;
+         end $$",
+    )
+    .execute(pool)
+    .await?;
+    let baseline = baseline_started.elapsed();
+    println!(
+        "plain SQL, same change in one DO block (one transaction, all schemas): {:.3} s; runner/plain = {:.1}x",
+        baseline.as_secs_f64(),
+        one.elapsed.as_secs_f64() / baseline.as_secs_f64()
+    );
+    platform.close().await;
+    Ok(ExitCode::SUCCESS)
 }
