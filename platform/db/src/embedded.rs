@@ -115,7 +115,17 @@ impl EmbeddedPostgres {
             .args(["-m", "fast", "-w"])
             .output()
             .context("running pg_ctl stop")?;
-        check(&out, "pg_ctl stop")
+        let still_running = command(bindir.join("pg_ctl"), run_as)
+            .arg("status")
+            .arg("-D")
+            .arg(pgdata)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if still_running {
+            check(&out, "pg_ctl stop")
+        } else {
+            Ok(())
+        }
     }
 
     fn init(&self, dir: &Path, fsync: bool) -> anyhow::Result<()> {
@@ -178,8 +188,12 @@ impl EmbeddedPostgres {
     }
 
     fn pg_ctl_start(&self) -> anyhow::Result<()> {
+        use std::os::unix::process::CommandExt;
         let log = self.pgdata.join("server.log");
+        // Its own process group: a Ctrl-C in the terminal reaches desk, which then stops the
+        // server in order, instead of reaching the server directly.
         let out = command(self.bindir.join("pg_ctl"), self.run_as)
+            .process_group(0)
             .arg("start")
             .arg("-D")
             .arg(&self.pgdata)
