@@ -4,6 +4,10 @@
 //! their welcome job), and the routes of the platform host. Must not depend on the web, GraphQL
 //! or jobs crates.
 
+pub mod lifecycle;
+
+pub use lifecycle::{Actor, Lifecycle};
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -45,9 +49,22 @@ pub struct Onboarding {
 pub async fn onboard(
     db: &PlatformDb,
     authz: &Authorizer,
-    actor: &str,
+    actor: &Actor,
+    source: &str,
     req: &Onboarding,
 ) -> Result<(Tenant, Option<Staff>), DomainError> {
+    let province = desk_authz::Domain::Province(req.tenant.province_id);
+    if !lifecycle::allowed(
+        authz,
+        actor,
+        province,
+        desk_authz::Resource::Tenant,
+        desk_authz::Action::Manage,
+    )
+    .await?
+    {
+        return Err(DomainError::Forbidden);
+    }
     let (tenant, mut tx) = db
         .begin_create_tenant(&req.tenant, &TenantMigrations::embedded())
         .await?;
@@ -88,9 +105,10 @@ pub async fn onboard(
             .await?;
     }
     db.audit(AuditEntry {
-        actor,
+        actor: &actor.label(),
         action: "tenant.create",
         tenant: Some(tenant.id),
+        source,
         detail: serde_json::json!({ "slug": tenant.slug.as_str() }),
     })
     .await?;

@@ -48,6 +48,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     let (a, admin_a) = desk_tenant_admin::onboard(
         &db.platform,
         &authz,
+        &desk_tenant_admin::Actor::Cli,
         "test",
         &onboarding("alpha", "09120000001"),
     )
@@ -56,6 +57,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     let (b, _) = desk_tenant_admin::onboard(
         &db.platform,
         &authz,
+        &desk_tenant_admin::Actor::Cli,
         "test",
         &onboarding("beta", "۰۹۱۲۰۰۰۰۰۰۲"),
     )

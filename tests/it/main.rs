@@ -4,6 +4,7 @@
 mod authz;
 mod hosts;
 mod jobs;
+mod lifecycle;
 mod migrations;
 mod provisioning;
 mod tenancy;

@@ -92,6 +92,8 @@ impl Subject {
 pub enum Domain {
     /// Inside one municipality.
     Tenant(TenantId),
+    /// A province as a whole (creating municipalities there).
+    Province(i16),
     /// Platform-wide (provinces, operators, the national template).
     Platform,
 }
@@ -100,6 +102,7 @@ impl Domain {
     fn key(self) -> String {
         match self {
             Self::Tenant(id) => format!("tenant:{id}"),
+            Self::Province(id) => format!("province:{id}"),
             Self::Platform => "*".to_owned(),
         }
     }

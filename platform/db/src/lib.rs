@@ -17,7 +17,7 @@ pub mod staff;
 mod tenant_tx;
 pub mod tenants;
 
-pub use platform::{AuditEntry, DbConfig, InstallId, PlatformDb};
+pub use platform::{AuditBreak, AuditEntry, DbConfig, InstallId, PlatformDb};
 pub use tenant_tx::{TenantDb, TenantScope, TenantTx};
 pub use tenants::{NewTenant, Tenant};
 

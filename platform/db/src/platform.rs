@@ -244,24 +244,66 @@ pub struct AuditEntry<'a> {
     pub action: &'a str,
     /// Which municipality, if any.
     pub tenant: Option<desk_core::TenantId>,
+    /// From where (client address, `cli`).
+    pub source: &'a str,
     /// Details (never secrets or citizens' personal data).
     pub detail: serde_json::Value,
 }
 
+/// Where the audit chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditBreak {
+    /// The first row whose hash or link does not check out.
+    pub id: i64,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
 impl PlatformDb {
-    /// Appends to the platform audit log.
+    /// Appends to the hash-chained platform audit log.
     pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), DomainError> {
-        sqlx::query(
-            "insert into platform.audit_log (actor, action, tenant_id, detail) values ($1, $2, $3, $4)",
+        sqlx::query("select platform.audit_append($1, $2, $3, $4, $5)")
+            .bind(entry.actor)
+            .bind(entry.action)
+            .bind(entry.tenant.map(|t| t.0))
+            .bind(entry.source)
+            .bind(entry.detail)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(crate::internal)
+    }
+
+    /// Re-computes the audit chain; `None` when every row checks out. (A changed newest row
+    /// with a recomputed hash can only be caught against an external copy of the last hash.)
+    pub async fn verify_audit_chain(&self) -> Result<Option<AuditBreak>, DomainError> {
+        // (id, prev_hash, hash, expected hash)
+        type ChainRow = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<u8>);
+        let rows: Vec<ChainRow> = sqlx::query_as(
+            "select id, prev_hash, hash,
+                    sha256(coalesce(prev_hash, ''::bytea) || convert_to(platform.audit_content(a), 'UTF8'))
+             from platform.audit_log a order by id",
         )
-        .bind(entry.actor)
-        .bind(entry.action)
-        .bind(entry.tenant.map(|t| t.0))
-        .bind(entry.detail)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map(|_| ())
-        .map_err(crate::internal)
+        .map_err(crate::internal)?;
+        let mut prev: Option<Vec<u8>> = None;
+        for (id, prev_hash, hash, expected) in rows {
+            if prev_hash != prev {
+                return Ok(Some(AuditBreak {
+                    id,
+                    reason: "link to the previous row broken",
+                }));
+            }
+            if hash.as_deref() != Some(&expected[..]) {
+                return Ok(Some(AuditBreak {
+                    id,
+                    reason: "content does not match its hash",
+                }));
+            }
+            prev = hash;
+        }
+        Ok(None)
     }
 
     /// Ids of all provinces.

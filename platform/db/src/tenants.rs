@@ -362,3 +362,53 @@ impl PlatformDb {
             .map_err(internal)
     }
 }
+
+impl PlatformDb {
+    /// Adds a custom domain to a municipality.
+    pub async fn add_tenant_domain(
+        &self,
+        id: TenantId,
+        host: &Hostname,
+    ) -> Result<(), DomainError> {
+        sqlx::query("insert into platform.tenant_domains (host, tenant_id) values ($1, $2)")
+            .bind(host.as_str())
+            .bind(id.0)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| match unique_violation(&e) {
+                Some("tenant_domains_pkey") => FieldErrors::single(
+                    "domains",
+                    "domain_taken",
+                    "این دامنه پیش‌تر به شهرداری دیگری داده شده است.",
+                )
+                .into(),
+                _ => internal(e),
+            })
+    }
+
+    /// Removes a custom domain; the default `<slug>.<base-domain>` stays.
+    pub async fn remove_tenant_domain(
+        &self,
+        id: TenantId,
+        host: &Hostname,
+    ) -> Result<(), DomainError> {
+        let done = sqlx::query(
+            "delete from platform.tenant_domains where tenant_id = $1 and host = $2 and not is_default",
+        )
+        .bind(id.0)
+        .bind(host.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?;
+        if done.rows_affected() == 0 {
+            return Err(FieldErrors::single(
+                "domains",
+                "domain_not_removable",
+                "این دامنه از آنِ این شهرداری نیست یا دامنه پیش‌فرض است.",
+            )
+            .into());
+        }
+        Ok(())
+    }
+}

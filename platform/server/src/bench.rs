@@ -12,7 +12,7 @@ use desk_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use desk_db::migrate::{MigrateOptions, TenantMigrations};
 use desk_db::scratch::ScratchDatabase;
 use desk_db::{DbConfig, NewTenant, PlatformDb};
-use desk_tenant_admin::{FirstAdmin, Onboarding};
+use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
 use futures::StreamExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -101,7 +101,7 @@ async fn sample_onboarding(
     for i in 0..n {
         let req = onboarding(&format!("{prefix}{i}"))?;
         let started = Instant::now();
-        desk_tenant_admin::onboard(db, authz, "bench", &req).await?;
+        desk_tenant_admin::onboard(db, authz, &Actor::Cli, "bench", &req).await?;
         times.push(started.elapsed());
     }
     Ok(stats(times))

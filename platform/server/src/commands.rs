@@ -9,7 +9,7 @@ use desk_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use desk_db::migrate::{MigrateOptions, MigrationReport, TenantMigrations};
 use desk_db::tenants::TenantFilter;
 use desk_db::{DbConfig, NewTenant, PlatformDb};
-use desk_tenant_admin::{FirstAdmin, Onboarding};
+use desk_tenant_admin::{Actor, FirstAdmin, Lifecycle, Onboarding};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +106,38 @@ pub async fn migrate(config: &Config, args: &MigrateArgs) -> anyhow::Result<Exit
 pub enum TenantCommand {
     /// Create a municipality (schema, role, migrations, first admin).
     Create(CreateArgs),
+    /// Suspend a municipality: its portal shows a notice, its API and new jobs refuse.
+    Suspend {
+        /// The municipality's slug.
+        slug: String,
+    },
+    /// Resume a suspended municipality.
+    Resume {
+        /// The municipality's slug.
+        slug: String,
+    },
+    /// Archive a municipality (hidden, data kept, restorable).
+    Archive {
+        /// The municipality's slug.
+        slug: String,
+    },
+    /// Restore an archived municipality.
+    Restore {
+        /// The municipality's slug.
+        slug: String,
+    },
+    /// Add or remove a custom domain.
+    Domain {
+        /// `add` or `remove`.
+        #[arg(value_parser = ["add", "remove"])]
+        op: String,
+        /// The municipality's slug.
+        slug: String,
+        /// The host name.
+        host: String,
+    },
+    /// Check the hash chain of the platform audit log.
+    VerifyAudit,
     /// List municipalities.
     List {
         /// Only this province (code, e.g. `isfahan`).
@@ -208,12 +240,10 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
             let req = onboarding_from(&platform, &config.http.base_domain, &args).await?;
             let authz = Authorizer::load(&platform).await?;
             let started = std::time::Instant::now();
-            let (tenant, _) = desk_tenant_admin::onboard(&platform, &authz, "cli", &req)
-                .await
-                .map_err(|e| match e {
-                    desk_core::DomainError::Validation(f) => anyhow::anyhow!("{f}"),
-                    other => anyhow::Error::new(other),
-                })?;
+            let (tenant, _) =
+                desk_tenant_admin::onboard(&platform, &authz, &Actor::Cli, "cli", &req)
+                    .await
+                    .map_err(cli_error)?;
             println!(
                 "created {} ({}) in {:.0} ms: http://{}/",
                 tenant.slug,
@@ -222,6 +252,45 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
                 req.tenant.domains[0]
             );
         }
+        TenantCommand::Suspend { slug } => {
+            lifecycle_cli(&platform, &slug, Lifecycle::Suspend).await?
+        }
+        TenantCommand::Resume { slug } => {
+            lifecycle_cli(&platform, &slug, Lifecycle::Resume).await?
+        }
+        TenantCommand::Archive { slug } => {
+            lifecycle_cli(&platform, &slug, Lifecycle::Archive).await?
+        }
+        TenantCommand::Restore { slug } => {
+            lifecycle_cli(&platform, &slug, Lifecycle::Restore).await?
+        }
+        TenantCommand::Domain { op, slug, host } => {
+            let slug = TenantSlug::parse(&slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let host = Hostname::parse(&host).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let authz = Authorizer::load(&platform).await?;
+            desk_tenant_admin::lifecycle::change_domain(
+                &platform,
+                &authz,
+                &Actor::Cli,
+                &slug,
+                &host,
+                op == "add",
+                "cli",
+            )
+            .await
+            .map_err(cli_error)?;
+            println!(
+                "{slug}: domain {host} {}",
+                if op == "add" { "added" } else { "removed" }
+            );
+        }
+        TenantCommand::VerifyAudit => match platform.verify_audit_chain().await? {
+            None => println!("audit log: chain intact"),
+            Some(b) => {
+                println!("audit log: chain BROKEN at row {}: {}", b.id, b.reason);
+                return Ok(ExitCode::FAILURE);
+            }
+        },
         TenantCommand::List { province, status } => {
             let province_id = match province {
                 Some(code) => Some(
@@ -259,6 +328,31 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn cli_error(e: desk_core::DomainError) -> anyhow::Error {
+    match e {
+        desk_core::DomainError::Validation(f) => anyhow::anyhow!("{f}"),
+        desk_core::DomainError::NotFound => anyhow::anyhow!("no such municipality"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+async fn lifecycle_cli(platform: &PlatformDb, slug: &str, change: Lifecycle) -> anyhow::Result<()> {
+    let slug = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let authz = Authorizer::load(platform).await?;
+    let tenant = desk_tenant_admin::lifecycle::change_status(
+        platform,
+        &authz,
+        &Actor::Cli,
+        &slug,
+        change,
+        "cli",
+    )
+    .await
+    .map_err(cli_error)?;
+    println!("{}: {}", tenant.slug, tenant.status.as_str());
+    Ok(())
 }
 
 /// `desk db ...`

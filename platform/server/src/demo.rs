@@ -10,6 +10,7 @@ use desk_authz::{Authorizer, Role, Subject};
 use desk_core::TenantSlug;
 use desk_db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use desk_db::{DbConfig, PlatformDb};
+use desk_tenant_admin::Actor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -134,7 +135,7 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
             &format!("0913000000{}", i + 1),
         );
         let req = commands::onboarding_from(platform, &config.http.base_domain, &args).await?;
-        desk_tenant_admin::onboard(platform, &authz, "demo", &req).await?;
+        desk_tenant_admin::onboard(platform, &authz, &Actor::Cli, "demo", &req).await?;
         println!("created demo municipality {slug}");
     }
     Ok(())
