@@ -4,23 +4,19 @@
 //! their welcome job), and the routes of the platform host. Must not depend on the web, GraphQL
 //! or jobs crates.
 
+pub mod auth;
 pub mod lifecycle;
+pub mod portal;
 
 pub use lifecycle::{Actor, Lifecycle};
+pub use portal::{PlatformPortal, platform_router};
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use desk_authz::{Authorizer, Role, Subject};
 use desk_core::jobs::WelcomeStaff;
-use desk_core::{DomainError, MobileNumber, TenantStatus};
+use desk_core::{DomainError, MobileNumber};
 use desk_db::migrate::TenantMigrations;
 use desk_db::staff::{self, Staff};
-use desk_db::tenants::TenantFilter;
 use desk_db::{AuditEntry, NewTenant, PlatformDb, Tenant, jobs};
-use serde::Serialize;
 
 /// The first administrator of a new municipality.
 #[derive(Debug, Clone)]
@@ -113,69 +109,4 @@ pub async fn onboard(
     })
     .await?;
     Ok((tenant, admin))
-}
-
-/// State of the platform portal.
-#[derive(Debug, Clone)]
-pub struct PlatformPortal {
-    /// Registry.
-    pub db: PlatformDb,
-}
-
-/// Routes of the platform host (`admin.<base-domain>`).
-pub fn platform_router(portal: PlatformPortal) -> Router {
-    Router::new()
-        .route("/", get(list_municipalities))
-        .with_state(portal)
-}
-
-#[derive(Serialize)]
-struct Row<'a> {
-    slug: &'a str,
-    name: &'a str,
-    province: &'a str,
-    status: &'a str,
-}
-
-fn status_fa(s: TenantStatus) -> &'static str {
-    match s {
-        TenantStatus::Active => "فعال",
-        TenantStatus::Suspended => "معلق",
-        TenantStatus::Archived => "بایگانی",
-    }
-}
-
-async fn list_municipalities(State(portal): State<PlatformPortal>) -> Response {
-    let tenants = match portal.db.list_tenants(&TenantFilter::default()).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "listing municipalities failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, Html("خطایی رخ داد.")).into_response();
-        }
-    };
-    let rows: Vec<Row<'_>> = tenants
-        .iter()
-        .filter(|t| t.status != TenantStatus::Archived)
-        .map(|t| Row {
-            slug: t.slug.as_str(),
-            name: &t.name_fa,
-            province: &t.province_name_fa,
-            status: status_fa(t.status),
-        })
-        .collect();
-    let mut env = minijinja::Environment::new();
-    let rendered = env
-        .add_template(
-            "platform_home.html.j2",
-            include_str!("../templates/platform_home.html.j2"),
-        )
-        .and_then(|()| env.get_template("platform_home.html.j2"))
-        .and_then(|t| t.render(minijinja::context! { tenants => minijinja::value::Serde(&rows) }));
-    match rendered {
-        Ok(html) => Html(html).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "rendering the platform portal failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, Html("خطایی رخ داد.")).into_response()
-        }
-    }
 }

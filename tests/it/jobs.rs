@@ -133,10 +133,12 @@ async fn a_rolled_back_onboarding_leaves_nothing_behind() {
             .is_none(),
         "no registry row"
     );
+    let role = db.platform.install().tenant_role(tenant.scope().schema());
     let leftovers: (bool, bool) = sqlx::query_as(
         "select exists (select from pg_namespace where nspname = 't_alpha'),
-                exists (select from pg_roles where rolname like '%\\_t\\_alpha')",
+                exists (select from pg_roles where rolname = $1)",
     )
+    .bind(&role)
     .fetch_one(db.platform.pool_for_infrastructure())
     .await
     .unwrap();

@@ -6,5 +6,6 @@ mod hosts;
 mod jobs;
 mod lifecycle;
 mod migrations;
+mod portal;
 mod provisioning;
 mod tenancy;

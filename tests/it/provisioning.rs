@@ -63,6 +63,13 @@ async fn bad_input_gets_a_field_error_and_leaves_nothing() {
         "name_length"
     );
 
+    let mut latin = TestDb::new_tenant("beta");
+    latin.name_fa = "Beta City".to_owned();
+    assert_eq!(
+        code(db.platform.create_tenant(&latin, &set).await.unwrap_err()),
+        "name_not_persian"
+    );
+
     let mut no_domain = TestDb::new_tenant("beta");
     no_domain.domains.clear();
     assert_eq!(

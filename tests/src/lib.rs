@@ -24,6 +24,23 @@ pub const ISFAHAN: i16 = 4;
 /// The province id of Tehran.
 pub const TEHRAN: i16 = 8;
 
+/// A distinct Persian name for a test slug (each Latin letter mapped to a Persian one).
+pub fn persian_name(slug: &str) -> String {
+    const LETTERS: [char; 26] = [
+        'ا', 'ب', 'ج', 'د', 'ه', 'ف', 'گ', 'ح', 'ی', 'ژ', 'ک', 'ل', 'م', 'ن', 'و', 'پ', 'ق', 'ر',
+        'س', 'ت', 'ع', 'ذ', 'ص', 'خ', 'ئ', 'ز',
+    ];
+    let body: String = slug
+        .chars()
+        .map(|c| match c {
+            'a'..='z' => LETTERS[(c as u8 - b'a') as usize],
+            '-' => ' ',
+            other => other,
+        })
+        .collect();
+    format!("شهرداری {}", desk_core::text::persian_digits(&body))
+}
+
 /// A migrated throwaway database.
 pub struct TestDb {
     scratch: Option<ScratchDatabase>,
@@ -80,7 +97,7 @@ impl TestDb {
     pub fn new_tenant_in(slug: &str, province_id: i16) -> NewTenant {
         NewTenant {
             slug: TenantSlug::parse(slug).unwrap(),
-            name_fa: format!("شهرداری {slug}"),
+            name_fa: persian_name(slug),
             name_en: format!("{slug} municipality"),
             province_id,
             domains: vec![Hostname::parse(&format!("{slug}.test")).unwrap()],
@@ -117,20 +134,51 @@ pub struct TestResponse {
     pub status: StatusCode,
     /// Body as text.
     pub text: String,
+    /// `Location` header, if any.
+    pub location: Option<String>,
+    /// `name=value` of the first `Set-Cookie`, if any.
+    pub cookie: Option<String>,
+}
+
+impl TestResponse {
+    /// The value of the first hidden `csrf` field on the page.
+    pub fn csrf(&self) -> String {
+        let start = self
+            .text
+            .find("name=\"csrf\" value=\"")
+            .expect("page has a csrf field")
+            + 19;
+        self.text[start..].split('"').next().unwrap().to_owned()
+    }
 }
 
 impl TestApp {
     /// Builds the app (host cache disabled so status changes show at once).
     pub async fn new() -> Self {
         let db = TestDb::new().await;
-        let mut config = desk::config::Config::default();
-        config.http.base_domain = "test".to_owned();
-        config.http.site_cache_ttl_ms = 0;
-        let router = desk::app::build(&config, db.platform.clone()).unwrap();
+        let router = Self::router(&db).await;
         Self { db, router }
     }
 
-    /// Sends a request for `host` + `path`.
+    async fn router(db: &TestDb) -> axum::Router {
+        let mut config = desk::config::Config::default();
+        config.http.base_domain = "test".to_owned();
+        config.http.site_cache_ttl_ms = 0;
+        desk::app::build(&config, db.platform.clone())
+            .await
+            .unwrap()
+    }
+
+    /// Builds the router again (the app loads the policies when it is built).
+    pub async fn rebuild(self) -> Self {
+        let router = Self::router(&self.db).await;
+        Self {
+            db: self.db,
+            router,
+        }
+    }
+
+    /// Sends a request for `host` + `path` (a body is sent as JSON).
     pub async fn request(
         &self,
         method: &str,
@@ -138,23 +186,77 @@ impl TestApp {
         path: &str,
         body: Option<&str>,
     ) -> TestResponse {
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("content-type", "application/json")]
+        } else {
+            &[]
+        };
+        self.send(method, host, path, body, headers).await
+    }
+
+    /// Sends a request with explicit headers.
+    pub async fn send(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
         let mut req = Request::builder()
             .method(method)
             .uri(path)
             .header("host", host);
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         let req = req
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
             .unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
+        let header = |name| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let location = header("location");
+        let cookie =
+            header("set-cookie").map(|c| c.split(';').next().unwrap_or_default().to_owned());
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         TestResponse {
             status,
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            location,
+            cookie,
         }
+    }
+
+    /// `GET` with a session cookie.
+    pub async fn get_as(&self, cookie: &str, host: &str, path: &str) -> TestResponse {
+        self.send("GET", host, path, None, &[("cookie", cookie)])
+            .await
+    }
+
+    /// A form `POST` (`application/x-www-form-urlencoded`), optionally with a session cookie.
+    pub async fn post_form(
+        &self,
+        cookie: Option<&str>,
+        host: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> TestResponse {
+        let body: String = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(c) = cookie {
+            headers.push(("cookie", c));
+        }
+        self.send("POST", host, path, Some(&body), &headers).await
     }
 
     /// `GET`.
@@ -169,6 +271,17 @@ impl TestApp {
         let json = serde_json::from_str(&res.text).unwrap_or(serde_json::Value::Null);
         (res.status, json)
     }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The SQLSTATE of a database error inside a domain error, if any.

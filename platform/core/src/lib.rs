@@ -10,6 +10,7 @@ pub mod host;
 pub mod jobs;
 pub mod mobile;
 pub mod tenant;
+pub mod text;
 
 pub use error::{DomainError, FieldError, FieldErrors};
 pub use host::Hostname;

@@ -16,6 +16,7 @@ pub mod scratch;
 pub mod staff;
 mod tenant_tx;
 pub mod tenants;
+pub mod users;
 
 pub use platform::{AuditBreak, AuditEntry, DbConfig, InstallId, PlatformDb};
 pub use tenant_tx::{TenantDb, TenantScope, TenantTx};

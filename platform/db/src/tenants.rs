@@ -228,6 +228,14 @@ impl PlatformDb {
             )
             .into());
         }
+        if !desk_core::text::is_persian_text(name_fa) {
+            return Err(FieldErrors::single(
+                "name_fa",
+                "name_not_persian",
+                "نام فارسی شهرداری را با حروف فارسی بنویسید.",
+            )
+            .into());
+        }
         if new.name_en.chars().count() > 200 {
             return Err(FieldErrors::single(
                 "name_en",

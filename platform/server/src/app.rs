@@ -26,7 +26,7 @@ pub fn with_pool_settings(mut db: DbConfig, config: &Config) -> anyhow::Result<D
 }
 
 /// Builds the whole HTTP application over a connected platform database.
-pub fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum::Router> {
+pub async fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum::Router> {
     let themes = Themes::new(&config.web.themes_dir, config.web.auto_reload)?;
     let platform_host = Hostname::parse(&config.platform_host())
         .map_err(|e| anyhow::anyhow!("platform host: {e}"))?;
@@ -42,9 +42,14 @@ pub fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum::Rout
     };
     let tenant_app = desk_web::tenant_router(web.clone())
         .merge(desk_graphql::tenant_router(desk_graphql::tenant_schema()));
-    let platform_app = desk_tenant_admin::platform_router(desk_tenant_admin::PlatformPortal {
-        db: platform.clone(),
-    });
+    let authz = desk_authz::Authorizer::load(&platform).await?;
+    let portal = desk_tenant_admin::PlatformPortal::new(
+        platform.clone(),
+        authz,
+        config.http.base_domain.clone(),
+        config.http.secure_cookies,
+    )?;
+    let platform_app = desk_tenant_admin::platform_router(portal);
     Ok(desk_web::app(web, tenant_app, platform_app))
 }
 
@@ -76,7 +81,8 @@ pub async fn serve_on(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .context("HTTP server failed")
@@ -85,7 +91,7 @@ pub async fn serve_on(
 /// `desk serve`.
 pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let platform = PlatformDb::connect(&db_config(config)?).await?;
-    let router = build(config, platform)?;
+    let router = build(config, platform).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;

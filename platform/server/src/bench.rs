@@ -82,7 +82,7 @@ fn onboarding(slug: &str) -> anyhow::Result<Onboarding> {
 fn new_tenant(slug: &str) -> anyhow::Result<NewTenant> {
     Ok(NewTenant {
         slug: TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?,
-        name_fa: format!("شهرداری {slug}"),
+        name_fa: "شهرداری نمونه".to_owned(),
         name_en: String::new(),
         province_id: 4,
         domains: vec![

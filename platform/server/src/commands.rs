@@ -355,6 +355,97 @@ async fn lifecycle_cli(platform: &PlatformDb, slug: &str, change: Lifecycle) -> 
     Ok(())
 }
 
+/// `desk user ...` (the password is read from standard input, never from the command line).
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a platform admin or provincial operator.
+    Create {
+        /// Sign-in name.
+        username: String,
+        /// Name shown in the portal.
+        #[arg(long)]
+        name: String,
+        /// `platform_admin` or `province_operator`.
+        #[arg(long, value_parser = ["platform_admin", "province_operator"])]
+        kind: String,
+        /// The operator's province code (`isfahan`).
+        #[arg(long)]
+        province: Option<String>,
+    },
+    /// Set a user's password.
+    Passwd {
+        /// Sign-in name.
+        username: String,
+    },
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.chars().count() < 10 {
+        anyhow::bail!("the password (read from standard input) must have at least 10 characters");
+    }
+    Ok(password)
+}
+
+/// `desk user ...`.
+pub async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    let platform = PlatformDb::connect(&db_config(config)?).await?;
+    let authz = Authorizer::load(&platform).await?;
+    let username = match &cmd {
+        UserCommand::Create { username, .. } | UserCommand::Passwd { username } => {
+            username.trim().to_lowercase()
+        }
+    };
+    if let UserCommand::Create {
+        name,
+        kind,
+        province,
+        ..
+    } = &cmd
+    {
+        let province_id = match province {
+            Some(code) => Some(
+                platform
+                    .province_by_code(code)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("unknown province code {code:?}"))?
+                    .0,
+            ),
+            None => None,
+        };
+        let role = match (kind.as_str(), province_id) {
+            ("platform_admin", None) => desk_authz::Role::PlatformAdmin,
+            ("province_operator", Some(p)) => desk_authz::Role::ProvinceOperator(p),
+            _ => anyhow::bail!("operators need --province; platform admins take none"),
+        };
+        let id = platform
+            .ensure_platform_user(&username, name, kind, province_id)
+            .await?;
+        authz
+            .assign(&desk_authz::Subject::PlatformUser(id), role, None)
+            .await?;
+    }
+    let (user, _) = platform
+        .user_for_sign_in(&username)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no such user {username:?}"))?;
+    let hash = desk_tenant_admin::auth::hash_password(&read_password()?)?;
+    platform.set_password_hash(user.id, &hash).await?;
+    platform
+        .audit(desk_db::AuditEntry {
+            actor: "cli",
+            action: "user.password",
+            tenant: None,
+            source: "cli",
+            detail: serde_json::json!({ "username": username }),
+        })
+        .await?;
+    println!("{username}: password set");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `desk db ...`
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {

@@ -67,6 +67,8 @@ pub struct HttpConfig {
     pub platform_subdomain: String,
     /// How long a host → municipality answer is cached, in milliseconds.
     pub site_cache_ttl_ms: u64,
+    /// Mark session cookies `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl Default for HttpConfig {
@@ -76,6 +78,7 @@ impl Default for HttpConfig {
             base_domain: "localhost".to_owned(),
             platform_subdomain: "admin".to_owned(),
             site_cache_ttl_ms: 5_000,
+            secure_cookies: false,
         }
     }
 }

@@ -70,7 +70,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         anyhow::bail!("some municipalities could not be migrated");
     }
     seed(config, &platform).await?;
-    let router = app::build(config, platform.clone())?;
+    let router = app::build(config, platform.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (use --listen)", args.listen))?;
@@ -99,6 +99,7 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
     let admin = platform
         .ensure_platform_user("admin", "مدیر سامانه", "platform_admin", None)
         .await?;
+    ensure_demo_password(platform, "admin").await?;
     authz
         .assign(&Subject::PlatformUser(admin), Role::PlatformAdmin, None)
         .await?;
@@ -141,6 +142,17 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The demo's one password, printed with the accounts (never use it anywhere else).
+const DEMO_PASSWORD: &str = "miz-demo-1404";
+
+async fn ensure_demo_password(platform: &PlatformDb, username: &str) -> anyhow::Result<()> {
+    if let Some((user, None)) = platform.user_for_sign_in(username).await? {
+        let hash = desk_tenant_admin::auth::hash_password(DEMO_PASSWORD)?;
+        platform.set_password_hash(user.id, &hash).await?;
+    }
+    Ok(())
+}
+
 fn print_welcome(config: &Config, port: u16) {
     let base = &config.http.base_domain;
     println!();
@@ -154,9 +166,12 @@ fn print_welcome(config: &Config, port: u16) {
         println!("  {name_fa:<18} http://{slug}.{base}:{port}/   (GraphQL: /graphql)");
     }
     println!();
-    println!("  demo accounts (password sign-in arrives with the portals of issue #3):");
+    println!("  platform portal accounts (password {DEMO_PASSWORD}):");
     println!("    platform admin          admin");
     println!("    Isfahan operator        isfahan-operator");
+    println!(
+        "  first admins of the municipalities (staff portal sign-in arrives with a later issue):"
+    );
     for (i, (slug, _, _)) in DEMO_TENANTS.iter().enumerate() {
         println!("    {slug:<22}  admin-{slug} (mobile 0913000000{})", i + 1);
     }

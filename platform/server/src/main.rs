@@ -32,6 +32,9 @@ enum Command {
     /// Create and list municipalities.
     #[command(subcommand)]
     Tenant(commands::TenantCommand),
+    /// Create platform users and set their passwords.
+    #[command(subcommand)]
+    User(commands::UserCommand),
     /// Run everything with demo data on a private PostgreSQL (unless DATABASE_URL is set).
     Demo(demo::DemoArgs),
     /// Start or stop the embedded PostgreSQL (used by the test suite).
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
             Command::Worker => app::worker(&config).await,
             Command::Migrate(args) => commands::migrate(&config, &args).await,
             Command::Tenant(cmd) => commands::tenant(&config, cmd).await,
+            Command::User(cmd) => commands::user(&config, cmd).await,
             Command::Demo(args) => demo::run(config, args).await,
             Command::Db(cmd) => commands::db(cmd),
             Command::Bench(cmd) => bench::run(&config, cmd).await,

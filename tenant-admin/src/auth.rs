@@ -1,0 +1,206 @@
+//! Sign-in of platform users: argon2 password hashes, server-side sessions in a cookie,
+//! CSRF tokens for forms, and a limit on failed attempts.
+
+use crate::portal::PlatformPortal;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use desk_core::DomainError;
+use desk_db::users::PlatformUser;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Name of the session cookie on the platform host.
+pub const COOKIE: &str = "desk_platform_session";
+/// How long a session lives.
+pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// Hashes a password with argon2 (PHC string with its own random salt).
+pub fn hash_password(password: &str) -> Result<String, DomainError> {
+    let hash: PasswordHash = Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| DomainError::Internal(anyhow::anyhow!("hashing a password: {e}")))?;
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the stored PHC hash.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A fresh unguessable token (244 random bits from the OS), as hex.
+pub fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The session token from the request's cookies.
+pub fn session_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(COOKIE)?
+                .strip_prefix('=')
+                .map(str::to_owned)
+        })
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// `Set-Cookie` for a session (or its removal when `token` is empty).
+pub fn session_cookie(token: &str, secure: bool) -> HeaderValue {
+    let max_age = if token.is_empty() {
+        0
+    } else {
+        SESSION_TTL.as_secs()
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("desk_platform_session=; Max-Age=0"))
+}
+
+/// A signed-in platform user, extracted from the session cookie; anyone else is sent to /login.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The user.
+    pub user: PlatformUser,
+    /// The session's CSRF token, which every form must echo.
+    pub csrf: String,
+    /// The session token (for sign-out).
+    pub token: String,
+}
+
+impl SignedIn {
+    /// `Forbidden` unless `sent` is this session's CSRF token.
+    pub fn check_csrf(&self, sent: &str) -> Result<(), DomainError> {
+        if !sent.is_empty() && sent == self.csrf {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+}
+
+impl FromRequestParts<PlatformPortal> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        portal: &PlatformPortal,
+    ) -> Result<Self, Self::Rejection> {
+        let to_login = || Redirect::to("/login").into_response();
+        let Some(token) = session_token(&parts.headers) else {
+            return Err(to_login());
+        };
+        match portal.db.session_user(&token).await {
+            Ok(Some((user, csrf))) => Ok(Self { user, csrf, token }),
+            Ok(None) => Err(to_login()),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a session failed");
+                Err(crate::portal::error_response(
+                    &portal.views,
+                    &DomainError::Internal(anyhow::anyhow!("session")),
+                ))
+            }
+        }
+    }
+}
+
+/// Counts failed sign-ins per username: more than `MAX_FAILURES` in `WINDOW` locks it out.
+#[derive(Debug, Default)]
+pub struct LoginLimiter {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 5;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl LoginLimiter {
+    /// Whether `username` may try now.
+    pub fn may_try(&self, username: &str) -> bool {
+        let Ok(map) = self.failures.lock() else {
+            return false;
+        };
+        map.get(username)
+            .is_none_or(|(n, since)| *n < MAX_FAILURES || since.elapsed() > WINDOW)
+    }
+
+    /// Records the outcome of an attempt.
+    pub fn record(&self, username: &str, ok: bool) {
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        if ok {
+            map.remove(username);
+            return;
+        }
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        let entry = map
+            .entry(username.to_owned())
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() > WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("درست-است-1234").unwrap();
+        assert!(h.starts_with("$argon2"));
+        assert!(verify_password("درست-است-1234", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not a hash"));
+        assert_ne!(h, hash_password("درست-است-1234").unwrap(), "salted");
+    }
+
+    #[test]
+    fn cookies_are_read_strictly() {
+        let token = new_token();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=1; {COOKIE}={token}; b=2")).unwrap(),
+        );
+        assert_eq!(session_token(&headers).as_deref(), Some(token.as_str()));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("desk_platform_session=short"),
+        );
+        assert_eq!(session_token(&headers), None);
+    }
+
+    #[test]
+    fn failures_lock_out() {
+        let l = LoginLimiter::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(l.may_try("op"));
+            l.record("op", false);
+        }
+        assert!(!l.may_try("op"));
+        assert!(l.may_try("other"));
+    }
+}

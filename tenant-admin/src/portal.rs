@@ -1,0 +1,848 @@
+//! The platform portal on `admin.<base-domain>`: sign-in, municipalities (list, search,
+//! filters, onboarding, lifecycle, domains), provinces and operators. Persian, right-to-left.
+
+use crate::auth::{self, LoginLimiter, SignedIn};
+use crate::lifecycle::{self, Actor, Lifecycle};
+use crate::{FirstAdmin, Onboarding};
+use axum::Router;
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{Form, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use desk_authz::{Action, Authorizer, Domain, Resource};
+use desk_core::text::{persian_digits, suggest_slug};
+use desk_core::{DomainError, FieldErrors, Hostname, MobileNumber, TenantSlug, TenantStatus};
+use desk_db::tenants::TenantFilter;
+use desk_db::{NewTenant, PlatformDb, Tenant};
+use minijinja::value::Serde;
+use minijinja::{Environment, context};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The portal's templates, embedded at build time.
+#[derive(Debug)]
+pub struct Views {
+    env: Environment<'static>,
+}
+
+impl Views {
+    fn new() -> Result<Self, minijinja::Error> {
+        let mut env = Environment::new();
+        for (name, src) in [
+            (
+                "layout.html.j2",
+                include_str!("../templates/layout.html.j2"),
+            ),
+            ("login.html.j2", include_str!("../templates/login.html.j2")),
+            (
+                "municipalities.html.j2",
+                include_str!("../templates/municipalities.html.j2"),
+            ),
+            (
+                "onboard.html.j2",
+                include_str!("../templates/onboard.html.j2"),
+            ),
+            (
+                "municipality.html.j2",
+                include_str!("../templates/municipality.html.j2"),
+            ),
+            (
+                "provinces.html.j2",
+                include_str!("../templates/provinces.html.j2"),
+            ),
+            (
+                "operators.html.j2",
+                include_str!("../templates/operators.html.j2"),
+            ),
+            ("error.html.j2", include_str!("../templates/error.html.j2")),
+        ] {
+            env.add_template(name, src)?;
+        }
+        env.add_filter("fa_digits", |s: String| persian_digits(&s));
+        Ok(Self { env })
+    }
+
+    fn render(&self, status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "rendering the platform portal failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Html("خطایی رخ داد. لطفاً دوباره تلاش کنید."),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// State of the platform portal. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PlatformPortal {
+    /// Registry.
+    pub db: PlatformDb,
+    /// Policies.
+    pub authz: Authorizer,
+    /// Municipalities get `<slug>.<base_domain>`.
+    pub base_domain: String,
+    /// Mark cookies `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+    pub(crate) views: Arc<Views>,
+    limiter: Arc<LoginLimiter>,
+}
+
+impl PlatformPortal {
+    /// The portal over a registry and its policies.
+    pub fn new(
+        db: PlatformDb,
+        authz: Authorizer,
+        base_domain: String,
+        secure_cookies: bool,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            db,
+            authz,
+            base_domain,
+            secure_cookies,
+            views: Arc::new(Views::new()?),
+            limiter: Arc::new(LoginLimiter::default()),
+        })
+    }
+}
+
+/// Routes of the platform host.
+pub fn platform_router(portal: PlatformPortal) -> Router {
+    Router::new()
+        .route("/", get(list_municipalities))
+        .route("/login", get(show_login).post(sign_in))
+        .route("/logout", post(sign_out))
+        .route("/municipalities", post(create_municipality))
+        .route("/municipalities/new", get(show_onboarding))
+        .route("/municipalities/{slug}", get(show_municipality))
+        .route("/municipalities/{slug}/status", post(change_status))
+        .route("/municipalities/{slug}/domains", post(change_domain))
+        .route("/provinces", get(list_provinces))
+        .route("/operators", get(list_operators))
+        .with_state(portal)
+}
+
+/// The themed Persian page for a domain error (a 5xx never shows its cause).
+pub fn error_response(views: &Views, err: &DomainError) -> Response {
+    let (status, message) = match err {
+        DomainError::NotFound => (StatusCode::NOT_FOUND, "پیدا نشد.".to_owned()),
+        DomainError::Forbidden => (StatusCode::FORBIDDEN, "اجازه این کار را ندارید.".to_owned()),
+        DomainError::Conflict(_) => (
+            StatusCode::CONFLICT,
+            "این تغییر با وضعیت کنونی سازگار نیست.".to_owned(),
+        ),
+        DomainError::Validation(f) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            f.0.iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        DomainError::Internal(e) => {
+            tracing::error!(error = %e, "platform portal request failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "خطایی رخ داد. لطفاً دوباره تلاش کنید.".to_owned(),
+            )
+        }
+    };
+    views.render(status, "error.html.j2", context! { message })
+}
+
+fn source_of(req_ext: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|s| s.trim().to_owned())
+        .or_else(|| req_ext.map(|c| c.0.ip().to_string()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn actor(me: &SignedIn) -> Actor {
+    Actor::User {
+        id: me.user.id,
+        username: me.user.username.clone(),
+    }
+}
+
+#[derive(Serialize)]
+struct UserView<'a> {
+    name: &'a str,
+    username: &'a str,
+    role: &'static str,
+    province: Option<&'a str>,
+    csrf: &'a str,
+}
+
+fn user_view(me: &SignedIn) -> UserView<'_> {
+    UserView {
+        name: &me.user.display_name,
+        username: &me.user.username,
+        role: if me.user.kind == "platform_admin" {
+            "مدیر سامانه"
+        } else {
+            "کارشناس استان"
+        },
+        province: me.user.province_name_fa.as_deref(),
+        csrf: &me.csrf,
+    }
+}
+
+fn status_fa(s: TenantStatus) -> &'static str {
+    match s {
+        TenantStatus::Active => "فعال",
+        TenantStatus::Suspended => "معلق",
+        TenantStatus::Archived => "بایگانی",
+    }
+}
+
+#[derive(Serialize)]
+struct TenantRow {
+    slug: String,
+    name: String,
+    name_en: String,
+    province: String,
+    status: &'static str,
+    status_code: &'static str,
+}
+
+fn tenant_row(t: &Tenant) -> TenantRow {
+    TenantRow {
+        slug: t.slug.to_string(),
+        name: t.name_fa.clone(),
+        name_en: t.name_en.clone(),
+        province: t.province_name_fa.clone(),
+        status: status_fa(t.status),
+        status_code: t.status.as_str(),
+    }
+}
+
+// ----- sign-in -----
+
+async fn show_login(State(portal): State<PlatformPortal>) -> Response {
+    portal
+        .views
+        .render(StatusCode::OK, "login.html.j2", context! {})
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn sign_in(State(portal): State<PlatformPortal>, req: Request) -> Response {
+    let source = source_of(req.extensions().get(), req.headers());
+    let Ok(Form(form)) = Form::<LoginForm>::from_request(req, &()).await else {
+        return portal.views.render(
+            StatusCode::BAD_REQUEST,
+            "login.html.j2",
+            context! { error => "نام کاربری و گذرواژه را وارد کنید." },
+        );
+    };
+    let username = form.username.trim().to_lowercase();
+    if !portal.limiter.may_try(&username) {
+        return portal.views.render(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login.html.j2",
+            context! { error => "تلاش‌های ناموفق زیاد بود. پانزده دقیقه دیگر دوباره تلاش کنید.", username },
+        );
+    }
+    let found = match portal.db.user_for_sign_in(&username).await {
+        Ok(f) => f,
+        Err(e) => return error_response(&portal.views, &e),
+    };
+    // Verify against a fixed hash when the user is unknown, so timing does not tell.
+    let (user, ok) = match found {
+        Some((user, Some(hash))) => {
+            let ok = auth::verify_password(&form.password, &hash);
+            (Some(user), ok)
+        }
+        _ => {
+            if let Some(dummy) = DUMMY_HASH.as_deref() {
+                let _ = auth::verify_password(&form.password, dummy);
+            }
+            (None, false)
+        }
+    };
+    portal.limiter.record(&username, ok);
+    let Some(user) = user.filter(|_| ok) else {
+        tracing::info!(source = %source, "platform sign-in failed");
+        return portal.views.render(
+            StatusCode::UNAUTHORIZED,
+            "login.html.j2",
+            context! { error => "نام کاربری یا گذرواژه درست نیست.", username },
+        );
+    };
+    let token = auth::new_token();
+    let csrf = auth::new_token();
+    if let Err(e) = portal
+        .db
+        .create_session(user.id, &token, &csrf, auth::SESSION_TTL, &source)
+        .await
+    {
+        return error_response(&portal.views, &e);
+    }
+    tracing::info!(user.id = user.id, source = %source, "platform sign-in");
+    let mut res = Redirect::to("/").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        auth::session_cookie(&token, portal.secure_cookies),
+    );
+    res
+}
+
+/// An argon2 hash of a random string, checked when the username is unknown.
+static DUMMY_HASH: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| auth::hash_password(&auth::new_token()).ok());
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(e) = me.check_csrf(&form.csrf) {
+        return error_response(&portal.views, &e);
+    }
+    if let Err(e) = portal.db.delete_session(&me.token).await {
+        return error_response(&portal.views, &e);
+    }
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().insert(
+        header::SET_COOKIE,
+        auth::session_cookie("", portal.secure_cookies),
+    );
+    res
+}
+
+// ----- municipalities -----
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    province: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    created_ms: Option<u64>,
+}
+
+async fn list_municipalities(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let filter = TenantFilter {
+        province_id: q.province.parse().ok(),
+        status: q.status.parse().ok(),
+    };
+    let tenants =
+        match lifecycle::list(&portal.db, &portal.authz, &actor(&me), &filter, Some(&q.q)).await {
+            Ok(t) => t,
+            Err(e) => return error_response(&portal.views, &e),
+        };
+    let rows: Vec<TenantRow> = tenants
+        .iter()
+        .filter(|t| filter.status.is_some() || t.status != TenantStatus::Archived)
+        .map(tenant_row)
+        .collect();
+    let provinces = match portal.db.province_summaries().await {
+        Ok(p) => p,
+        Err(e) => return error_response(&portal.views, &e),
+    };
+    let provinces: Vec<_> = provinces
+        .iter()
+        .map(|p| context! { id => p.id, name => p.name_fa.clone(), selected => q.province == p.id.to_string() })
+        .collect();
+    portal.views.render(
+        StatusCode::OK,
+        "municipalities.html.j2",
+        context! {
+            me => Serde(user_view(&me)), tenants => Serde(rows), provinces, q => q.q.clone(), status => q.status.clone(),
+            count => rows_len(&tenants),
+        },
+    )
+}
+
+fn rows_len(t: &[Tenant]) -> String {
+    persian_digits(&t.len().to_string())
+}
+
+/// Provinces where `actor` may create municipalities.
+async fn creatable_provinces(
+    portal: &PlatformPortal,
+    actor: &Actor,
+) -> Result<Vec<(i16, String)>, DomainError> {
+    let mut out = Vec::new();
+    for p in portal.db.province_summaries().await? {
+        if lifecycle::allowed(
+            &portal.authz,
+            actor,
+            Domain::Province(p.id),
+            Resource::Tenant,
+            Action::Manage,
+        )
+        .await?
+        {
+            out.push((p.id, p.name_fa));
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize, Serialize, Default, Clone)]
+struct OnboardForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name_fa: String,
+    #[serde(default)]
+    name_en: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    province: String,
+    #[serde(default)]
+    domains: String,
+    #[serde(default)]
+    admin_username: String,
+    #[serde(default)]
+    admin_name: String,
+    #[serde(default)]
+    admin_mobile: String,
+}
+
+async fn render_onboarding(
+    portal: &PlatformPortal,
+    me: &SignedIn,
+    form: &OnboardForm,
+    errors: &FieldErrors,
+    status: StatusCode,
+) -> Response {
+    let provinces = match creatable_provinces(portal, &actor(me)).await {
+        Ok(p) => p,
+        Err(e) => return error_response(&portal.views, &e),
+    };
+    let provinces: Vec<_> = provinces
+        .iter()
+        .map(|(id, name)| context! { id, name, selected => form.province == id.to_string() })
+        .collect();
+    let errors: std::collections::BTreeMap<String, String> = errors
+        .0
+        .iter()
+        .map(|e| (e.field.clone(), e.message.clone()))
+        .collect();
+    portal.views.render(
+        status,
+        "onboard.html.j2",
+        context! { me => Serde(user_view(me)), form => Serde(form), provinces, errors => Serde(errors), base_domain => portal.base_domain.clone() },
+    )
+}
+
+async fn show_onboarding(State(portal): State<PlatformPortal>, me: SignedIn) -> Response {
+    render_onboarding(
+        &portal,
+        &me,
+        &OnboardForm::default(),
+        &FieldErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// Validates the onboarding form into a request; every problem gets a Persian message.
+fn parse_onboarding(form: &OnboardForm, base_domain: &str) -> Result<Onboarding, FieldErrors> {
+    let mut errors = Vec::new();
+    let slug_text = if form.slug.trim().is_empty() {
+        suggest_slug(&form.name_en, &form.name_fa).unwrap_or_default()
+    } else {
+        form.slug.trim().to_owned()
+    };
+    let slug = TenantSlug::parse(&slug_text)
+        .map_err(|e| errors.extend(e.0))
+        .ok();
+    let province_id: Option<i16> = form.province.parse().ok();
+    if province_id.is_none() {
+        errors.extend(
+            FieldErrors::single("province_id", "province_required", "استان را انتخاب کنید.").0,
+        );
+    }
+    let mut domains = Vec::new();
+    if let Some(slug) = &slug {
+        match Hostname::parse(&format!("{slug}.{base_domain}")) {
+            Ok(h) => domains.push(h),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    for raw in form.domains.split_whitespace() {
+        match Hostname::parse(raw) {
+            Ok(h) => domains.push(h),
+            Err(e) => errors.extend(e.0),
+        }
+    }
+    let first_admin =
+        if form.admin_username.trim().is_empty() && form.admin_mobile.trim().is_empty() {
+            None
+        } else {
+            let username = form.admin_username.trim().to_lowercase();
+            let name_ok = (3..=40).contains(&username.len())
+                && username
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !name_ok {
+                errors.extend(
+                    FieldErrors::single(
+                        "admin_username",
+                        "username_invalid",
+                        "نام کاربری باید ۳ تا ۴۰ نویسه از حروف کوچک لاتین، رقم و . _ - باشد.",
+                    )
+                    .0,
+                );
+            }
+            let mobile = MobileNumber::parse(&form.admin_mobile)
+                .map_err(|e| {
+                    errors.extend(e.0.into_iter().map(|mut f| {
+                        f.field = "admin_mobile".into();
+                        f
+                    }))
+                })
+                .ok();
+            let display_name = if form.admin_name.trim().is_empty() {
+                "مدیر میز خدمت".to_owned()
+            } else {
+                form.admin_name.trim().to_owned()
+            };
+            mobile.filter(|_| name_ok).map(|mobile| FirstAdmin {
+                username,
+                display_name,
+                mobile,
+            })
+        };
+    match (slug, province_id, errors.is_empty()) {
+        (Some(slug), Some(province_id), true) => Ok(Onboarding {
+            tenant: NewTenant {
+                slug,
+                name_fa: form.name_fa.clone(),
+                name_en: form.name_en.clone(),
+                province_id,
+                domains,
+            },
+            first_admin,
+        }),
+        _ => Err(FieldErrors(errors)),
+    }
+}
+
+async fn create_municipality(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    req: Request,
+) -> Response {
+    let source = source_of(req.extensions().get(), req.headers());
+    let Ok(Form(form)) = Form::<OnboardForm>::from_request(req, &()).await else {
+        return error_response(
+            &portal.views,
+            &DomainError::Validation(FieldErrors::single(
+                "form",
+                "form_invalid",
+                "فرم درست فرستاده نشد.",
+            )),
+        );
+    };
+    if let Err(e) = me.check_csrf(&form.csrf) {
+        return error_response(&portal.views, &e);
+    }
+    let onboarding = match parse_onboarding(&form, &portal.base_domain) {
+        Ok(o) => o,
+        Err(errors) => {
+            return render_onboarding(
+                &portal,
+                &me,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    let started = Instant::now();
+    match crate::onboard(&portal.db, &portal.authz, &actor(&me), &source, &onboarding).await {
+        Ok((tenant, _)) => {
+            let ms = started.elapsed().as_millis();
+            Redirect::to(&format!("/municipalities/{}?created_ms={ms}", tenant.slug))
+                .into_response()
+        }
+        Err(DomainError::Validation(errors)) => {
+            render_onboarding(
+                &portal,
+                &me,
+                &form,
+                &errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => error_response(&portal.views, &e),
+    }
+}
+
+async fn show_municipality(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    Path(slug): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let Ok(slug) = TenantSlug::parse(&slug) else {
+        return error_response(&portal.views, &DomainError::NotFound);
+    };
+    let who = actor(&me);
+    let tenant = match lifecycle::find(&portal.db, &portal.authz, &who, &slug).await {
+        Ok(t) => t,
+        Err(e) => return error_response(&portal.views, &e),
+    };
+    let domains = match portal.db.tenant_domains(tenant.id).await {
+        Ok(d) => d,
+        Err(e) => return error_response(&portal.views, &e),
+    };
+    let can_manage = lifecycle::allowed(
+        &portal.authz,
+        &who,
+        Domain::Tenant(tenant.id),
+        Resource::Tenant,
+        Action::Manage,
+    )
+    .await
+    .unwrap_or(false);
+    let actions: Vec<_> = match tenant.status {
+        TenantStatus::Active => vec![("suspend", "تعلیق"), ("archive", "بایگانی")],
+        TenantStatus::Suspended => vec![("resume", "ازسرگیری"), ("archive", "بایگانی")],
+        TenantStatus::Archived => vec![("restore", "بازگردانی")],
+    }
+    .into_iter()
+    .map(|(code, label)| context! { code, label })
+    .collect();
+    let domains: Vec<_> = domains
+        .iter()
+        .enumerate()
+        .map(|(i, d)| context! { host => d.as_str(), default => i == 0 })
+        .collect();
+    portal.views.render(
+        StatusCode::OK,
+        "municipality.html.j2",
+        context! {
+            me => Serde(user_view(&me)), tenant => Serde(tenant_row(&tenant)), domains, actions, can_manage,
+            created_ms => q.created_ms.map(|m| persian_digits(&m.to_string())),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct StatusForm {
+    #[serde(default)]
+    csrf: String,
+    change: String,
+}
+
+async fn change_status(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    Path(slug): Path<String>,
+    req: Request,
+) -> Response {
+    let source = source_of(req.extensions().get(), req.headers());
+    let Ok(Form(form)) = Form::<StatusForm>::from_request(req, &()).await else {
+        return error_response(&portal.views, &DomainError::NotFound);
+    };
+    if let Err(e) = me.check_csrf(&form.csrf) {
+        return error_response(&portal.views, &e);
+    }
+    let change = match form.change.as_str() {
+        "suspend" => Lifecycle::Suspend,
+        "resume" => Lifecycle::Resume,
+        "archive" => Lifecycle::Archive,
+        "restore" => Lifecycle::Restore,
+        _ => return error_response(&portal.views, &DomainError::NotFound),
+    };
+    let Ok(slug) = TenantSlug::parse(&slug) else {
+        return error_response(&portal.views, &DomainError::NotFound);
+    };
+    match lifecycle::change_status(
+        &portal.db,
+        &portal.authz,
+        &actor(&me),
+        &slug,
+        change,
+        &source,
+    )
+    .await
+    {
+        Ok(t) => Redirect::to(&format!("/municipalities/{}", t.slug)).into_response(),
+        Err(e) => error_response(&portal.views, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DomainForm {
+    #[serde(default)]
+    csrf: String,
+    op: String,
+    host: String,
+}
+
+async fn change_domain(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    Path(slug): Path<String>,
+    req: Request,
+) -> Response {
+    let source = source_of(req.extensions().get(), req.headers());
+    let Ok(Form(form)) = Form::<DomainForm>::from_request(req, &()).await else {
+        return error_response(&portal.views, &DomainError::NotFound);
+    };
+    if let Err(e) = me.check_csrf(&form.csrf) {
+        return error_response(&portal.views, &e);
+    }
+    let (Ok(slug), host) = (TenantSlug::parse(&slug), Hostname::parse(&form.host)) else {
+        return error_response(&portal.views, &DomainError::NotFound);
+    };
+    let host = match host {
+        Ok(h) => h,
+        Err(e) => return error_response(&portal.views, &DomainError::Validation(e)),
+    };
+    match lifecycle::change_domain(
+        &portal.db,
+        &portal.authz,
+        &actor(&me),
+        &slug,
+        &host,
+        form.op == "add",
+        &source,
+    )
+    .await
+    {
+        Ok(()) => Redirect::to(&format!("/municipalities/{slug}")).into_response(),
+        Err(e) => error_response(&portal.views, &e),
+    }
+}
+
+// ----- provinces and operators -----
+
+async fn list_provinces(State(portal): State<PlatformPortal>, me: SignedIn) -> Response {
+    match portal.db.province_summaries().await {
+        Ok(p) => {
+            let rows: Vec<_> = p
+                .iter()
+                .map(|p| context! { id => p.id, code => p.code.clone(), name => p.name_fa.clone(), tenants => persian_digits(&p.tenants.to_string()) })
+                .collect();
+            portal.views.render(
+                StatusCode::OK,
+                "provinces.html.j2",
+                context! { me => Serde(user_view(&me)), provinces => rows },
+            )
+        }
+        Err(e) => error_response(&portal.views, &e),
+    }
+}
+
+async fn list_operators(State(portal): State<PlatformPortal>, me: SignedIn) -> Response {
+    // Who works where is platform-wide information: platform admins only.
+    let allowed = lifecycle::allowed(
+        &portal.authz,
+        &actor(&me),
+        Domain::Platform,
+        Resource::Tenant,
+        Action::Manage,
+    )
+    .await
+    .unwrap_or(false);
+    if !allowed {
+        return error_response(&portal.views, &DomainError::Forbidden);
+    }
+    match portal.db.list_users().await {
+        Ok(users) => {
+            let rows: Vec<_> = users
+                .iter()
+                .map(|u| context! {
+                    username => u.username.clone(), name => u.display_name.clone(),
+                    role => if u.kind == "platform_admin" { "مدیر سامانه" } else { "کارشناس استان" },
+                    province => u.province_name_fa.clone(),
+                })
+                .collect();
+            portal.views.render(
+                StatusCode::OK,
+                "operators.html.j2",
+                context! { me => Serde(user_view(&me)), users => rows },
+            )
+        }
+        Err(e) => error_response(&portal.views, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> OnboardForm {
+        OnboardForm {
+            name_fa: "شهرداری نجف‌آباد".into(),
+            name_en: "Najafabad Municipality".into(),
+            province: "4".into(),
+            ..OnboardForm::default()
+        }
+    }
+
+    #[test]
+    fn the_slug_is_suggested_from_the_name() {
+        let o = parse_onboarding(&form(), "miz.ir").unwrap();
+        assert_eq!(o.tenant.slug.as_str(), "najafabad");
+        assert_eq!(o.tenant.domains[0].as_str(), "najafabad.miz.ir");
+        assert!(o.first_admin.is_none());
+    }
+
+    #[test]
+    fn every_bad_field_gets_a_persian_message() {
+        let bad = OnboardForm {
+            slug: "admin".into(),
+            province: "".into(),
+            domains: "good.example bad_domain".into(),
+            admin_username: "A".into(),
+            admin_mobile: "123".into(),
+            ..form()
+        };
+        let errors = parse_onboarding(&bad, "miz.ir").unwrap_err();
+        let fields: Vec<&str> = errors.0.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "slug",
+            "province_id",
+            "domain",
+            "admin_username",
+            "admin_mobile",
+        ] {
+            assert!(fields.contains(&f), "{f} in {fields:?}");
+        }
+        assert!(
+            errors
+                .0
+                .iter()
+                .all(|e| desk_core::text::is_persian_text(&e.message)),
+            "{errors}"
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! The platform portal: sign-in, scoping of operators, CSRF, onboarding form.
+
+use axum::http::StatusCode;
+use desk_authz::{Authorizer, Role, Subject};
+use desk_core::TenantStatus;
+use desk_db::migrate::TenantMigrations;
+use desk_tests::{ISFAHAN, TEHRAN, TestApp, TestDb};
+
+const HOST: &str = "admin.test";
+const PASSWORD: &str = "a-long-test-password";
+
+async fn app_with_people() -> TestApp {
+    let app = TestApp::new().await;
+    let db = &app.db.platform;
+    let authz = Authorizer::load(db).await.unwrap();
+    authz
+        .ensure_default_policies(&db.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    let hash = desk_tenant_admin::auth::hash_password(PASSWORD).unwrap();
+    let root = db
+        .ensure_platform_user("root", "مدیر سامانه", "platform_admin", None)
+        .await
+        .unwrap();
+    let op = db
+        .ensure_platform_user(
+            "isfahan-op",
+            "کارشناس اصفهان",
+            "province_operator",
+            Some(ISFAHAN),
+        )
+        .await
+        .unwrap();
+    for id in [root, op] {
+        db.set_password_hash(id, &hash).await.unwrap();
+    }
+    authz
+        .assign(&Subject::PlatformUser(root), Role::PlatformAdmin, None)
+        .await
+        .unwrap();
+    authz
+        .assign(
+            &Subject::PlatformUser(op),
+            Role::ProvinceOperator(ISFAHAN),
+            None,
+        )
+        .await
+        .unwrap();
+    for (slug, province) in [("alpha", ISFAHAN), ("tehran-city", TEHRAN)] {
+        let t = db
+            .create_tenant(
+                &TestDb::new_tenant_in(slug, province),
+                &TenantMigrations::embedded(),
+            )
+            .await
+            .unwrap();
+        authz.place_tenant(t.id, province).await.unwrap();
+    }
+    app
+}
+
+async fn sign_in(app: &TestApp, username: &str) -> String {
+    let res = app
+        .post_form(
+            None,
+            HOST,
+            "/login",
+            &[("username", username), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    res.cookie.expect("a session cookie")
+}
+
+// The portal builds its policies when the app is built; re-build after adding policies.
+async fn fresh(app: TestApp) -> TestApp {
+    app.rebuild().await
+}
+
+#[tokio::test]
+async fn the_portal_needs_a_session_and_operators_stay_in_their_province() {
+    let app = fresh(app_with_people().await).await;
+    let anonymous = app.get(HOST, "/").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+    assert_eq!(anonymous.location.as_deref(), Some("/login"));
+    let bad = app
+        .post_form(
+            None,
+            HOST,
+            "/login",
+            &[("username", "isfahan-op"), ("password", "wrong")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+    assert!(bad.text.contains("درست نیست") && bad.cookie.is_none());
+
+    let op = sign_in(&app, "isfahan-op").await;
+    let list = app.get_as(&op, HOST, "/").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.text.contains(&desk_tests::persian_name("alpha")));
+    assert!(!list.text.contains(&desk_tests::persian_name("tehran-city")));
+    assert!(
+        !app.get_as(&op, HOST, "/?q=tehran")
+            .await
+            .text
+            .contains("tehran-city")
+    );
+
+    let other = app.get_as(&op, HOST, "/municipalities/tehran-city").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let own = app.get_as(&op, HOST, "/municipalities/alpha").await;
+    assert_eq!(own.status, StatusCode::OK);
+    let csrf = own.csrf();
+
+    let attempt = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities/tehran-city/status",
+            &[("csrf", &csrf), ("change", "suspend")],
+        )
+        .await;
+    assert_eq!(attempt.status, StatusCode::NOT_FOUND);
+    let tehran = app
+        .db
+        .platform
+        .tenant_by_slug(&"tehran-city".parse_slug())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tehran.status, TenantStatus::Active);
+
+    let forged = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities/alpha/status",
+            &[("csrf", "forged"), ("change", "suspend")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let done = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities/alpha/status",
+            &[("csrf", &csrf), ("change", "suspend")],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let alpha = app
+        .db
+        .platform
+        .tenant_by_slug(&"alpha".parse_slug())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(alpha.status, TenantStatus::Suspended);
+
+    assert_eq!(
+        app.get_as(&op, HOST, "/operators").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let root = sign_in(&app, "root").await;
+    let people = app.get_as(&root, HOST, "/operators").await;
+    assert!(people.status == StatusCode::OK && people.text.contains("isfahan-op"));
+    assert!(
+        app.get_as(&root, HOST, "/?q=tehran")
+            .await
+            .text
+            .contains("tehran-city")
+    );
+    let provinces = app.get_as(&op, HOST, "/provinces").await;
+    assert!(provinces.text.contains("سیستان و بلوچستان"));
+
+    let out = app
+        .post_form(Some(&op), HOST, "/logout", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_as(&op, HOST, "/").await.status,
+        StatusCode::SEE_OTHER,
+        "session ended"
+    );
+    // A session cookie of the platform is worthless on a municipality's host.
+    assert!(
+        !app.get_as(&root, "alpha.test", "/operators")
+            .await
+            .text
+            .contains("isfahan-op")
+    );
+    app.db.finish().await;
+}
+
+#[tokio::test]
+async fn the_onboarding_form_creates_a_municipality_or_says_what_is_wrong() {
+    let app = fresh(app_with_people().await).await;
+    let op = sign_in(&app, "isfahan-op").await;
+    let form = app.get_as(&op, HOST, "/municipalities/new").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.text.contains("اصفهان") && !form.text.contains(">تهران<"),
+        "operator may only pick their province"
+    );
+    let csrf = form.csrf();
+
+    let isfahan = ISFAHAN.to_string();
+    let bad = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities",
+            &[
+                ("csrf", &csrf),
+                ("name_fa", "Najafabad"),
+                ("slug", "www"),
+                ("province", &isfahan),
+                ("domains", "ok.example bad_host"),
+                ("admin_username", "admin-n"),
+                ("admin_mobile", "12345"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    for message in ["رزرو", "دامنه", "شماره همراه"] {
+        assert!(bad.text.contains(message), "{message}");
+    }
+    let latin = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities",
+            &[
+                ("csrf", &csrf),
+                ("name_fa", "Najafabad"),
+                ("name_en", "Najafabad"),
+                ("province", &isfahan),
+            ],
+        )
+        .await;
+    assert_eq!(latin.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(latin.text.contains("حروف فارسی"));
+    let tehran = TEHRAN.to_string();
+    let elsewhere = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities",
+            &[
+                ("csrf", &csrf),
+                ("name_fa", "شهرداری ری"),
+                ("name_en", "Rey"),
+                ("province", &tehran),
+            ],
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.db
+            .platform
+            .list_tenants(&Default::default())
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "nothing half-made"
+    );
+
+    let good = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/municipalities",
+            &[
+                ("csrf", &csrf),
+                ("name_fa", "شهرداری نجف‌آباد"),
+                ("name_en", "Najafabad Municipality"),
+                ("province", &isfahan),
+                ("domains", "khedmat.najafabad.ir"),
+                ("admin_username", "admin-n"),
+                ("admin_mobile", "۰۹۱۳۱۲۳۴۵۶۷"),
+            ],
+        )
+        .await;
+    assert_eq!(good.status, StatusCode::SEE_OTHER, "{}", good.text);
+    let location = good.location.unwrap();
+    assert!(
+        location.starts_with("/municipalities/najafabad?created_ms="),
+        "{location}"
+    );
+    let page = app.get_as(&op, HOST, &location).await;
+    assert!(page.text.contains("شهرداری نجف‌آباد") && page.text.contains("میلی‌ثانیه"));
+    assert!(page.text.contains("khedmat.najafabad.ir"));
+    let site = app.get("khedmat.najafabad.ir", "/").await;
+    assert_eq!(site.status, StatusCode::OK);
+    app.db.finish().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_username() {
+    let app = fresh(app_with_people().await).await;
+    for _ in 0..5 {
+        let res = app
+            .post_form(
+                None,
+                HOST,
+                "/login",
+                &[("username", "root"), ("password", "nope")],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let locked = app
+        .post_form(
+            None,
+            HOST,
+            "/login",
+            &[("username", "root"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);
+    app.db.finish().await;
+}
+
+trait ParseSlug {
+    fn parse_slug(&self) -> desk_core::TenantSlug;
+}
+
+impl ParseSlug for &str {
+    fn parse_slug(&self) -> desk_core::TenantSlug {
+        desk_core::TenantSlug::parse(self).unwrap()
+    }
+}
