@@ -117,10 +117,17 @@ async fn platform_host_health_and_metrics() {
     let app = TestApp::new().await;
     let a = app.db.tenant("alpha").await;
     let portal = app.get("admin.test", "/").await;
-    assert_eq!(portal.status, StatusCode::SEE_OTHER, "the portal asks for sign-in");
+    assert_eq!(
+        portal.status,
+        StatusCode::SEE_OTHER,
+        "the portal asks for sign-in"
+    );
     let login = app.get("admin.test", "/login").await;
     assert!(login.status == StatusCode::OK && login.text.contains("ورود"));
-    assert!(!login.text.contains(&a.name_fa), "nothing about municipalities before sign-in");
+    assert!(
+        !login.text.contains(&a.name_fa),
+        "nothing about municipalities before sign-in"
+    );
     assert_eq!(app.get("anything", "/healthz").await.text, "ok");
     let ready = app.get("alpha.test", "/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);

@@ -312,3 +312,132 @@ async fn suspended_municipalities_get_no_new_work_but_keep_their_data() {
     assert_eq!(n, 1, "archive and restore keep the data");
     w.db.finish().await;
 }
+
+#[tokio::test]
+async fn export_then_import_as_a_new_slug_loses_nothing() {
+    let w = world().await;
+    let (db, authz) = (&w.db.platform, &w.authz);
+    let req = Onboarding {
+        tenant: TestDb::new_tenant("gamma"),
+        first_admin: Some(desk_tenant_admin::FirstAdmin {
+            username: "admin-gamma".into(),
+            display_name: "مدیر «گاما»".into(),
+            mobile: desk_core::MobileNumber::parse("09130001111").unwrap(),
+        }),
+    };
+    desk_tenant_admin::onboard(db, authz, &Actor::Cli, "test", &req)
+        .await
+        .unwrap();
+    let gamma = db.tenant_by_slug(&slug("gamma")).await.unwrap().unwrap();
+    let mut tx = db.tenant_db().begin(gamma.scope()).await.unwrap();
+    let clerk = desk_db::staff::insert_staff(&mut tx, "clerk", "کارمند\u{200c}ها", None, false)
+        .await
+        .unwrap();
+    sqlx::query("insert into settings (key, value) values ('contact', '{\"tel\": \"031-1234\", \"note\": \"ساعت ۸ تا ۱۴\"}')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("insert into notifications (kind, staff_id, recipient, body) values ('staff_welcome', $1, null, 'متن «آزمایشی»')")
+        .bind(clerk.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    authz
+        .assign(
+            &Subject::Staff {
+                tenant: gamma.id,
+                id: clerk.id,
+            },
+            Role::DeskStaff,
+            Some(gamma.id),
+        )
+        .await
+        .unwrap();
+    lifecycle::change_status(
+        db,
+        authz,
+        &Actor::Cli,
+        &slug("gamma"),
+        Lifecycle::Suspend,
+        "cli",
+    )
+    .await
+    .unwrap();
+
+    // Operators never take personal data out of a municipality.
+    let denied =
+        desk_tenant_admin::archive::export(db, authz, &w.operator, &slug("gamma"), "test").await;
+    assert!(matches!(denied, Err(DomainError::Forbidden)));
+
+    let archive = desk_tenant_admin::archive::export(db, authz, &w.admin, &slug("gamma"), "test")
+        .await
+        .unwrap();
+    let text = serde_json::to_string_pretty(&archive).unwrap();
+    let portable: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let copy = desk_tenant_admin::archive::import(
+        db,
+        authz,
+        &w.admin,
+        "test",
+        &portable,
+        slug("gamma-copy"),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (copy.name_fa.as_str(), copy.province_id, copy.status),
+        (
+            gamma.name_fa.as_str(),
+            gamma.province_id,
+            TenantStatus::Suspended
+        )
+    );
+    assert_ne!(copy.id, gamma.id);
+
+    let again =
+        desk_tenant_admin::archive::export(db, authz, &w.admin, &slug("gamma-copy"), "test")
+            .await
+            .unwrap();
+    for part in ["tables", "migrations", "staff_roles"] {
+        assert_eq!(again[part], archive[part], "{part} survives the round trip");
+    }
+    assert_eq!(archive["tables"]["staff"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        archive["staff_roles"].as_array().unwrap().len(),
+        2,
+        "tenant admin and desk staff"
+    );
+
+    // The copy keeps counting after the imported ids.
+    let mut tx = db.tenant_db().begin(copy.scope()).await.unwrap();
+    let next = desk_db::staff::insert_staff(&mut tx, "newcomer", "تازه‌وارد", None, false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(next.id > clerk.id);
+
+    // A damaged archive is refused with a Persian message and creates nothing.
+    let mut damaged = portable.clone();
+    damaged["migrations"] = serde_json::json!([1]);
+    let err = desk_tenant_admin::archive::import(
+        db,
+        authz,
+        &w.admin,
+        "test",
+        &damaged,
+        slug("gamma-bad"),
+        "test",
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DomainError::Validation(_)));
+    assert!(
+        db.tenant_by_slug(&slug("gamma-bad"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    w.db.finish().await;
+}

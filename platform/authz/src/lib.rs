@@ -126,6 +126,19 @@ pub enum Role {
 }
 
 impl Role {
+    fn from_key(key: &str) -> Option<Self> {
+        Some(match key {
+            "platform_admin" => Self::PlatformAdmin,
+            "tenant_admin" => Self::TenantAdmin,
+            "department_head" => Self::DepartmentHead,
+            "desk_staff" => Self::DeskStaff,
+            "auditor" => Self::Auditor,
+            other => {
+                Self::ProvinceOperator(other.strip_prefix("province_operator:")?.parse().ok()?)
+            }
+        })
+    }
+
     fn key(self) -> String {
         match self {
             Self::PlatformAdmin => "platform_admin".to_owned(),
@@ -277,6 +290,21 @@ impl Authorizer {
             .await
             .map_err(authz_error)?;
         Ok(())
+    }
+
+    /// The roles staff members hold in `tenant`, as (staff id, role).
+    pub async fn staff_roles(&self, tenant: TenantId) -> Vec<(i64, Role)> {
+        let domain = Domain::Tenant(tenant).key();
+        let prefix = format!("staff:{tenant}:");
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .get_filtered_grouping_policy(2, vec![domain])
+            .into_iter()
+            .filter_map(|rule| {
+                let id = rule.first()?.strip_prefix(&prefix)?.parse().ok()?;
+                Some((id, Role::from_key(rule.get(1)?)?))
+            })
+            .collect()
     }
 
     /// Records that a municipality belongs to a province (what operators' policies follow).

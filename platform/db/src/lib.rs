@@ -8,6 +8,7 @@
 //! through `PlatformDb::pool_for_infrastructure`, which their APIs require.
 
 pub mod embedded;
+pub mod export;
 pub mod jobs;
 pub mod migrate;
 mod platform;

@@ -48,6 +48,11 @@ impl TenantMigrations {
         self
     }
 
+    /// Every version in the set, oldest first.
+    pub fn versions(&self) -> Vec<i64> {
+        self.items.iter().map(|m| m.version).collect()
+    }
+
     /// The newest version in the set (0 when empty).
     pub fn latest(&self) -> i64 {
         self.items.last().map_or(0, |m| m.version)

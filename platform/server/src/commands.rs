@@ -136,6 +136,22 @@ pub enum TenantCommand {
         /// The host name.
         host: String,
     },
+    /// Export a municipality (registry facts, every table, staff roles) to a JSON archive.
+    Export {
+        /// The municipality's slug.
+        slug: String,
+        /// Where to write the archive.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Import an archive as a new municipality.
+    Import {
+        /// The archive written by `desk tenant export`.
+        file: PathBuf,
+        /// The new municipality's slug.
+        #[arg(long)]
+        slug: String,
+    },
     /// Check the hash chain of the platform audit log.
     VerifyAudit,
     /// List municipalities.
@@ -283,6 +299,37 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
                 "{slug}: domain {host} {}",
                 if op == "add" { "added" } else { "removed" }
             );
+        }
+        TenantCommand::Export { slug, out } => {
+            let slug = TenantSlug::parse(&slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let authz = Authorizer::load(&platform).await?;
+            let archive =
+                desk_tenant_admin::archive::export(&platform, &authz, &Actor::Cli, &slug, "cli")
+                    .await
+                    .map_err(cli_error)?;
+            std::fs::write(&out, serde_json::to_vec_pretty(&archive)?)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            println!("{slug}: exported to {}", out.display());
+        }
+        TenantCommand::Import { file, slug } => {
+            let slug = TenantSlug::parse(&slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let text = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let archive: serde_json::Value = serde_json::from_slice(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a JSON archive: {e}", file.display()))?;
+            let authz = Authorizer::load(&platform).await?;
+            let tenant = desk_tenant_admin::archive::import(
+                &platform,
+                &authz,
+                &Actor::Cli,
+                "cli",
+                &archive,
+                slug,
+                &config.http.base_domain,
+            )
+            .await
+            .map_err(cli_error)?;
+            println!("imported as {} ({})", tenant.slug, tenant.status.as_str());
         }
         TenantCommand::VerifyAudit => match platform.verify_audit_chain().await? {
             None => println!("audit log: chain intact"),

@@ -1,0 +1,180 @@
+//! Export of one municipality to a portable JSON archive, and import of such an archive as a
+//! new municipality (new slug, new id, same data). Platform admins only: an archive holds the
+//! municipality's personal data, which provincial operators never read.
+
+use crate::lifecycle::{self, Actor};
+use desk_authz::{Action, Authorizer, Domain, Resource, Subject};
+use desk_core::{DomainError, FieldErrors, Hostname, TenantSlug, TenantStatus};
+use desk_db::migrate::TenantMigrations;
+use desk_db::{AuditEntry, NewTenant, PlatformDb, Tenant, export};
+use serde_json::{Value, json};
+
+/// The `format` field of every archive.
+pub const FORMAT: &str = "miz-tenant-export";
+const VERSION: u64 = 1;
+
+async fn require_platform_admin(authz: &Authorizer, actor: &Actor) -> Result<(), DomainError> {
+    if lifecycle::allowed(
+        authz,
+        actor,
+        Domain::Platform,
+        Resource::Tenant,
+        Action::Manage,
+    )
+    .await?
+    {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden)
+    }
+}
+
+fn bad_archive(msg: &str) -> DomainError {
+    DomainError::Validation(FieldErrors::single("archive", "archive_invalid", msg))
+}
+
+/// The archive of municipality `slug`: registry facts, migration versions, every table, roles.
+pub async fn export(
+    db: &PlatformDb,
+    authz: &Authorizer,
+    actor: &Actor,
+    slug: &TenantSlug,
+    source: &str,
+) -> Result<Value, DomainError> {
+    require_platform_admin(authz, actor).await?;
+    let tenant = db
+        .tenant_by_slug(slug)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let mut tx = db.tenant_db().begin(tenant.scope()).await?;
+    let tables = export::export_tables(&mut tx).await?;
+    let migrations = export::ledger_versions(&mut tx).await?;
+    tx.commit().await?;
+    let domains: Vec<String> = db
+        .tenant_domains(tenant.id)
+        .await?
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let roles: Vec<Value> = authz
+        .staff_roles(tenant.id)
+        .await
+        .into_iter()
+        .map(|(id, role)| json!({ "staff_id": id, "role": format!("{role:?}") }))
+        .collect();
+    db.audit(AuditEntry {
+        actor: &actor.label(),
+        action: "tenant.export",
+        tenant: Some(tenant.id),
+        source,
+        detail: json!({ "slug": slug.as_str() }),
+    })
+    .await?;
+    Ok(json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "tenant": {
+            "slug": tenant.slug.as_str(),
+            "name_fa": tenant.name_fa,
+            "name_en": tenant.name_en,
+            "province_id": tenant.province_id,
+            "status": tenant.status.as_str(),
+            "domains": domains,
+        },
+        "migrations": migrations,
+        "staff_roles": roles,
+        "tables": tables,
+    }))
+}
+
+fn role_named(name: &str) -> Option<desk_authz::Role> {
+    use desk_authz::Role;
+    Some(match name {
+        "TenantAdmin" => Role::TenantAdmin,
+        "DepartmentHead" => Role::DepartmentHead,
+        "DeskStaff" => Role::DeskStaff,
+        "Auditor" => Role::Auditor,
+        _ => return None,
+    })
+}
+
+/// Creates municipality `slug` at `<slug>.<base_domain>` from an archive, in one transaction.
+pub async fn import(
+    db: &PlatformDb,
+    authz: &Authorizer,
+    actor: &Actor,
+    source: &str,
+    archive: &Value,
+    slug: TenantSlug,
+    base_domain: &str,
+) -> Result<Tenant, DomainError> {
+    require_platform_admin(authz, actor).await?;
+    if archive["format"] != FORMAT || archive["version"] != VERSION {
+        return Err(bad_archive(
+            "این پرونده، بایگانی شهرداری از این سامانه نیست.",
+        ));
+    }
+    let set = TenantMigrations::embedded();
+    let versions: Vec<i64> = serde_json::from_value(archive["migrations"].clone())
+        .map_err(|_| bad_archive("فهرست مهاجرت‌های بایگانی خوانا نیست."))?;
+    if versions != set.versions() {
+        return Err(bad_archive(
+            "بایگانی از نسخه دیگری از سامانه است؛ آن را پس از به‌روزرسانی دوباره بگیرید.",
+        ));
+    }
+    let t = &archive["tenant"];
+    let province_id = t["province_id"]
+        .as_i64()
+        .and_then(|p| i16::try_from(p).ok())
+        .ok_or_else(|| bad_archive("استانِ بایگانی خوانا نیست."))?;
+    let status: TenantStatus = t["status"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(DomainError::Validation)?;
+    let tables = archive["tables"]
+        .as_object()
+        .ok_or_else(|| bad_archive("جدول‌های بایگانی خوانا نیست."))?;
+    let host =
+        Hostname::parse(&format!("{slug}.{base_domain}")).map_err(DomainError::Validation)?;
+    let new = NewTenant {
+        slug,
+        name_fa: t["name_fa"].as_str().unwrap_or_default().to_owned(),
+        name_en: t["name_en"].as_str().unwrap_or_default().to_owned(),
+        province_id,
+        domains: vec![host],
+    };
+    let (tenant, mut tx) = db.begin_create_tenant(&new, &set).await?;
+    export::import_tables(&mut tx, tables).await?;
+    tx.commit().await?;
+    if status != TenantStatus::Active {
+        db.set_tenant_status(tenant.id, status).await?;
+    }
+    authz.place_tenant(tenant.id, tenant.province_id).await?;
+    for r in archive["staff_roles"].as_array().into_iter().flatten() {
+        if let (Some(id), Some(role)) = (
+            r["staff_id"].as_i64(),
+            r["role"].as_str().and_then(role_named),
+        ) {
+            authz
+                .assign(
+                    &Subject::Staff {
+                        tenant: tenant.id,
+                        id,
+                    },
+                    role,
+                    Some(tenant.id),
+                )
+                .await?;
+        }
+    }
+    db.audit(AuditEntry {
+        actor: &actor.label(),
+        action: "tenant.import",
+        tenant: Some(tenant.id),
+        source,
+        detail: json!({ "slug": tenant.slug.as_str(), "from": t["slug"] }),
+    })
+    .await?;
+    Ok(db.tenant_by_id(tenant.id).await?.unwrap_or(tenant))
+}
