@@ -4,6 +4,7 @@
 //! their welcome job), and the routes of the platform host. Must not depend on the web, GraphQL
 //! or jobs crates.
 
+pub mod api;
 pub mod archive;
 pub mod auth;
 pub mod lifecycle;

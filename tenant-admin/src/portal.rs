@@ -127,7 +127,8 @@ pub fn platform_router(portal: PlatformPortal) -> Router {
         .route("/municipalities/{slug}/domains", post(change_domain))
         .route("/provinces", get(list_provinces))
         .route("/operators", get(list_operators))
-        .with_state(portal)
+        .with_state(portal.clone())
+        .merge(crate::api::platform_api_router(portal))
 }
 
 /// The themed Persian page for a domain error (a 5xx never shows its cause).

@@ -331,3 +331,131 @@ impl ParseSlug for &str {
         desk_core::TenantSlug::parse(self).unwrap()
     }
 }
+
+async fn gql(app: &TestApp, cookie: Option<&str>, query: &str) -> serde_json::Value {
+    let body = serde_json::json!({ "query": query }).to_string();
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(c) = cookie {
+        headers.push(("cookie", c));
+    }
+    let res = app
+        .send("POST", HOST, "/graphql", Some(&body), &headers)
+        .await;
+    serde_json::from_str(&res.text).unwrap_or_else(|_| panic!("{}: {}", res.status, res.text))
+}
+
+#[tokio::test]
+async fn the_platform_api_is_scoped_like_the_portal() {
+    let app = fresh(app_with_people().await).await;
+    let anonymous = gql(&app, None, "{ provinces { id } }").await;
+    assert_eq!(
+        anonymous["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+
+    let op = sign_in(&app, "isfahan-op").await;
+    let list = gql(
+        &app,
+        Some(&op),
+        "{ municipalities { edges { cursor node { slug status } } pageInfo { hasNextPage } } }",
+    )
+    .await;
+    let slugs: Vec<&str> = list["data"]["municipalities"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["alpha"]);
+    let hidden = gql(
+        &app,
+        Some(&op),
+        r#"{ municipality(slug: "tehran-city") { name } }"#,
+    )
+    .await;
+    assert_eq!(hidden["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let suspend = gql(
+        &app,
+        Some(&op),
+        r#"mutation { suspendMunicipality(slug: "tehran-city") { status } }"#,
+    )
+    .await;
+    assert_eq!(suspend["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    let create = gql(
+        &app,
+        Some(&op),
+        r#"mutation { createMunicipality(input: { name: "شهرداری ری", nameEn: "Rey", provinceId: 8 }) { slug } }"#,
+    )
+    .await;
+    assert_eq!(create["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let bad = gql(
+        &app,
+        Some(&op),
+        r#"mutation { createMunicipality(input: { name: "Kashan", slug: "admin", provinceId: 4 }) { slug } }"#,
+    )
+    .await;
+    assert_eq!(bad["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let made = gql(
+        &app,
+        Some(&op),
+        r#"mutation { createMunicipality(input: { name: "شهرداری کاشان", nameEn: "Kashan", provinceId: 4 }) { slug status } }"#,
+    )
+    .await;
+    assert_eq!(
+        made["data"]["createMunicipality"]["slug"], "kashan",
+        "{made}"
+    );
+    let done = gql(
+        &app,
+        Some(&op),
+        r#"mutation { suspendMunicipality(slug: "kashan") { status } }"#,
+    )
+    .await;
+    assert_eq!(done["data"]["suspendMunicipality"]["status"], "suspended");
+
+    let root = sign_in(&app, "root").await;
+    let page = gql(
+        &app,
+        Some(&root),
+        "{ municipalities(first: 2) { edges { cursor } pageInfo { hasNextPage endCursor } } }",
+    )
+    .await;
+    assert_eq!(
+        page["data"]["municipalities"]["pageInfo"]["hasNextPage"],
+        true
+    );
+    let cursor = page["data"]["municipalities"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let next = gql(
+        &app,
+        Some(&root),
+        &format!(
+            r#"{{ municipalities(first: 2, after: "{cursor}") {{ edges {{ node {{ slug }} }} }} }}"#
+        ),
+    )
+    .await;
+    assert_eq!(
+        next["data"]["municipalities"]["edges"][0]["node"]["slug"],
+        "tehran-city"
+    );
+    let provinces = gql(&app, Some(&root), "{ provinces { code municipalities } }").await;
+    assert_eq!(provinces["data"]["provinces"].as_array().unwrap().len(), 31);
+
+    // Not JSON: refused (no cross-site form posts).
+    let form = app
+        .send(
+            "POST",
+            HOST,
+            "/graphql",
+            Some("query=%7Bprovinces%7Bid%7D%7D"),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", &root),
+            ],
+        )
+        .await;
+    assert!(form.status.is_client_error() && !form.text.contains("\"provinces\""), "{}", form.status);
+    app.db.finish().await;
+}
