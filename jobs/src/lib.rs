@@ -10,6 +10,7 @@ pub mod welcome_staff;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
+use desk_core::PublicUrls;
 use desk_core::jobs::{JobPayload, WelcomeStaff};
 use desk_db::PlatformDb;
 use std::time::Duration;
@@ -19,6 +20,8 @@ use std::time::Duration;
 pub struct JobContext {
     /// Registry and tenant transactions.
     pub platform: PlatformDb,
+    /// How links in messages look.
+    pub urls: PublicUrls,
 }
 
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
@@ -32,10 +35,11 @@ fn instance_name() -> String {
 /// Runs all workers until `shutdown` resolves, then lets running jobs finish (up to 10 s).
 pub async fn run_workers(
     platform: PlatformDb,
+    urls: PublicUrls,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let pool = platform.pool_for_infrastructure().clone();
-    let ctx = JobContext { platform };
+    let ctx = JobContext { platform, urls };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");
     Monitor::new()

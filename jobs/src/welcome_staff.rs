@@ -1,5 +1,6 @@
-//! `welcome_staff`: records the welcome message of a new staff member in the tenant's
-//! notification outbox (the SMS pipeline of issue #6 sends it).
+//! `welcome_staff`: gives a new staff member a one-time sign-in link (valid for three days) and
+//! records the welcome message carrying it in the tenant's notification outbox (the SMS
+//! pipeline of issue #6 sends it). Never a password in clear.
 
 use crate::JobContext;
 use apalis::prelude::*;
@@ -40,12 +41,27 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
         );
         return Ok(());
     };
+    let Some(host) = ctx
+        .platform
+        .tenant_domains(tenant.id)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Err("the municipality has no domain".into());
+    };
+    let link = staff::issue_sign_in_link(&mut tx, member.id, &host, &ctx.urls).await?;
     let body = format!(
-        "{} گرامی، حساب کاربری شما در میز خدمت {} ساخته شد. نام کاربری: {}",
-        member.display_name, tenant.name_fa, member.username
+        "{} گرامی، حساب کاربری شما در میز خدمت {} ساخته شد. نام کاربری: {}. ورود (یک‌بار، تا سه روز): {}",
+        member.display_name, tenant.name_fa, member.username, link
     );
     let written = staff::record_welcome(&mut tx, &member, &body, &task_id.to_string()).await?;
-    tx.commit().await?;
+    if written {
+        tx.commit().await?;
+    } else {
+        // Already welcomed by an earlier run of this job: no second link.
+        tx.rollback().await?;
+    }
     tracing::info!(written, "welcome recorded");
     Ok(())
 }

@@ -77,7 +77,11 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         .unwrap();
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(desk_jobs::run_workers(db.platform.clone(), async {
+    let urls = desk_core::PublicUrls {
+        scheme: "http".into(),
+        port: Some(8080),
+    };
+    let worker = tokio::spawn(desk_jobs::run_workers(db.platform.clone(), urls, async {
         let _ = stop_rx.await;
     }));
     let mut delivered = Vec::new();
@@ -94,6 +98,13 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].0, "+989120000001");
     assert!(delivered[0].1.contains("admin-alpha") && delivered[0].1.contains(&a.name_fa));
+    assert!(
+        delivered[0]
+            .1
+            .contains("http://alpha.test:8080/staff/sign-in/"),
+        "{}",
+        delivered[0].1
+    );
     assert!(!delivered[0].1.contains("beta"));
     assert!(
         welcomes(&db, &b).await.is_empty(),

@@ -8,4 +8,5 @@ mod lifecycle;
 mod migrations;
 mod portal;
 mod provisioning;
+mod staff;
 mod tenancy;

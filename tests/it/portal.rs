@@ -456,6 +456,10 @@ async fn the_platform_api_is_scoped_like_the_portal() {
             ],
         )
         .await;
-    assert!(form.status.is_client_error() && !form.text.contains("\"provinces\""), "{}", form.status);
+    assert!(
+        form.status.is_client_error() && !form.text.contains("\"provinces\""),
+        "{}",
+        form.status
+    );
     app.db.finish().await;
 }

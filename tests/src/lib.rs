@@ -19,6 +19,10 @@ use tower::ServiceExt;
 
 static SWEPT: OnceCell<()> = OnceCell::const_new();
 
+/// The master key the test app seals secrets with.
+pub const TEST_MASTER_KEY: &str =
+    "6d697a2d746573742d6d61737465722d6b65792d666f722d6f6e6c792d746573";
+
 /// The province id of Isfahan in the seeded provinces.
 pub const ISFAHAN: i16 = 4;
 /// The province id of Tehran.
@@ -164,6 +168,7 @@ impl TestApp {
         let mut config = desk::config::Config::default();
         config.http.base_domain = "test".to_owned();
         config.http.site_cache_ttl_ms = 0;
+        config.secrets.master_key = Some(TEST_MASTER_KEY.to_owned());
         desk::app::build(&config, db.platform.clone())
             .await
             .unwrap()

@@ -66,6 +66,25 @@ impl From<Hostname> for String {
     }
 }
 
+/// How links to the deployment look from outside (scheme and port in front of the host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrls {
+    /// `https` in production, `http` in the demo.
+    pub scheme: String,
+    /// A non-default port, if any (the demo's 8080).
+    pub port: Option<u16>,
+}
+
+impl PublicUrls {
+    /// `scheme://host[:port]path`.
+    pub fn url(&self, host: &Hostname, path: &str) -> String {
+        match self.port {
+            Some(port) => format!("{}://{}:{port}{path}", self.scheme, host),
+            None => format!("{}://{}{path}", self.scheme, host),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

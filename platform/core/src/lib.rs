@@ -7,12 +7,14 @@
 
 pub mod error;
 pub mod host;
+pub mod jalali;
 pub mod jobs;
 pub mod mobile;
+pub mod secret;
 pub mod tenant;
 pub mod text;
 
 pub use error::{DomainError, FieldError, FieldErrors};
-pub use host::Hostname;
+pub use host::{Hostname, PublicUrls};
 pub use mobile::MobileNumber;
 pub use tenant::{SchemaName, TenantId, TenantSlug, TenantStatus};

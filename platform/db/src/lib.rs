@@ -14,6 +14,7 @@ pub mod migrate;
 mod platform;
 pub mod policy;
 pub mod scratch;
+pub mod settings;
 pub mod staff;
 mod tenant_tx;
 pub mod tenants;

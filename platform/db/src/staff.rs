@@ -107,3 +107,123 @@ pub async fn record_welcome(
     .map_err(internal)?;
     Ok(done.rows_affected() == 1)
 }
+
+/// Stores a one-time sign-in token (its hash) for a staff member.
+pub async fn create_sign_in_token(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    token: &str,
+    ttl: std::time::Duration,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "insert into staff_sign_in_tokens (token_hash, staff_id, expires_at)
+         values (sha256(convert_to($1, 'UTF8')), $2, now() + make_interval(secs => $3))",
+    )
+    .bind(token)
+    .bind(staff_id)
+    .bind(ttl.as_secs_f64())
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// How long a one-time sign-in link stays valid.
+pub const SIGN_IN_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
+
+/// Issues a fresh one-time sign-in link for a staff member at `host`.
+pub async fn issue_sign_in_link(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    host: &desk_core::Hostname,
+    urls: &desk_core::PublicUrls,
+) -> Result<String, DomainError> {
+    let token = desk_core::secret::new_token();
+    create_sign_in_token(tx, staff_id, &token, SIGN_IN_LINK_TTL).await?;
+    Ok(urls.url(host, &format!("/staff/sign-in/{token}")))
+}
+
+/// One staff member by username.
+pub async fn staff_by_username(
+    tx: &mut TenantTx,
+    username: &str,
+) -> Result<Option<Staff>, DomainError> {
+    let id: Option<i64> = sqlx::query_scalar("select id from staff where username = $1")
+        .bind(username)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)?;
+    match id {
+        Some(id) => staff_by_id(tx, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Uses up a sign-in token; the staff member's id if it was valid, unused and unexpired.
+pub async fn redeem_sign_in_token(
+    tx: &mut TenantTx,
+    token: &str,
+) -> Result<Option<i64>, DomainError> {
+    sqlx::query_scalar(
+        "update staff_sign_in_tokens set used_at = now()
+         where token_hash = sha256(convert_to($1, 'UTF8')) and used_at is null and expires_at > now()
+         returning staff_id",
+    )
+    .bind(token)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)
+}
+
+/// Starts a staff session (only the token's hash is stored).
+pub async fn create_staff_session(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    token: &str,
+    csrf: &str,
+    ttl: std::time::Duration,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "insert into staff_sessions (token_hash, staff_id, csrf, expires_at)
+         values (sha256(convert_to($1, 'UTF8')), $2, $3, now() + make_interval(secs => $4))",
+    )
+    .bind(token)
+    .bind(staff_id)
+    .bind(csrf)
+    .bind(ttl.as_secs_f64())
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// The staff member and CSRF token of a live session.
+pub async fn staff_session(
+    tx: &mut TenantTx,
+    token: &str,
+) -> Result<Option<(Staff, String)>, DomainError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "select staff_id, csrf from staff_sessions
+         where token_hash = sha256(convert_to($1, 'UTF8')) and expires_at > now()",
+    )
+    .bind(token)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let Some((id, csrf)) = row else {
+        return Ok(None);
+    };
+    Ok(staff_by_id(tx, id).await?.map(|s| (s, csrf)))
+}
+
+/// Ends a staff session (and sweeps expired ones).
+pub async fn delete_staff_session(tx: &mut TenantTx, token: &str) -> Result<(), DomainError> {
+    sqlx::query(
+        "delete from staff_sessions where token_hash = sha256(convert_to($1, 'UTF8')) or expires_at < now()",
+    )
+    .bind(token)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}

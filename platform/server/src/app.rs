@@ -30,6 +30,7 @@ pub async fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum
     let themes = Themes::new(&config.web.themes_dir, config.web.auto_reload)?;
     let platform_host = Hostname::parse(&config.platform_host())
         .map_err(|e| anyhow::anyhow!("platform host: {e}"))?;
+    let authz = desk_authz::Authorizer::load(&platform).await?;
     let web = WebState {
         platform: platform.clone(),
         themes: Arc::new(themes),
@@ -39,10 +40,12 @@ pub async fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum
             Duration::from_millis(config.http.site_cache_ttl_ms),
         )),
         metrics: Arc::new(Metrics::default()),
+        authz: authz.clone(),
+        secrets: config.master_key(),
+        secure_cookies: config.http.secure_cookies,
     };
     let tenant_app = desk_web::tenant_router(web.clone())
         .merge(desk_graphql::tenant_router(desk_graphql::tenant_schema()));
-    let authz = desk_authz::Authorizer::load(&platform).await?;
     let portal = desk_tenant_admin::PlatformPortal::new(
         platform.clone(),
         authz,
@@ -103,6 +106,6 @@ pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// `desk worker`.
 pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
     let platform = PlatformDb::connect(&db_config(config)?).await?;
-    desk_jobs::run_workers(platform, shutdown_signal()).await?;
+    desk_jobs::run_workers(platform, config.public_urls(), shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

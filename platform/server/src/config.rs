@@ -21,6 +21,28 @@ pub struct Config {
     pub log: LogConfig,
     /// `desk migrate`.
     pub migrate: MigrateConfig,
+    /// Keys.
+    pub secrets: SecretsConfig,
+}
+
+/// `[secrets]`
+#[derive(Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// 64 hex characters: seals municipalities' SMS credentials (AES-256-GCM). Give it as a
+    /// file (`DESK_SECRETS__MASTER_KEY_FILE`); never printed.
+    pub master_key: Option<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// `[database]`
@@ -69,6 +91,10 @@ pub struct HttpConfig {
     pub site_cache_ttl_ms: u64,
     /// Mark session cookies `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Scheme of links sent to people (`https` in production).
+    pub public_scheme: String,
+    /// Port of links sent to people, when not the scheme's default.
+    pub public_port: Option<u16>,
 }
 
 impl Default for HttpConfig {
@@ -79,6 +105,8 @@ impl Default for HttpConfig {
             platform_subdomain: "admin".to_owned(),
             site_cache_ttl_ms: 5_000,
             secure_cookies: false,
+            public_scheme: "https".to_owned(),
+            public_port: None,
         }
     }
 }
@@ -224,10 +252,33 @@ impl Config {
         if self.database.max_connections == 0 {
             anyhow::bail!("invalid configuration: database.max_connections must be at least 1");
         }
+        if let Some(key) = &self.secrets.master_key {
+            desk_core::secret::MasterKey::from_hex(key)
+                .map_err(|e| anyhow::anyhow!("invalid configuration: secrets.master_key: {e}"))?;
+        }
+        if !matches!(self.http.public_scheme.as_str(), "http" | "https") {
+            anyhow::bail!("invalid configuration: http.public_scheme must be http or https");
+        }
         if self.migrate.concurrency == 0 {
             anyhow::bail!("invalid configuration: migrate.concurrency must be at least 1");
         }
         Ok(())
+    }
+
+    /// The master key, if configured (validated at load, so an invalid one never gets here).
+    pub fn master_key(&self) -> Option<desk_core::secret::MasterKey> {
+        self.secrets
+            .master_key
+            .as_deref()
+            .and_then(|k| desk_core::secret::MasterKey::from_hex(k).ok())
+    }
+
+    /// How links in messages look.
+    pub fn public_urls(&self) -> desk_core::PublicUrls {
+        desk_core::PublicUrls {
+            scheme: self.http.public_scheme.clone(),
+            port: self.http.public_port,
+        }
     }
 
     /// The platform portal's host.
@@ -339,6 +390,7 @@ mod tests {
                 "base_domain",
             ),
             (vec![("DESK_LOG__FORMAT", "xml")], "xml"),
+            (vec![("DESK_SECRETS__MASTER_KEY", "short")], "master_key"),
             (
                 vec![("DESK_DATABASE__URL_FILE", "/nonexistent/secret")],
                 "DESK_DATABASE__URL_FILE",

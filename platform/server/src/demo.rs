@@ -70,12 +70,21 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         anyhow::bail!("some municipalities could not be migrated");
     }
     seed(config, &platform).await?;
-    let router = app::build(config, platform.clone()).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {} (use --listen)", args.listen))?;
     let port = listener.local_addr()?.port();
+    // Links in messages point at this demo; secrets get a key kept beside the demo's data.
+    let mut config = config.clone();
+    config.http.public_scheme = "http".to_owned();
+    config.http.public_port = Some(port);
+    if config.secrets.master_key.is_none() {
+        config.secrets.master_key = Some(demo_master_key(&args.data_dir)?);
+    }
+    let config = &config;
+    let router = app::build(config, platform.clone()).await?;
     print_welcome(config, port);
+    print_staff_links(config, &platform).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -86,7 +95,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         let _ = stop_tx.send(true);
     });
     let server = app::serve_on(listener, router, stopped(stop_rx.clone()));
-    let workers = desk_jobs::run_workers(platform, stopped(stop_rx));
+    let workers = desk_jobs::run_workers(platform, config.public_urls(), stopped(stop_rx));
     let (served, worked) = tokio::join!(server, workers);
     served?;
     worked?;
@@ -140,6 +149,51 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
         println!("created demo municipality {slug}");
     }
     Ok(())
+}
+
+/// Fresh one-time sign-in links for the demo municipalities' first admins.
+async fn print_staff_links(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
+    println!("  one-time staff sign-in links (fresh on every start):");
+    for (slug, _, _) in DEMO_TENANTS {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(tenant) = platform.tenant_by_slug(&parsed).await? else {
+            continue;
+        };
+        let Some(host) = platform.tenant_domains(tenant.id).await?.into_iter().next() else {
+            continue;
+        };
+        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
+        if let Some(admin) =
+            desk_db::staff::staff_by_username(&mut tx, &format!("admin-{slug}")).await?
+        {
+            let link =
+                desk_db::staff::issue_sign_in_link(&mut tx, admin.id, &host, &config.public_urls())
+                    .await?;
+            println!("    {slug:<10} {link}");
+        }
+        tx.commit().await?;
+    }
+    println!();
+    Ok(())
+}
+
+/// The demo's master key: read from `<data-dir>/master.key`, created there on first use.
+fn demo_master_key(dir: &std::path::Path) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("master.key");
+    if let Ok(key) = std::fs::read_to_string(&path) {
+        return Ok(key.trim().to_owned());
+    }
+    std::fs::create_dir_all(dir)?;
+    let key = desk_core::secret::MasterKey::generate_hex();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::io::Write::write_all(&mut file, key.as_bytes())?;
+    Ok(key)
 }
 
 /// The demo's one password, printed with the accounts (never use it anywhere else).

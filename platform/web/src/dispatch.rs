@@ -93,7 +93,7 @@ async fn dispatch_by_host(State(d): State<Dispatch>, mut req: Request) -> Respon
         request.id = %request_id,
         tenant.slug = tracing::field::Empty,
         http.method = %req.method(),
-        http.path = %req.uri().path(),
+        http.path = %loggable_path(req.uri().path()),
     );
     let response = async {
         match site {
@@ -151,6 +151,21 @@ async fn dispatch_by_host(State(d): State<Dispatch>, mut req: Request) -> Respon
     response
 }
 
+/// The path with secrets masked: a segment that looks like a token (32+ hex characters, as in
+/// one-time sign-in links) is logged as `<token>`.
+fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|seg| {
+            if seg.len() >= 32 && seg.bytes().all(|b| b.is_ascii_hexdigit()) {
+                "<token>"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn not_found(web: &WebState, api: bool) -> Response {
     if api {
         api_error(
@@ -166,5 +181,21 @@ fn not_found(web: &WebState, api: bool) -> Response {
             "پیدا نشد",
             "هیچ شهرداری‌ای در این نشانی میز خدمت ندارد. نشانی را بررسی کنید.",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_masked_in_logged_paths() {
+        let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            super::loggable_path(&format!("/staff/sign-in/{token}")),
+            "/staff/sign-in/<token>"
+        );
+        assert_eq!(
+            super::loggable_path("/staff/settings/sms/12"),
+            "/staff/settings/sms/12"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod dispatch;
 mod metrics;
 mod pages;
 mod resolve;
+mod staff;
 mod themes;
 
 pub use dispatch::app;
@@ -31,9 +32,17 @@ pub struct WebState {
     pub sites: Arc<SiteResolver>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Policies.
+    pub authz: desk_authz::Authorizer,
+    /// Seals municipalities' secrets; `None` when no master key is configured.
+    pub secrets: Option<desk_core::secret::MasterKey>,
+    /// Mark cookies `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
 }
 
 /// Routes of a municipality's own site (citizen portal). Expects the tenant in the extensions.
 pub fn tenant_router(state: WebState) -> axum::Router {
-    pages::tenant_routes().with_state(state)
+    pages::tenant_routes()
+        .merge(staff::staff_routes())
+        .with_state(state)
 }

@@ -1,0 +1,196 @@
+//! Tenant repository: the municipality's own settings (theme, contact, working week), holidays
+//! and SMS provider accounts. Credentials go in and out only sealed; listing never returns them.
+
+use crate::internal;
+use crate::tenant_tx::TenantTx;
+use chrono::{DateTime, NaiveDate, Utc};
+use desk_core::secret::Sealed;
+use desk_core::{DomainError, FieldErrors};
+use serde_json::Value;
+use sqlx::Row;
+
+/// One setting by key.
+pub async fn get_setting(tx: &mut TenantTx, key: &str) -> Result<Option<Value>, DomainError> {
+    sqlx::query_scalar("select value from settings where key = $1")
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)
+}
+
+/// Creates or replaces one setting.
+pub async fn put_setting(tx: &mut TenantTx, key: &str, value: &Value) -> Result<(), DomainError> {
+    sqlx::query(
+        "insert into settings (key, value) values ($1, $2)
+         on conflict (key) do update set value = excluded.value, updated_at = now()",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// An SMS provider account, without its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsAccount {
+    /// Row id.
+    pub id: i64,
+    /// `kavenegar`, `smsir`, `ghasedak` or `magfa`.
+    pub provider: String,
+    /// Name the admin gave it.
+    pub label: String,
+    /// Sender line number.
+    pub sender_line: String,
+    /// When the credentials were last set (all that is ever shown of them).
+    pub credentials_set_at: DateTime<Utc>,
+    /// In use?
+    pub enabled: bool,
+}
+
+/// The municipality's SMS accounts, oldest first.
+pub async fn list_sms_accounts(tx: &mut TenantTx) -> Result<Vec<SmsAccount>, DomainError> {
+    let rows = sqlx::query(
+        "select id, provider, label, sender_line, credentials_set_at, enabled
+         from sms_accounts order by id",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    rows.iter()
+        .map(|r| {
+            Ok(SmsAccount {
+                id: r.try_get("id").map_err(internal)?,
+                provider: r.try_get("provider").map_err(internal)?,
+                label: r.try_get("label").map_err(internal)?,
+                sender_line: r.try_get("sender_line").map_err(internal)?,
+                credentials_set_at: r.try_get("credentials_set_at").map_err(internal)?,
+                enabled: r.try_get("enabled").map_err(internal)?,
+            })
+        })
+        .collect()
+}
+
+fn check_violation(e: sqlx::Error) -> DomainError {
+    match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23514") => {
+            DomainError::Validation(FieldErrors::single(
+                "sms",
+                "sms_account_invalid",
+                "نام حساب یا شماره خط فرستنده معتبر نیست.",
+            ))
+        }
+        _ => internal(e),
+    }
+}
+
+/// Adds an SMS account with sealed credentials; returns its id.
+pub async fn add_sms_account(
+    tx: &mut TenantTx,
+    provider: &str,
+    label: &str,
+    sender_line: &str,
+    credentials: &Sealed,
+) -> Result<i64, DomainError> {
+    sqlx::query_scalar(
+        "insert into sms_accounts (provider, label, sender_line, credentials_nonce, credentials_ciphertext)
+         values ($1, $2, $3, $4, $5) returning id",
+    )
+    .bind(provider)
+    .bind(label)
+    .bind(sender_line)
+    .bind(&credentials.nonce)
+    .bind(&credentials.ciphertext)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(check_violation)
+}
+
+/// Replaces an account's credentials.
+pub async fn replace_sms_credentials(
+    tx: &mut TenantTx,
+    id: i64,
+    credentials: &Sealed,
+) -> Result<(), DomainError> {
+    let done = sqlx::query(
+        "update sms_accounts set credentials_nonce = $2, credentials_ciphertext = $3, credentials_set_at = now()
+         where id = $1",
+    )
+    .bind(id)
+    .bind(&credentials.nonce)
+    .bind(&credentials.ciphertext)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if done.rows_affected() == 0 {
+        return Err(DomainError::NotFound);
+    }
+    Ok(())
+}
+
+/// Removes an account.
+pub async fn delete_sms_account(tx: &mut TenantTx, id: i64) -> Result<(), DomainError> {
+    let done = sqlx::query("delete from sms_accounts where id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    if done.rows_affected() == 0 {
+        return Err(DomainError::NotFound);
+    }
+    Ok(())
+}
+
+/// The sealed credentials of an account (for the SMS worker, which opens them in memory).
+pub async fn sealed_sms_credentials(
+    tx: &mut TenantTx,
+    id: i64,
+) -> Result<Option<Sealed>, DomainError> {
+    let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "select credentials_nonce, credentials_ciphertext from sms_accounts where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(row.map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }))
+}
+
+/// Holidays, by day.
+pub async fn list_holidays(tx: &mut TenantTx) -> Result<Vec<(NaiveDate, String)>, DomainError> {
+    sqlx::query_as("select day, title from holidays order by day")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(internal)
+}
+
+/// Adds or renames a holiday.
+pub async fn put_holiday(
+    tx: &mut TenantTx,
+    day: NaiveDate,
+    title: &str,
+) -> Result<(), DomainError> {
+    sqlx::query("insert into holidays (day, title) values ($1, $2) on conflict (day) do update set title = excluded.title")
+        .bind(day)
+        .bind(title)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(|e| match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("23514") => {
+                DomainError::Validation(FieldErrors::single("title", "holiday_title", "عنوان تعطیلی لازم است."))
+            }
+            _ => internal(e),
+        })
+}
+
+/// Removes a holiday.
+pub async fn delete_holiday(tx: &mut TenantTx, day: NaiveDate) -> Result<(), DomainError> {
+    sqlx::query("delete from holidays where day = $1")
+        .bind(day)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(internal)
+}

@@ -1,0 +1,650 @@
+//! The staff portal at `/staff` on a municipality's host: one-time-link sign-in, sessions that
+//! live in the municipality's own schema (so a session of one municipality is worthless on
+//! another's host), and the settings the municipality admin owns: theme, contact details,
+//! working week, holidays and SMS provider accounts (credentials write-only, sealed).
+
+use crate::WebState;
+use crate::pages::{TenantView, render};
+use axum::Router;
+use axum::extract::{Extension, Form, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use desk_authz::{Action, Domain, Resource, Subject};
+use desk_core::jalali::JalaliDate;
+use desk_core::text::persian_digits;
+use desk_core::{DomainError, FieldErrors};
+use desk_db::staff::{self, Staff};
+use desk_db::{Tenant, settings};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+const COOKIE: &str = "desk_staff_session";
+const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+pub(crate) fn staff_routes() -> Router<WebState> {
+    Router::new()
+        .route("/staff", get(show_home))
+        .route("/staff/sign-in/{token}", get(show_sign_in).post(sign_in))
+        .route("/staff/sign-out", post(sign_out))
+        .route("/staff/settings", get(show_settings))
+        .route("/staff/settings/theme", post(save_theme))
+        .route("/staff/settings/contact", post(save_contact))
+        .route("/staff/settings/work-week", post(save_work_week))
+        .route("/staff/settings/holidays", post(change_holiday))
+        .route("/staff/settings/sms", post(add_sms_account))
+        .route("/staff/settings/sms/{id}", post(change_sms_account))
+}
+
+fn token_from(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(COOKIE)?
+                .strip_prefix('=')
+                .map(str::to_owned)
+        })
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+fn cookie(token: &str, secure: bool) -> HeaderValue {
+    let max_age = if token.is_empty() {
+        0
+    } else {
+        SESSION_TTL.as_secs()
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    // Host-only (no Domain attribute): it never reaches another municipality's host.
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/staff; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("desk_staff_session=; Max-Age=0"))
+}
+
+/// A signed-in staff member of the municipality whose host received the request.
+pub(crate) struct StaffSession {
+    tenant: Arc<Tenant>,
+    staff: Staff,
+    csrf: String,
+    token: String,
+}
+
+impl FromRequestParts<WebState> for StaffSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &WebState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(tenant) = parts.extensions.get::<Arc<Tenant>>().cloned() else {
+            return Err(StatusCode::NOT_FOUND.into_response());
+        };
+        let signed_out = || {
+            crate::pages::error_page(
+                state,
+                StatusCode::UNAUTHORIZED,
+                Some(&tenant),
+                "ورود لازم است",
+                "برای ورود از پیوند یک‌بار مصرفی که برایتان پیامک شده استفاده کنید.",
+            )
+        };
+        let Some(token) = token_from(&parts.headers) else {
+            return Err(signed_out());
+        };
+        let found = async {
+            let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+            let found = staff::staff_session(&mut tx, &token).await?;
+            tx.commit().await?;
+            Ok::<_, DomainError>(found)
+        }
+        .await;
+        match found {
+            Ok(Some((staff, csrf))) => Ok(Self {
+                tenant,
+                staff,
+                csrf,
+                token,
+            }),
+            Ok(None) => Err(signed_out()),
+            Err(e) => Err(failure(state, &tenant, &e)),
+        }
+    }
+}
+
+impl StaffSession {
+    fn subject(&self) -> Subject {
+        Subject::Staff {
+            tenant: self.tenant.id,
+            id: self.staff.id,
+        }
+    }
+
+    async fn require(&self, state: &WebState, action: Action) -> Result<(), DomainError> {
+        state
+            .authz
+            .require(
+                &self.subject(),
+                Domain::Tenant(self.tenant.id),
+                Resource::Settings,
+                action,
+            )
+            .await
+    }
+
+    fn check_csrf(&self, sent: &str) -> Result<(), DomainError> {
+        if !sent.is_empty() && sent == self.csrf {
+            Ok(())
+        } else {
+            Err(DomainError::Forbidden)
+        }
+    }
+}
+
+fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Response {
+    let (status, title, message) = match e {
+        DomainError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "پیدا نشد",
+            "آنچه خواستید پیدا نشد.".to_owned(),
+        ),
+        DomainError::Forbidden => (
+            StatusCode::FORBIDDEN,
+            "اجازه ندارید",
+            "اجازه این کار را ندارید.".to_owned(),
+        ),
+        DomainError::Conflict(_) => (
+            StatusCode::CONFLICT,
+            "ناسازگار",
+            "این تغییر با وضعیت کنونی سازگار نیست.".to_owned(),
+        ),
+        DomainError::Validation(f) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ورودی نادرست",
+            f.0.iter()
+                .map(|x| x.message.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        DomainError::Internal(err) => {
+            tracing::error!(error = %err, "staff portal request failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "خطای سامانه",
+                "خطایی رخ داد. لطفاً دوباره تلاش کنید.".to_owned(),
+            )
+        }
+    };
+    crate::pages::error_page(state, status, Some(tenant), title, &message)
+}
+
+#[derive(Serialize)]
+struct StaffView<'a> {
+    name: &'a str,
+    username: &'a str,
+    csrf: &'a str,
+}
+
+fn staff_view(s: &StaffSession) -> StaffView<'_> {
+    StaffView {
+        name: &s.staff.display_name,
+        username: &s.staff.username,
+        csrf: &s.csrf,
+    }
+}
+
+// ----- sign-in -----
+
+async fn show_sign_in(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(token): Path<String>,
+) -> Response {
+    // A page with a button, so link previewers that fetch the URL do not use the link up.
+    render(
+        &state,
+        StatusCode::OK,
+        "staff_sign_in.html.j2",
+        json!({ "tenant": TenantView::of(&tenant), "token": token }),
+    )
+}
+
+async fn sign_in(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(token): Path<String>,
+) -> Response {
+    let result = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let Some(staff_id) = staff::redeem_sign_in_token(&mut tx, &token).await? else {
+            return Ok(None);
+        };
+        let session = desk_core::secret::new_token();
+        let csrf = desk_core::secret::new_token();
+        staff::create_staff_session(&mut tx, staff_id, &session, &csrf, SESSION_TTL).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(Some(session))
+    }
+    .await;
+    match result {
+        Ok(Some(session)) => {
+            let mut res = Redirect::to("/staff").into_response();
+            res.headers_mut()
+                .insert(header::SET_COOKIE, cookie(&session, state.secure_cookies));
+            res
+        }
+        Ok(None) => crate::pages::error_page(
+            &state,
+            StatusCode::UNAUTHORIZED,
+            Some(&tenant),
+            "پیوند ورود معتبر نیست",
+            "این پیوند پیش‌تر به کار رفته یا زمانش گذشته است. از مدیر میز خدمت پیوند تازه بخواهید.",
+        ),
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let result = async {
+        me.check_csrf(&form.csrf)?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        staff::delete_staff_session(&mut tx, &me.token).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let mut res = Redirect::to("/").into_response();
+            res.headers_mut()
+                .insert(header::SET_COOKIE, cookie("", state.secure_cookies));
+            res
+        }
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response {
+    let can_settings = me.require(&state, Action::Read).await.is_ok();
+    render(
+        &state,
+        StatusCode::OK,
+        "staff_home.html.j2",
+        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "can_settings": can_settings }),
+    )
+}
+
+// ----- settings -----
+
+/// Weekdays as Iranians list them, with ISO numbers (Monday = 1).
+const WEEKDAYS: [(u32, &str); 7] = [
+    (6, "شنبه"),
+    (7, "یکشنبه"),
+    (1, "دوشنبه"),
+    (2, "سه‌شنبه"),
+    (3, "چهارشنبه"),
+    (4, "پنجشنبه"),
+    (5, "جمعه"),
+];
+
+const PROVIDERS: [(&str, &str); 4] = [
+    ("kavenegar", "کاوه‌نگار"),
+    ("smsir", "اس‌ام‌اس دات آی‌آر"),
+    ("ghasedak", "قاصدک"),
+    ("magfa", "مگفا"),
+];
+
+async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Response {
+    let result = async {
+        me.require(&state, Action::Read).await?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let theme = settings::get_setting(&mut tx, "theme").await?.unwrap_or_else(|| json!({ "brand": "#0a6e5c" }));
+        let contact = settings::get_setting(&mut tx, "contact").await?.unwrap_or_else(|| json!({}));
+        let week = settings::get_setting(&mut tx, "work_week").await?.unwrap_or_else(|| json!({ "days_off": [5] }));
+        let holidays = settings::list_holidays(&mut tx).await?;
+        let accounts = settings::list_sms_accounts(&mut tx).await?;
+        tx.commit().await?;
+        let days_off: Vec<u32> = serde_json::from_value(week["days_off"].clone()).unwrap_or_default();
+        let weekdays: Vec<_> = WEEKDAYS
+            .iter()
+            .map(|(iso, name)| json!({ "iso": iso, "name": name, "off": days_off.contains(iso) }))
+            .collect();
+        let holidays: Vec<_> = holidays
+            .iter()
+            .map(|(day, title)| {
+                let j = JalaliDate::from_gregorian(*day).to_string();
+                json!({ "jalali": persian_digits(&j), "value": j, "title": title })
+            })
+            .collect();
+        let provider_name = |code: &str| PROVIDERS.iter().find(|(c, _)| *c == code).map_or(code.to_owned(), |(_, n)| (*n).to_owned());
+        let accounts: Vec<_> = accounts
+            .iter()
+            .map(|a| {
+                json!({
+                    "id": a.id, "label": a.label, "provider": provider_name(&a.provider), "sender": a.sender_line,
+                    "set_on": persian_digits(&JalaliDate::from_gregorian(a.credentials_set_at.date_naive()).to_string()),
+                    "enabled": a.enabled,
+                })
+            })
+            .collect();
+        let providers: Vec<_> = PROVIDERS.iter().map(|(c, n)| json!({ "code": c, "name": n })).collect();
+        Ok::<_, DomainError>(json!({
+            "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "theme": theme, "contact": contact,
+            "weekdays": weekdays, "holidays": holidays, "accounts": accounts, "providers": providers,
+            "can_edit": me.require(&state, Action::Update).await.is_ok(),
+            "secrets_ready": state.secrets.is_some(),
+        }))
+    }
+    .await;
+    match result {
+        Ok(view) => render(&state, StatusCode::OK, "staff_settings.html.j2", view),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+/// Runs a settings change for an admin who sent the right CSRF token, then back to the page.
+async fn settings_change<F>(state: &WebState, me: &StaffSession, csrf: &str, change: F) -> Response
+where
+    F: AsyncFnOnce(&mut desk_db::TenantTx) -> Result<(), DomainError>,
+{
+    let result = async {
+        me.check_csrf(csrf)?;
+        me.require(state, Action::Update).await?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        change(&mut tx).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/staff/settings").into_response(),
+        Err(e) => failure(state, &me.tenant, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ThemeForm {
+    #[serde(default)]
+    csrf: String,
+    brand: String,
+}
+
+async fn save_theme(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<ThemeForm>,
+) -> Response {
+    let brand = form.brand.trim().to_lowercase();
+    let ok = brand.len() == 7
+        && brand.starts_with('#')
+        && brand[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !ok {
+        let e = DomainError::Validation(FieldErrors::single(
+            "brand",
+            "color",
+            "رنگ را به شکل ‎#0a6e5c‎ وارد کنید.",
+        ));
+        return failure(&state, &me.tenant, &e);
+    }
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        settings::put_setting(tx, "theme", &json!({ "name": "base", "brand": brand })).await
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ContactForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    address: String,
+}
+
+async fn save_contact(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<ContactForm>,
+) -> Response {
+    let too_long = [&form.phone, &form.email, &form.address]
+        .iter()
+        .any(|f| f.chars().count() > 300);
+    if too_long {
+        let e = DomainError::Validation(FieldErrors::single(
+            "contact",
+            "too_long",
+            "هر بخش حداکثر ۳۰۰ نویسه باشد.",
+        ));
+        return failure(&state, &me.tenant, &e);
+    }
+    let value = json!({ "phone": form.phone.trim(), "email": form.email.trim(), "address": form.address.trim() });
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        settings::put_setting(tx, "contact", &value).await
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct WeekForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    off_1: Option<String>,
+    #[serde(default)]
+    off_2: Option<String>,
+    #[serde(default)]
+    off_3: Option<String>,
+    #[serde(default)]
+    off_4: Option<String>,
+    #[serde(default)]
+    off_5: Option<String>,
+    #[serde(default)]
+    off_6: Option<String>,
+    #[serde(default)]
+    off_7: Option<String>,
+}
+
+async fn save_work_week(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<WeekForm>,
+) -> Response {
+    let flags = [
+        &form.off_1,
+        &form.off_2,
+        &form.off_3,
+        &form.off_4,
+        &form.off_5,
+        &form.off_6,
+        &form.off_7,
+    ];
+    let days_off: Vec<u32> = (1..=7)
+        .zip(flags)
+        .filter(|(_, f)| f.is_some())
+        .map(|(d, _)| d)
+        .collect();
+    if days_off.len() == 7 {
+        let e = DomainError::Validation(FieldErrors::single(
+            "work_week",
+            "no_work_days",
+            "دست‌کم یک روز کاری لازم است.",
+        ));
+        return failure(&state, &me.tenant, &e);
+    }
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        settings::put_setting(tx, "work_week", &json!({ "days_off": days_off })).await
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct HolidayForm {
+    #[serde(default)]
+    csrf: String,
+    op: String,
+    day: String,
+    #[serde(default)]
+    title: String,
+}
+
+async fn change_holiday(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<HolidayForm>,
+) -> Response {
+    let day = match JalaliDate::parse(&form.day).map(JalaliDate::to_gregorian) {
+        Ok(Some(d)) => d,
+        Ok(None) | Err(_) => {
+            let e = DomainError::Validation(FieldErrors::single(
+                "day",
+                "jalali_date",
+                "تاریخ را به شکل ۱۴۰۴/۰۱/۱۵ وارد کنید.",
+            ));
+            return failure(&state, &me.tenant, &e);
+        }
+    };
+    let title = form.title.trim().to_owned();
+    let add = form.op == "add";
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        if add {
+            settings::put_holiday(tx, day, &title).await
+        } else {
+            settings::delete_holiday(tx, day).await
+        }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct SmsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    op: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    sender_line: String,
+    #[serde(default)]
+    api_key: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    domain: String,
+}
+
+/// The credentials a provider needs, as the JSON that gets sealed.
+fn credentials(provider: &str, form: &SmsForm) -> Result<serde_json::Value, DomainError> {
+    let missing = |field: &str| {
+        DomainError::Validation(FieldErrors::single(
+            field,
+            "required",
+            "اطلاعات ورود به سامانه پیامک کامل نیست.",
+        ))
+    };
+    match provider {
+        "kavenegar" | "smsir" | "ghasedak" => {
+            let key = form.api_key.trim();
+            if key.is_empty() || key.len() > 500 {
+                return Err(missing("api_key"));
+            }
+            Ok(json!({ "api_key": key }))
+        }
+        "magfa" => {
+            let (u, p, d) = (
+                form.username.trim(),
+                form.password.as_str(),
+                form.domain.trim(),
+            );
+            if u.is_empty() || p.is_empty() || d.is_empty() {
+                return Err(missing("password"));
+            }
+            Ok(json!({ "username": u, "password": p, "domain": d }))
+        }
+        _ => Err(DomainError::Validation(FieldErrors::single(
+            "provider",
+            "provider",
+            "سامانه پیامک را انتخاب کنید.",
+        ))),
+    }
+}
+
+fn seal(
+    state: &WebState,
+    tenant: &Tenant,
+    creds: &serde_json::Value,
+) -> Result<desk_core::secret::Sealed, DomainError> {
+    let key = state.secrets.as_ref().ok_or_else(|| {
+        DomainError::Internal(anyhow::anyhow!(
+            "no master key configured (secrets.master_key)"
+        ))
+    })?;
+    key.seal(tenant.id, "sms_account", creds.to_string().as_bytes())
+}
+
+async fn add_sms_account(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<SmsForm>,
+) -> Response {
+    let sealed = credentials(&form.provider, &form).and_then(|c| seal(&state, &me.tenant, &c));
+    let sealed = match sealed {
+        Ok(s) => s,
+        Err(e) => return failure(&state, &me.tenant, &e),
+    };
+    let (provider, label, sender) = (
+        form.provider.clone(),
+        form.label.trim().to_owned(),
+        form.sender_line.trim().to_owned(),
+    );
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        settings::add_sms_account(tx, &provider, &label, &sender, &sealed)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+async fn change_sms_account(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(id): Path<i64>,
+    Form(form): Form<SmsForm>,
+) -> Response {
+    if form.op == "delete" {
+        return settings_change(&state, &me, &form.csrf, async |tx| {
+            settings::delete_sms_account(tx, id).await
+        })
+        .await;
+    }
+    let sealed = credentials(&form.provider, &form).and_then(|c| seal(&state, &me.tenant, &c));
+    let sealed = match sealed {
+        Ok(s) => s,
+        Err(e) => return failure(&state, &me.tenant, &e),
+    };
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        settings::replace_sms_credentials(tx, id, &sealed).await
+    })
+    .await
+}

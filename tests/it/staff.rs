@@ -1,0 +1,341 @@
+//! The staff portal: one-time-link sign-in, sessions per municipality, and settings whose
+//! secrets are sealed and never shown, logged or exported in clear.
+
+use axum::http::StatusCode;
+use desk_authz::{Authorizer, Role, Subject};
+use desk_core::PublicUrls;
+use desk_core::secret::{MasterKey, Sealed};
+use desk_db::Tenant;
+use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
+use desk_tests::{TEST_MASTER_KEY, TestApp, TestDb};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+const SECRET: &str = "kn-SECRET-4f7a9c1e";
+
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
+    let req = Onboarding {
+        tenant: TestDb::new_tenant(slug),
+        first_admin: Some(FirstAdmin {
+            username: format!("admin-{slug}"),
+            display_name: "مدیر".into(),
+            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
+        }),
+    };
+    desk_tenant_admin::onboard(&app.db.platform, authz, &Actor::Cli, "test", &req)
+        .await
+        .unwrap()
+        .0
+}
+
+/// A fresh one-time sign-in path (`/staff/sign-in/<token>`) for `username` of `tenant`.
+async fn link(app: &TestApp, tenant: &Tenant, username: &str) -> String {
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(tenant.scope())
+        .await
+        .unwrap();
+    let member = desk_db::staff::staff_by_username(&mut tx, username)
+        .await
+        .unwrap()
+        .unwrap();
+    let host = desk_core::Hostname::parse("x.test").unwrap();
+    let urls = PublicUrls {
+        scheme: "http".into(),
+        port: None,
+    };
+    let url = desk_db::staff::issue_sign_in_link(&mut tx, member.id, &host, &urls)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    url.trim_start_matches("http://x.test").to_owned()
+}
+
+async fn sign_in(app: &TestApp, host: &str, path: &str) -> String {
+    let res = app.send("POST", host, path, None, &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    res.cookie.unwrap()
+}
+
+#[tokio::test]
+async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::new().await;
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    authz
+        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    let alpha = onboard(&app, &authz, "alpha").await;
+    let beta = onboard(&app, &authz, "beta").await;
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let clerk = desk_db::staff::insert_staff(&mut tx, "clerk", "کارمند", None, false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    authz
+        .assign(
+            &Subject::Staff {
+                tenant: alpha.id,
+                id: clerk.id,
+            },
+            Role::DeskStaff,
+            Some(alpha.id),
+        )
+        .await
+        .unwrap();
+    let app = app.rebuild().await;
+
+    // The link shows a page first (previewers do not use it up); a POST signs in, once.
+    let path = link(&app, &alpha, "admin-alpha").await;
+    let page = app.get("alpha.test", &path).await;
+    assert!(page.status == StatusCode::OK && page.text.contains("ورود"));
+    // Alpha's link is worthless on beta's host, and stays usable on alpha's.
+    assert_eq!(
+        app.send("POST", "beta.test", &path, None, &[]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let admin = sign_in(&app, "alpha.test", &path).await;
+    assert_eq!(
+        app.send("POST", "alpha.test", &path, None, &[])
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "one use"
+    );
+
+    let settings = app.get_as(&admin, "alpha.test", "/staff/settings").await;
+    assert_eq!(settings.status, StatusCode::OK);
+    let csrf = settings.csrf();
+    // Alpha's session means nothing on beta's host.
+    assert_eq!(
+        app.get_as(&admin, "beta.test", "/staff/settings")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let added = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/sms",
+            &[
+                ("csrf", &csrf),
+                ("provider", "kavenegar"),
+                ("label", "خط اصلی"),
+                ("sender_line", "10004346"),
+                ("api_key", SECRET),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
+    let incomplete = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/sms",
+            &[
+                ("csrf", &csrf),
+                ("provider", "magfa"),
+                ("label", "مگفا"),
+                ("sender_line", "3000"),
+                ("username", "u"),
+            ],
+        )
+        .await;
+    assert_eq!(incomplete.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(incomplete.text.contains("کامل نیست"));
+    let forged = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/theme",
+            &[("csrf", "nope"), ("brand", "#112233")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    for (path, fields) in [
+        ("/staff/settings/theme", vec![("brand", "#123abc")]),
+        (
+            "/staff/settings/contact",
+            vec![
+                ("phone", "031-3222"),
+                ("email", "desk@alpha.ir"),
+                ("address", "میدان امام"),
+            ],
+        ),
+        (
+            "/staff/settings/work-week",
+            vec![("off_4", "on"), ("off_5", "on")],
+        ),
+        (
+            "/staff/settings/holidays",
+            vec![("op", "add"), ("day", "۱۴۰۵/۰۱/۰۱"), ("title", "نوروز")],
+        ),
+    ] {
+        let mut form = vec![("csrf", csrf.as_str())];
+        form.extend(fields);
+        let res = app.post_form(Some(&admin), "alpha.test", path, &form).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{path}: {}", res.text);
+    }
+    let bad_day = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/holidays",
+            &[
+                ("csrf", &csrf),
+                ("op", "add"),
+                ("day", "1405/12/31"),
+                ("title", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_day.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let page = app.get_as(&admin, "alpha.test", "/staff/settings").await;
+    for shown in [
+        "خط اصلی",
+        "10004346",
+        "ثبت‌شده در",
+        "نوروز",
+        "۱۴۰۵/۰۱/۰۱",
+        "#123abc",
+        "desk@alpha.ir",
+    ] {
+        assert!(page.text.contains(shown), "{shown}");
+    }
+    assert!(!page.text.contains(SECRET), "credentials are write-only");
+
+    // At rest: sealed for alpha; the plaintext opens only with alpha's id.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let accounts = desk_db::settings::list_sms_accounts(&mut tx).await.unwrap();
+    let sealed: Sealed = desk_db::settings::sealed_sms_credentials(&mut tx, accounts[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    let week = desk_db::settings::get_setting(&mut tx, "work_week")
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(week["days_off"], serde_json::json!([4, 5]));
+    assert!(
+        !sealed
+            .ciphertext
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes())
+    );
+    let key = MasterKey::from_hex(TEST_MASTER_KEY).unwrap();
+    let opened = String::from_utf8(key.open(alpha.id, "sms_account", &sealed).unwrap()).unwrap();
+    assert!(opened.contains(SECRET));
+    assert!(key.open(beta.id, "sms_account", &sealed).is_err());
+
+    // A desk clerk may look, not change.
+    let clerk_cookie = sign_in(&app, "alpha.test", &link(&app, &alpha, "clerk").await).await;
+    let clerk_page = app
+        .get_as(&clerk_cookie, "alpha.test", "/staff/settings")
+        .await;
+    assert_eq!(
+        clerk_page.status,
+        StatusCode::FORBIDDEN,
+        "settings are the admin's"
+    );
+    let clerk_csrf = app
+        .get_as(&clerk_cookie, "alpha.test", "/staff")
+        .await
+        .csrf();
+    let denied = app
+        .post_form(
+            Some(&clerk_cookie),
+            "alpha.test",
+            "/staff/settings/theme",
+            &[("csrf", &clerk_csrf), ("brand", "#000000")],
+        )
+        .await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+
+    // An export carries the sealed credentials, never the plaintext.
+    let root_id = app
+        .db
+        .platform
+        .ensure_platform_user("root", "مدیر", "platform_admin", None)
+        .await
+        .unwrap();
+    authz
+        .assign(&Subject::PlatformUser(root_id), Role::PlatformAdmin, None)
+        .await
+        .unwrap();
+    let root = Actor::User {
+        id: root_id,
+        username: "root".into(),
+    };
+    let archive =
+        desk_tenant_admin::archive::export(&app.db.platform, &authz, &root, &alpha.slug, "test")
+            .await
+            .unwrap();
+    assert!(!archive.to_string().contains(SECRET));
+
+    let signed_out = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/sign-out",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get_as(&admin, "alpha.test", "/staff").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let captured = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(captured.contains("request"), "logs were captured");
+    assert!(!captured.contains(SECRET), "no credentials in logs");
+    let token = path.trim_start_matches("/staff/sign-in/");
+    assert!(
+        !captured.contains(token) || !captured.contains(&admin[admin.find('=').unwrap() + 1..])
+    );
+    assert!(
+        !captured.contains(&admin[admin.find('=').unwrap() + 1..]),
+        "no session tokens in logs"
+    );
+    app.db.finish().await;
+}
