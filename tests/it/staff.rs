@@ -8,23 +8,8 @@ use desk_core::secret::{MasterKey, Sealed};
 use desk_db::Tenant;
 use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
 use desk_tests::{TEST_MASTER_KEY, TestApp, TestDb};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 
 const SECRET: &str = "kn-SECRET-4f7a9c1e";
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
     let req = Onboarding {
@@ -74,13 +59,7 @@ async fn sign_in(app: &TestApp, host: &str, path: &str) -> String {
 
 #[tokio::test]
 async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = desk_tests::capture_logs();
 
     let app = TestApp::new().await;
     let authz = Authorizer::load(&app.db.platform).await.unwrap();
@@ -326,7 +305,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         StatusCode::UNAUTHORIZED
     );
 
-    let captured = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let captured = logs.text();
     assert!(captured.contains("request"), "logs were captured");
     assert!(!captured.contains(SECRET), "no credentials in logs");
     let token = path.trim_start_matches("/staff/sign-in/");

@@ -296,3 +296,51 @@ pub fn sqlstate(err: &sqlx::Error) -> Option<String> {
         _ => None,
     }
 }
+
+/// Everything logged on the current thread since [`capture_logs`] was called.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// The captured text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+thread_local! {
+    static CAPTURE: std::cell::RefCell<Option<CapturedLogs>> = const { std::cell::RefCell::new(None) };
+}
+
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(logs) = c.borrow().as_ref() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures what this thread logs (at every level), through one global subscriber, so that
+/// tracing's per-callsite caches cannot hide events from a thread-local one.
+pub fn capture_logs() -> CapturedLogs {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    let logs = CapturedLogs::default();
+    CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
+    logs
+}
