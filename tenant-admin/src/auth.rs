@@ -47,32 +47,18 @@ pub fn new_token() -> String {
 
 /// The session token from the request's cookies.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    headers
+    let values = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            kv.trim()
-                .strip_prefix(COOKIE)?
-                .strip_prefix('=')
-                .map(str::to_owned)
-        })
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter_map(|v| v.to_str().ok());
+    desk_core::session::token_from_cookies(values, COOKIE)
 }
 
 /// `Set-Cookie` for a session (or its removal when `token` is empty).
 pub fn session_cookie(token: &str, secure: bool) -> HeaderValue {
-    let max_age = if token.is_empty() {
-        0
-    } else {
-        SESSION_TTL.as_secs()
-    };
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("desk_platform_session=; Max-Age=0"))
+    let value = desk_core::session::set_cookie(COOKIE, token, "/", SESSION_TTL.as_secs(), secure);
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("desk_platform_session=; Max-Age=0"))
 }
 
 /// A signed-in platform user, extracted from the session cookie; anyone else is sent to /login.
@@ -175,22 +161,6 @@ mod tests {
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
         assert_ne!(h, hash_password("درست-است-1234").unwrap(), "salted");
-    }
-
-    #[test]
-    fn cookies_are_read_strictly() {
-        let token = new_token();
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("a=1; {COOKIE}={token}; b=2")).unwrap(),
-        );
-        assert_eq!(session_token(&headers).as_deref(), Some(token.as_str()));
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("desk_platform_session=short"),
-        );
-        assert_eq!(session_token(&headers), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod jalali;
 pub mod jobs;
 pub mod mobile;
 pub mod secret;
+pub mod session;
 pub mod tenant;
 pub mod text;
 

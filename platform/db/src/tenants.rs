@@ -101,6 +101,19 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, DomainError> {
     })
 }
 
+/// A taken host name becomes a field error; anything else is internal.
+fn domain_error(e: sqlx::Error) -> DomainError {
+    match unique_violation(&e) {
+        Some("tenant_domains_pkey") => FieldErrors::single(
+            "domains",
+            "domain_taken",
+            "این دامنه پیش‌تر به شهرداری دیگری داده شده است.",
+        )
+        .into(),
+        _ => internal(e),
+    }
+}
+
 /// Filters for listing municipalities.
 #[derive(Debug, Clone, Default)]
 pub struct TenantFilter {
@@ -296,15 +309,7 @@ impl PlatformDb {
         .bind(&defaults)
         .execute(&mut *tx)
         .await
-        .map_err(|e| match unique_violation(&e) {
-            Some("tenant_domains_pkey") => FieldErrors::single(
-                "domains",
-                "domain_taken",
-                "این دامنه پیش‌تر به شهرداری دیگری داده شده است.",
-            )
-            .into(),
-            _ => internal(e),
-        })?;
+        .map_err(domain_error)?;
 
         // Identifiers are validated (`[a-z0-9_]`), so splicing them is safe. No
         // `grant ... on all tables in schema`: the role owns the schema and all it creates.
@@ -384,15 +389,7 @@ impl PlatformDb {
             .execute(&self.pool)
             .await
             .map(|_| ())
-            .map_err(|e| match unique_violation(&e) {
-                Some("tenant_domains_pkey") => FieldErrors::single(
-                    "domains",
-                    "domain_taken",
-                    "این دامنه پیش‌تر به شهرداری دیگری داده شده است.",
-                )
-                .into(),
-                _ => internal(e),
-            })
+            .map_err(domain_error)
     }
 
     /// Removes a custom domain; the default `<slug>.<base-domain>` stays.

@@ -40,32 +40,19 @@ pub(crate) fn staff_routes() -> Router<WebState> {
 }
 
 fn token_from(headers: &HeaderMap) -> Option<String> {
-    headers
+    let values = headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            kv.trim()
-                .strip_prefix(COOKIE)?
-                .strip_prefix('=')
-                .map(str::to_owned)
-        })
-        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter_map(|v| v.to_str().ok());
+    desk_core::session::token_from_cookies(values, COOKIE)
 }
 
+/// Path `/staff` and host-only: the cookie never reaches another municipality's host.
 fn cookie(token: &str, secure: bool) -> HeaderValue {
-    let max_age = if token.is_empty() {
-        0
-    } else {
-        SESSION_TTL.as_secs()
-    };
-    let secure = if secure { "; Secure" } else { "" };
-    // Host-only (no Domain attribute): it never reaches another municipality's host.
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; Path=/staff; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("desk_staff_session=; Max-Age=0"))
+    let value =
+        desk_core::session::set_cookie(COOKIE, token, "/staff", SESSION_TTL.as_secs(), secure);
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static("desk_staff_session=; Max-Age=0"))
 }
 
 /// A signed-in staff member of the municipality whose host received the request.
@@ -145,6 +132,20 @@ impl StaffSession {
             Err(DomainError::Forbidden)
         }
     }
+}
+
+fn invalid(
+    state: &WebState,
+    tenant: &Tenant,
+    field: &str,
+    code: &'static str,
+    message: &str,
+) -> Response {
+    failure(
+        state,
+        tenant,
+        &DomainError::Validation(FieldErrors::single(field, code, message)),
+    )
 }
 
 fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Response {
@@ -393,12 +394,13 @@ async fn save_theme(
         && brand.starts_with('#')
         && brand[1..].bytes().all(|b| b.is_ascii_hexdigit());
     if !ok {
-        let e = DomainError::Validation(FieldErrors::single(
+        return invalid(
+            &state,
+            &me.tenant,
             "brand",
             "color",
             "رنگ را به شکل ‎#0a6e5c‎ وارد کنید.",
-        ));
-        return failure(&state, &me.tenant, &e);
+        );
     }
     settings_change(&state, &me, &form.csrf, async |tx| {
         settings::put_setting(tx, "theme", &json!({ "name": "base", "brand": brand })).await
@@ -427,12 +429,13 @@ async fn save_contact(
         .iter()
         .any(|f| f.chars().count() > 300);
     if too_long {
-        let e = DomainError::Validation(FieldErrors::single(
+        return invalid(
+            &state,
+            &me.tenant,
             "contact",
             "too_long",
             "هر بخش حداکثر ۳۰۰ نویسه باشد.",
-        ));
-        return failure(&state, &me.tenant, &e);
+        );
     }
     let value = json!({ "phone": form.phone.trim(), "email": form.email.trim(), "address": form.address.trim() });
     settings_change(&state, &me, &form.csrf, async |tx| {
@@ -481,12 +484,13 @@ async fn save_work_week(
         .map(|(d, _)| d)
         .collect();
     if days_off.len() == 7 {
-        let e = DomainError::Validation(FieldErrors::single(
+        return invalid(
+            &state,
+            &me.tenant,
             "work_week",
             "no_work_days",
             "دست‌کم یک روز کاری لازم است.",
-        ));
-        return failure(&state, &me.tenant, &e);
+        );
     }
     settings_change(&state, &me, &form.csrf, async |tx| {
         settings::put_setting(tx, "work_week", &json!({ "days_off": days_off })).await
@@ -512,12 +516,13 @@ async fn change_holiday(
     let day = match JalaliDate::parse(&form.day).map(JalaliDate::to_gregorian) {
         Ok(Some(d)) => d,
         Ok(None) | Err(_) => {
-            let e = DomainError::Validation(FieldErrors::single(
+            return invalid(
+                &state,
+                &me.tenant,
                 "day",
                 "jalali_date",
                 "تاریخ را به شکل ۱۴۰۴/۰۱/۱۵ وارد کنید.",
-            ));
-            return failure(&state, &me.tenant, &e);
+            );
         }
     };
     let title = form.title.trim().to_owned();
