@@ -269,6 +269,7 @@ impl PlatformMutation {
             _ => None,
         };
         let req = Onboarding {
+            theme: crate::DEFAULT_THEME.to_owned(),
             tenant: NewTenant {
                 slug,
                 name_fa: input.name.clone(),

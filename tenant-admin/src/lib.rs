@@ -38,7 +38,14 @@ pub struct Onboarding {
     pub tenant: NewTenant,
     /// First municipality admin, if known at onboarding.
     pub first_admin: Option<FirstAdmin>,
+    /// Starting theme, one of [`THEMES`].
+    pub theme: String,
 }
+
+/// The themes a municipality can start from: (name, Persian label).
+pub const THEMES: &[(&str, &str)] = &[("base", "پایه (سبز میز خدمت)")];
+/// The theme used when none is chosen.
+pub const DEFAULT_THEME: &str = "base";
 
 /// Creates a municipality in one transaction: registry, role, schema, migrations, the first
 /// admin and the job that welcomes them. Then records the municipality's province and the
@@ -63,9 +70,23 @@ pub async fn onboard(
     {
         return Err(DomainError::Forbidden);
     }
+    if !THEMES.iter().any(|(name, _)| *name == req.theme) {
+        return Err(desk_core::FieldErrors::single(
+            "theme",
+            "theme_unknown",
+            "پوسته انتخاب‌شده وجود ندارد.",
+        )
+        .into());
+    }
     let (tenant, mut tx) = db
         .begin_create_tenant(&req.tenant, &TenantMigrations::embedded())
         .await?;
+    desk_db::settings::put_setting(
+        &mut tx,
+        "theme",
+        &serde_json::json!({ "name": req.theme, "brand": "#0a6e5c" }),
+    )
+    .await?;
     let admin = match &req.first_admin {
         Some(a) => {
             let member = staff::insert_staff(

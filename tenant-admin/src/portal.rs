@@ -428,6 +428,8 @@ struct OnboardForm {
     admin_name: String,
     #[serde(default)]
     admin_mobile: String,
+    #[serde(default)]
+    theme: String,
 }
 
 async fn render_onboarding(
@@ -453,7 +455,11 @@ async fn render_onboarding(
     portal.views.render(
         status,
         "onboard.html.j2",
-        context! { me => Serde(user_view(me)), form => Serde(form), provinces, errors => Serde(errors), base_domain => portal.base_domain.clone() },
+        context! {
+            me => Serde(user_view(me)), form => Serde(form), provinces, errors => Serde(errors),
+            base_domain => portal.base_domain.clone(),
+            themes => crate::THEMES.iter().map(|&(name, label)| context! { name, label }).collect::<Vec<_>>(),
+        },
     )
 }
 
@@ -538,6 +544,11 @@ fn parse_onboarding(form: &OnboardForm, base_domain: &str) -> Result<Onboarding,
         };
     match (slug, province_id, errors.is_empty()) {
         (Some(slug), Some(province_id), true) => Ok(Onboarding {
+            theme: if form.theme.is_empty() {
+                crate::DEFAULT_THEME.to_owned()
+            } else {
+                form.theme.clone()
+            },
             tenant: NewTenant {
                 slug,
                 name_fa: form.name_fa.clone(),
@@ -622,6 +633,10 @@ async fn show_municipality(
         Ok(d) => d,
         Err(e) => return error_response(&portal.views, &e),
     };
+    let settings = match municipality_settings(&portal, &tenant).await {
+        Ok(s) => s,
+        Err(e) => return error_response(&portal.views, &e),
+    };
     let can_manage = lifecycle::allowed(
         &portal.authz,
         &who,
@@ -649,9 +664,32 @@ async fn show_municipality(
         "municipality.html.j2",
         context! {
             me => Serde(user_view(&me)), tenant => Serde(tenant_row(&tenant)), domains, actions, can_manage,
+            settings => Serde(settings),
             created_ms => q.created_ms.map(|m| persian_digits(&m.to_string())),
         },
     )
+}
+
+/// What the operator sees of a municipality's own settings: no personal data, and of SMS
+/// credentials only when they were set.
+async fn municipality_settings(
+    portal: &PlatformPortal,
+    tenant: &Tenant,
+) -> Result<serde_json::Value, DomainError> {
+    use desk_db::settings;
+    let mut tx = portal.db.tenant_db().begin(tenant.scope()).await?;
+    let theme = settings::get_setting(&mut tx, "theme").await?;
+    let contact = settings::get_setting(&mut tx, "contact").await?;
+    let accounts = settings::list_sms_accounts(&mut tx).await?;
+    tx.commit().await?;
+    let accounts: Vec<_> = accounts
+        .iter()
+        .map(|a| {
+            let day = desk_core::jalali::JalaliDate::from_gregorian(a.credentials_set_at.date_naive());
+            serde_json::json!({ "label": a.label, "provider": a.provider, "set_on": persian_digits(&day.to_string()) })
+        })
+        .collect();
+    Ok(serde_json::json!({ "theme": theme, "contact": contact, "sms_accounts": accounts }))
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 fn onboarding(slug: &str, mobile: &str) -> Onboarding {
     Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: TestDb::new_tenant(slug),
         first_admin: Some(FirstAdmin {
             username: format!("admin-{slug}"),

@@ -55,6 +55,7 @@ async fn world() -> World {
         ("tehran-city", TEHRAN),
     ] {
         let req = Onboarding {
+            theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
             tenant: TestDb::new_tenant_in(slug, province),
             first_admin: None,
         };
@@ -125,6 +126,7 @@ async fn an_operator_reaches_only_the_municipalities_of_their_province() {
         .unwrap_err();
     assert!(matches!(err, DomainError::NotFound));
     let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: TestDb::new_tenant_in("karaj", 5),
         first_admin: None,
     };
@@ -141,6 +143,7 @@ async fn an_operator_reaches_only_the_municipalities_of_their_province() {
 
     // Inside the province the operator works normally.
     let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: TestDb::new_tenant_in("kashan", ISFAHAN),
         first_admin: None,
     };
@@ -318,6 +321,7 @@ async fn export_then_import_as_a_new_slug_loses_nothing() {
     let w = world().await;
     let (db, authz) = (&w.db.platform, &w.authz);
     let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: TestDb::new_tenant("gamma"),
         first_admin: Some(desk_tenant_admin::FirstAdmin {
             username: "admin-gamma".into(),

@@ -13,6 +13,7 @@ const SECRET: &str = "kn-SECRET-4f7a9c1e";
 
 async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
     let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: TestDb::new_tenant(slug),
         first_admin: Some(FirstAdmin {
             username: format!("admin-{slug}"),

@@ -70,6 +70,7 @@ fn ms(d: Duration) -> String {
 
 fn onboarding(slug: &str) -> anyhow::Result<Onboarding> {
     Ok(Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: new_tenant(slug)?,
         first_admin: Some(FirstAdmin {
             username: format!("admin-{slug}"),

@@ -237,6 +237,7 @@ pub async fn onboarding_from(
         _ => None,
     };
     Ok(Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: NewTenant {
             slug,
             name_fa: args.name_fa.clone(),
