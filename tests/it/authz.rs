@@ -123,3 +123,46 @@ async fn roles_are_scoped_to_their_municipality_and_province() {
     );
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_policy_change_reaches_other_instances() {
+    let db = TestDb::new().await;
+    let a = db.tenant("alpha").await;
+    let here = Authorizer::load(&db.platform).await.unwrap();
+    let there = Authorizer::load(&db.platform).await.unwrap();
+    let watcher = there.watch(&db.platform).await.unwrap();
+    let admin = Subject::Staff {
+        tenant: a.id,
+        id: 1,
+    };
+    let may = |authz: Authorizer| {
+        let admin = admin.clone();
+        async move {
+            authz
+                .allowed(
+                    &admin,
+                    Domain::Tenant(a.id),
+                    Resource::Catalog,
+                    Action::Read,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    here.ensure_default_policies(&[]).await.unwrap();
+    here.assign(&admin, Role::TenantAdmin, Some(a.id))
+        .await
+        .unwrap();
+    assert!(may(here.clone()).await);
+    let mut seen = false;
+    for _ in 0..50 {
+        if may(there.clone()).await {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the other instance reloaded its policies");
+    watcher.abort();
+    db.finish().await;
+}

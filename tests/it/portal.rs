@@ -290,7 +290,10 @@ async fn the_onboarding_form_creates_a_municipality_or_says_what_is_wrong() {
     );
     let page = app.get_as(&op, HOST, &location).await;
     assert!(page.text.contains("شهرداری نجف‌آباد") && page.text.contains("میلی‌ثانیه"));
-    assert!(page.text.contains("پوسته: base") && page.text.contains("هنوز تنظیم نشده"), "settings at onboarding");
+    assert!(
+        page.text.contains("پوسته: base") && page.text.contains("هنوز تنظیم نشده"),
+        "settings at onboarding"
+    );
     assert!(page.text.contains("khedmat.najafabad.ir"));
     let site = app.get("khedmat.najafabad.ir", "/").await;
     assert_eq!(site.status, StatusCode::OK);

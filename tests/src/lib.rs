@@ -169,7 +169,8 @@ impl TestApp {
         config.http.base_domain = "test".to_owned();
         config.http.site_cache_ttl_ms = 0;
         config.secrets.master_key = Some(TEST_MASTER_KEY.to_owned());
-        desk::app::build(&config, db.platform.clone())
+        let authz = desk_authz::Authorizer::load(&db.platform).await.unwrap();
+        desk::app::build(&config, db.platform.clone(), authz)
             .await
             .unwrap()
     }

@@ -207,6 +207,38 @@ impl Authorizer {
         })
     }
 
+    /// Reloads the policies whenever any instance changes them (LISTEN/NOTIFY on
+    /// `desk_policy_changed`, raised by a trigger on `platform.casbin_rule`). Bursts of changes
+    /// (a bulk onboarding) cause one reload. Runs until the process ends.
+    pub async fn watch(&self, db: &PlatformDb) -> Result<tokio::task::JoinHandle<()>, DomainError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(db.pool_for_infrastructure())
+            .await
+            .map_err(|e| DomainError::Internal(e.into()))?;
+        listener
+            .listen("desk_policy_changed")
+            .await
+            .map_err(|e| DomainError::Internal(e.into()))?;
+        let me = self.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => {
+                        // Let a burst settle, then reload once.
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        while listener.next_buffered().is_some() {}
+                        if let Err(e) = me.enforcer.write().await.load_policy().await {
+                            tracing::error!(error = %e, "reloading policies failed");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "policy listener lost its connection; retrying");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }))
+    }
+
     /// Whether `subject` may do `action` on `resource` in `domain`.
     pub async fn allowed(
         &self,

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use anyhow::Context;
+use desk_authz::Authorizer;
 use desk_core::Hostname;
 use desk_db::{DbConfig, PlatformDb};
 use desk_web::{Metrics, SiteResolver, Themes, WebState};
@@ -26,11 +27,14 @@ pub fn with_pool_settings(mut db: DbConfig, config: &Config) -> anyhow::Result<D
 }
 
 /// Builds the whole HTTP application over a connected platform database.
-pub async fn build(config: &Config, platform: PlatformDb) -> anyhow::Result<axum::Router> {
+pub async fn build(
+    config: &Config,
+    platform: PlatformDb,
+    authz: Authorizer,
+) -> anyhow::Result<axum::Router> {
     let themes = Themes::new(&config.web.themes_dir, config.web.auto_reload)?;
     let platform_host = Hostname::parse(&config.platform_host())
         .map_err(|e| anyhow::anyhow!("platform host: {e}"))?;
-    let authz = desk_authz::Authorizer::load(&platform).await?;
     let web = WebState {
         platform: platform.clone(),
         themes: Arc::new(themes),
@@ -94,7 +98,9 @@ pub async fn serve_on(
 /// `desk serve`.
 pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let platform = PlatformDb::connect(&db_config(config)?).await?;
-    let router = build(config, platform).await?;
+    let authz = Authorizer::load(&platform).await?;
+    authz.watch(&platform).await?;
+    let router = build(config, platform, authz).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;

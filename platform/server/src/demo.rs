@@ -82,7 +82,9 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         config.secrets.master_key = Some(demo_master_key(&args.data_dir)?);
     }
     let config = &config;
-    let router = app::build(config, platform.clone()).await?;
+    let authz = Authorizer::load(&platform).await?;
+    authz.watch(&platform).await?;
+    let router = app::build(config, platform.clone(), authz).await?;
     print_welcome(config, port);
     print_staff_links(config, &platform).await?;
 
