@@ -467,3 +467,43 @@ async fn the_platform_api_is_scoped_like_the_portal() {
     );
     app.db.finish().await;
 }
+
+#[tokio::test]
+async fn the_demo_seed_is_idempotent_and_its_accounts_sign_in() {
+    let app = TestApp::new().await;
+    let mut config = desk::config::Config::default();
+    config.http.base_domain = "test".to_owned();
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    authz
+        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    desk::demo::seed(&config, &app.db.platform).await.unwrap();
+    desk::demo::seed(&config, &app.db.platform).await.unwrap();
+    let slugs: Vec<String> = app
+        .db
+        .platform
+        .list_tenants(&Default::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.slug.to_string())
+        .collect();
+    assert_eq!(slugs, ["isfahan", "kashan", "najafabad"]);
+    let app = app.rebuild().await;
+    for user in ["admin", "isfahan-operator"] {
+        let res = app
+            .post_form(
+                None,
+                HOST,
+                "/login",
+                &[("username", user), ("password", desk::demo::DEMO_PASSWORD)],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{user}");
+        let list = app.get_as(&res.cookie.unwrap(), HOST, "/").await;
+        assert!(list.text.contains("شهرداری کاشان"), "{user}");
+    }
+    assert_eq!(app.get("isfahan.test", "/").await.status, StatusCode::OK);
+    app.db.finish().await;
+}

@@ -216,6 +216,11 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         assert!(page.text.contains(shown), "{shown}");
     }
     assert!(!page.text.contains(SECRET), "credentials are write-only");
+    let home = app.get("alpha.test", "/").await;
+    assert!(
+        home.text.contains("--brand: #123abc"),
+        "the theme token reaches the portal"
+    );
 
     // At rest: sealed for alpha; the plaintext opens only with alpha's id.
     let mut tx = app

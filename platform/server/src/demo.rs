@@ -104,8 +104,8 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// Creates what is missing of the demo data.
-async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
+/// Creates what is missing of the demo data (idempotent).
+pub async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
     let authz = Authorizer::load(platform).await?;
     let admin = platform
         .ensure_platform_user("admin", "مدیر سامانه", "platform_admin", None)
@@ -133,6 +133,7 @@ async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
             None,
         )
         .await?;
+    ensure_demo_password(platform, "isfahan-operator").await?;
 
     for (i, (slug, name_fa, name_en)) in DEMO_TENANTS.iter().enumerate() {
         let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -199,7 +200,7 @@ fn demo_master_key(dir: &std::path::Path) -> anyhow::Result<String> {
 }
 
 /// The demo's one password, printed with the accounts (never use it anywhere else).
-const DEMO_PASSWORD: &str = "miz-demo-1404";
+pub const DEMO_PASSWORD: &str = "miz-demo-1404";
 
 async fn ensure_demo_password(platform: &PlatformDb, username: &str) -> anyhow::Result<()> {
     if let Some((user, None)) = platform.user_for_sign_in(username).await? {
@@ -226,11 +227,9 @@ fn print_welcome(config: &Config, port: u16) {
     println!("    platform admin          admin");
     println!("    Isfahan operator        isfahan-operator");
     println!(
-        "  first admins of the municipalities (staff portal sign-in arrives with a later issue):"
+        "  first admins of the municipalities: admin-<slug>, mobiles 09130000001..3; they sign in"
     );
-    for (i, (slug, _, _)) in DEMO_TENANTS.iter().enumerate() {
-        println!("    {slug:<22}  admin-{slug} (mobile 0913000000{})", i + 1);
-    }
+    println!("  at /staff with the one-time link of their welcome message (fresh links below)");
     println!();
     println!("  health: http://127.0.0.1:{port}/healthz  readiness: /readyz  metrics: /metrics");
 }

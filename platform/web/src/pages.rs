@@ -35,18 +35,35 @@ impl<'a> TenantView<'a> {
 #[derive(Debug, Serialize)]
 struct HomeView<'a> {
     tenant: TenantView<'a>,
+    /// The municipality's brand colour (validated `#rrggbb` when saved).
+    brand: Option<String>,
 }
 
 async fn show_home(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Response {
+    let theme = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let theme = desk_db::settings::get_setting(&mut tx, "theme").await?;
+        tx.commit().await?;
+        Ok::<_, desk_core::DomainError>(theme)
+    }
+    .await;
+    let brand = match theme {
+        Ok(t) => t.and_then(|t| t["brand"].as_str().map(str::to_owned)),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the theme failed; using the default");
+            None
+        }
+    };
     render(
         &state,
         StatusCode::OK,
         "home.html.j2",
         HomeView {
             tenant: TenantView::of(&tenant),
+            brand,
         },
     )
 }
