@@ -297,6 +297,55 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
             .unwrap();
     assert!(!archive.to_string().contains(SECRET));
 
+    // The logo: real type from the content, bounded size, served only on its own host.
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR-not-a-full-image-but-a-png-header";
+    let huge = [png.as_slice(), &vec![0u8; 300 * 1024]].concat();
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
+    for (bytes, what) in [(&huge[..], "oversized"), (&svg[..], "svg named .png")] {
+        let res = app
+            .post_multipart(
+                &admin,
+                "alpha.test",
+                "/staff/settings/logo",
+                &[("csrf", &csrf)],
+                ("logo", "logo.png", bytes),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+        assert!(res.text.contains("۲۰۰ کیلوبایت"), "{what}: Persian message");
+    }
+    assert_eq!(
+        app.get_bytes("alpha.test", "/theme/logo").await.0,
+        StatusCode::NOT_FOUND,
+        "nothing stored"
+    );
+    let ok = app
+        .post_multipart(
+            &admin,
+            "alpha.test",
+            "/staff/settings/logo",
+            &[("csrf", &csrf)],
+            ("logo", "logo.png", png),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.text);
+    let (status, content_type, bytes) = app.get_bytes("alpha.test", "/theme/logo").await;
+    assert_eq!(
+        (status, content_type.as_deref(), bytes.as_slice()),
+        (StatusCode::OK, Some("image/png"), png.as_slice())
+    );
+    assert_eq!(
+        app.get_bytes("beta.test", "/theme/logo").await.0,
+        StatusCode::NOT_FOUND,
+        "beta has no logo"
+    );
+    assert!(
+        app.get("alpha.test", "/")
+            .await
+            .text
+            .contains("/theme/logo")
+    );
+
     let signed_out = app
         .post_form(
             Some(&admin),

@@ -239,6 +239,69 @@ impl TestApp {
         }
     }
 
+    /// A `multipart/form-data` `POST` with text fields and one file field.
+    pub async fn post_multipart(
+        &self,
+        cookie: &str,
+        host: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> TestResponse {
+        const BOUNDARY: &str = "miz-test-boundary-7d1f";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+            );
+        }
+        let (name, filename, bytes) = file;
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/png\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", host)
+            .header("cookie", cookie)
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        TestResponse {
+            status,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            location: None,
+            cookie: None,
+        }
+    }
+
+    /// `GET` returning the raw body and its content type.
+    pub async fn get_bytes(&self, host: &str, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+        let req = Request::builder()
+            .uri(path)
+            .header("host", host)
+            .body(Body::empty())
+            .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+        (status, ct, bytes)
+    }
+
     /// `GET` with a session cookie.
     pub async fn get_as(&self, cookie: &str, host: &str, path: &str) -> TestResponse {
         self.send("GET", host, path, None, &[("cookie", cookie)])

@@ -194,3 +194,36 @@ pub async fn delete_holiday(tx: &mut TenantTx, day: NaiveDate) -> Result<(), Dom
         .map(|_| ())
         .map_err(internal)
 }
+
+/// Stores a theme asset (the logo), replacing the previous one.
+pub async fn put_theme_asset(
+    tx: &mut TenantTx,
+    name: &str,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "insert into theme_assets (name, content_type, bytes) values ($1, $2, $3)
+         on conflict (name) do update
+         set content_type = excluded.content_type, bytes = excluded.bytes, updated_at = now()",
+    )
+    .bind(name)
+    .bind(content_type)
+    .bind(bytes)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// A theme asset: (content type, bytes).
+pub async fn theme_asset(
+    tx: &mut TenantTx,
+    name: &str,
+) -> Result<Option<(String, Vec<u8>)>, DomainError> {
+    sqlx::query_as("select content_type, bytes from theme_assets where name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)
+}

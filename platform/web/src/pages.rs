@@ -11,7 +11,9 @@ use serde::Serialize;
 use std::sync::Arc;
 
 pub(crate) fn tenant_routes() -> Router<WebState> {
-    Router::new().route("/", get(show_home))
+    Router::new()
+        .route("/", get(show_home))
+        .route("/theme/logo", get(show_logo))
 }
 
 /// What the layout needs about the municipality (a view model, never a database row).
@@ -37,6 +39,44 @@ struct HomeView<'a> {
     tenant: TenantView<'a>,
     /// The municipality's brand colour (validated `#rrggbb` when saved).
     brand: Option<String>,
+    /// Whether it uploaded a logo.
+    logo: bool,
+}
+
+/// The municipality's logo (type checked from its content at upload; never sniffed again).
+async fn show_logo(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+) -> Response {
+    let asset = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let asset = desk_db::settings::theme_asset(&mut tx, "logo").await?;
+        tx.commit().await?;
+        Ok::<_, desk_core::DomainError>(asset)
+    }
+    .await;
+    match asset {
+        Ok(Some((content_type, bytes))) => (
+            [
+                (axum::http::header::CONTENT_TYPE, content_type),
+                (
+                    axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                    "nosniff".to_owned(),
+                ),
+                (
+                    axum::http::header::CACHE_CONTROL,
+                    "public, max-age=300".to_owned(),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reading the logo failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 async fn show_home(
@@ -50,13 +90,14 @@ async fn show_home(
         Ok::<_, desk_core::DomainError>(theme)
     }
     .await;
-    let brand = match theme {
-        Ok(t) => t.and_then(|t| t["brand"].as_str().map(str::to_owned)),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the theme failed; using the default");
-            None
-        }
-    };
+    let theme = theme.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reading the theme failed; using the default");
+        None
+    });
+    let brand = theme
+        .as_ref()
+        .and_then(|t| t["brand"].as_str().map(str::to_owned));
+    let logo = theme.as_ref().is_some_and(|t| t["logo"] == true);
     render(
         &state,
         StatusCode::OK,
@@ -64,6 +105,7 @@ async fn show_home(
         HomeView {
             tenant: TenantView::of(&tenant),
             brand,
+            logo,
         },
     )
 }

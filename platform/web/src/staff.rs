@@ -36,6 +36,10 @@ pub(crate) fn staff_routes() -> Router<WebState> {
         .route("/staff/settings/work-week", post(save_work_week))
         .route("/staff/settings/holidays", post(change_holiday))
         .route("/staff/settings/sms", post(add_sms_account))
+        .route(
+            "/staff/settings/logo",
+            post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(LOGO_BODY_LIMIT)),
+        )
         .route("/staff/settings/sms/{id}", post(change_sms_account))
 }
 
@@ -650,6 +654,58 @@ async fn change_sms_account(
     };
     settings_change(&state, &me, &form.csrf, async |tx| {
         settings::replace_sms_credentials(tx, id, &sealed).await
+    })
+    .await
+}
+
+/// Largest logo accepted.
+const LOGO_MAX_BYTES: usize = 200 * 1024;
+/// The request may be a little larger than the file (form fields, multipart framing); beyond
+/// this the upload is cut off and refused with the same Persian message.
+const LOGO_BODY_LIMIT: usize = 256 * 1024;
+
+async fn upload_logo(
+    State(state): State<WebState>,
+    me: StaffSession,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let too_big = "نشان باید تصویر PNG، JPEG یا WebP و حداکثر ۲۰۰ کیلوبایت باشد.";
+    let Ok(mut multipart) = multipart else {
+        return invalid(&state, &me.tenant, "logo", "logo_invalid", too_big);
+    };
+    let (mut csrf, mut file) = (String::new(), None);
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let Ok(bytes) = field.bytes().await else {
+                    return invalid(&state, &me.tenant, "logo", "logo_too_large", too_big);
+                };
+                match name.as_str() {
+                    "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
+                    "logo" => file = Some(bytes),
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return invalid(&state, &me.tenant, "logo", "logo_too_large", too_big),
+        }
+    }
+    let Some(bytes) = file.filter(|b| !b.is_empty() && b.len() <= LOGO_MAX_BYTES) else {
+        return invalid(&state, &me.tenant, "logo", "logo_too_large", too_big);
+    };
+    let Some(content_type) = desk_core::content_type::sniff(&bytes)
+        .filter(|t| desk_core::content_type::is_raster_image(t))
+    else {
+        return invalid(&state, &me.tenant, "logo", "logo_type", too_big);
+    };
+    settings_change(&state, &me, &csrf, async |tx| {
+        settings::put_theme_asset(tx, "logo", content_type, &bytes).await?;
+        let mut theme = settings::get_setting(tx, "theme")
+            .await?
+            .unwrap_or_else(|| json!({ "name": "base" }));
+        theme["logo"] = json!(true);
+        settings::put_setting(tx, "theme", &theme).await
     })
     .await
 }
