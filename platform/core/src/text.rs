@@ -6,6 +6,27 @@ pub fn is_persian_text(s: &str) -> bool {
     s.chars().any(arabic_script) && !s.chars().any(|c| c.is_ascii_alphabetic())
 }
 
+/// Text folded for search, applied to both the index and the query: Arabic yeh and kaf become
+/// Persian (ي/ى → ی, ك → ک), Persian and Arabic digits become ASCII, ZWNJ and tatweel become
+/// spaces or vanish, diacritics are dropped, Latin letters are lowercased and runs of spaces
+/// collapse.
+pub fn normalize_for_search(s: &str) -> String {
+    let mapped: String = crate::mobile::ascii_digits(s)
+        .chars()
+        .filter_map(|c| match c {
+            'ي' | 'ى' | 'ئ' => Some('ی'),
+            'ك' => Some('ک'),
+            'ة' => Some('ه'),
+            'أ' | 'إ' | 'ٱ' => Some('ا'),
+            'ؤ' => Some('و'),
+            '\u{200c}' | '\u{200d}' | '\u{00a0}' => Some(' '),
+            'ـ' | '\u{064B}'..='\u{065F}' | '\u{0670}' => None,
+            c => Some(c.to_ascii_lowercase()),
+        })
+        .collect();
+    mapped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// ASCII digits shown as Persian digits (۰-۹); other characters pass through.
 pub fn persian_digits(s: &str) -> String {
     s.chars()
@@ -85,6 +106,15 @@ mod tests {
         assert!(!is_persian_text("Isfahan"));
         assert!(!is_persian_text("شهرداری Isfahan"));
         assert!(!is_persian_text("   "));
+    }
+
+    #[test]
+    fn search_text_is_folded_the_same_way_on_both_sides() {
+        assert_eq!(normalize_for_search("پروانه ساختمانى"), normalize_for_search("پروانه ساختمانی"));
+        assert_eq!(normalize_for_search("كد ۱۲٣"), "کد 123");
+        assert_eq!(normalize_for_search("نجف\u{200c}آباد"), "نجف آباد");
+        assert_eq!(normalize_for_search("  Building   Permit "), "building permit");
+        assert_eq!(normalize_for_search("مُدارِک"), "مدارک");
     }
 
     #[test]
