@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod authz;
+mod catalog;
 mod hosts;
 mod jobs;
 mod lifecycle;

@@ -110,10 +110,16 @@ mod tests {
 
     #[test]
     fn search_text_is_folded_the_same_way_on_both_sides() {
-        assert_eq!(normalize_for_search("پروانه ساختمانى"), normalize_for_search("پروانه ساختمانی"));
+        assert_eq!(
+            normalize_for_search("پروانه ساختمانى"),
+            normalize_for_search("پروانه ساختمانی")
+        );
         assert_eq!(normalize_for_search("كد ۱۲٣"), "کد 123");
         assert_eq!(normalize_for_search("نجف\u{200c}آباد"), "نجف آباد");
-        assert_eq!(normalize_for_search("  Building   Permit "), "building permit");
+        assert_eq!(
+            normalize_for_search("  Building   Permit "),
+            "building permit"
+        );
         assert_eq!(normalize_for_search("مُدارِک"), "مدارک");
     }
 

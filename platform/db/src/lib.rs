@@ -7,6 +7,7 @@
 //! [`PlatformDb`]. Other crates never see a bare `PgPool`, except the job system and casbin
 //! through `PlatformDb::pool_for_infrastructure`, which their APIs require.
 
+pub mod catalog;
 pub mod embedded;
 pub mod export;
 pub mod jobs;

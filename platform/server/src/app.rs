@@ -48,8 +48,10 @@ pub async fn build(
         secrets: config.master_key(),
         secure_cookies: config.http.secure_cookies,
     };
-    let tenant_app = desk_web::tenant_router(web.clone())
-        .merge(desk_graphql::tenant_router(desk_graphql::tenant_schema()));
+    let tenant_app = desk_web::tenant_router(web.clone()).merge(desk_graphql::tenant_router(
+        desk_graphql::tenant_schema(),
+        platform.tenant_db(),
+    ));
     let portal = desk_tenant_admin::PlatformPortal::new(
         platform.clone(),
         authz,

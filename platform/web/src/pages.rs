@@ -14,6 +14,8 @@ pub(crate) fn tenant_routes() -> Router<WebState> {
     Router::new()
         .route("/", get(show_home))
         .route("/theme/logo", get(show_logo))
+        .route("/services", get(list_services))
+        .route("/services/{code}", get(show_service))
 }
 
 /// What the layout needs about the municipality (a view model, never a database row).
@@ -41,6 +43,111 @@ struct HomeView<'a> {
     brand: Option<String>,
     /// Whether it uploaded a logo.
     logo: bool,
+}
+
+#[derive(Debug, serde::Deserialize, Default)]
+struct ServiceQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    category: String,
+}
+
+fn duration_fa(days: u32) -> String {
+    if days == 0 {
+        "فوری".to_owned()
+    } else {
+        format!(
+            "{} روز کاری",
+            desk_core::text::persian_digits(&days.to_string())
+        )
+    }
+}
+
+/// A card as the citizen pages show it.
+fn card_view(card: &desk_core::catalog::ServiceCard) -> serde_json::Value {
+    serde_json::json!({
+        "card": card,
+        "category_label": desk_core::catalog::category_label(&card.category),
+        "duration": duration_fa(card.duration_days),
+        "visits": card.in_person_visits.map(|v| desk_core::text::persian_digits(&v.to_string())),
+    })
+}
+
+async fn list_services(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    axum::extract::Query(q): axum::extract::Query<ServiceQuery>,
+) -> Response {
+    let folded = desk_core::text::normalize_for_search(&q.q);
+    let category = Some(q.category.as_str()).filter(|c| !c.is_empty());
+    let found = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let found = desk_db::catalog::published_services(&mut tx, category, Some(&folded)).await?;
+        tx.commit().await?;
+        Ok::<_, desk_core::DomainError>(found)
+    }
+    .await;
+    match found {
+        Ok(services) => {
+            let items: Vec<_> = services.iter().map(|s| card_view(&s.card)).collect();
+            let categories: Vec<_> = desk_core::catalog::CATEGORIES
+                .iter()
+                .map(|(code, label)| serde_json::json!({ "code": code, "label": label, "selected": *code == q.category }))
+                .collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "services.html.j2",
+                serde_json::json!({
+                    "tenant": TenantView::of(&tenant), "services": items, "q": q.q, "categories": categories,
+                    "count": desk_core::text::persian_digits(&services.len().to_string()),
+                }),
+            )
+        }
+        Err(e) => internal_page(&state, &tenant, &e),
+    }
+}
+
+async fn show_service(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Response {
+    let found = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let found = desk_db::catalog::published_service(&mut tx, &code).await?;
+        tx.commit().await?;
+        Ok::<_, desk_core::DomainError>(found)
+    }
+    .await;
+    match found {
+        Ok(Some(service)) => render(
+            &state,
+            StatusCode::OK,
+            "service.html.j2",
+            serde_json::json!({ "tenant": TenantView::of(&tenant), "s": card_view(&service.card) }),
+        ),
+        Ok(None) => error_page(
+            &state,
+            StatusCode::NOT_FOUND,
+            Some(&tenant),
+            "خدمت پیدا نشد",
+            "این خدمت در میز خدمت این شهرداری نیست. فهرست خدمات را ببینید.",
+        ),
+        Err(e) => internal_page(&state, &tenant, &e),
+    }
+}
+
+fn internal_page(state: &WebState, tenant: &Tenant, e: &desk_core::DomainError) -> Response {
+    tracing::error!(error = %e, "citizen page failed");
+    error_page(
+        state,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Some(tenant),
+        "خطای سامانه",
+        "خطایی رخ داد. لطفاً دوباره تلاش کنید.",
+    )
 }
 
 /// The municipality's logo (type checked from its content at upload; never sniffed again).

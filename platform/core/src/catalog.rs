@@ -1,0 +1,207 @@
+//! The service identity card (شناسنامه خدمت): one object per service and version, with the
+//! fields of the national guideline, validated before it is stored.
+
+use crate::error::{FieldError, FieldErrors};
+use serde::{Deserialize, Serialize};
+
+/// An inquiry to another agency (استعلام) that the service needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inquiry {
+    /// The agency asked.
+    pub agency: String,
+    /// What is asked.
+    pub subject: String,
+}
+
+/// A question and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faq {
+    /// Question.
+    pub q: String,
+    /// Answer.
+    pub a: String,
+}
+
+/// A service identity card. Field names follow the national template catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCard {
+    /// Stable code within the municipality (`MUN-BLD-001`).
+    pub code: String,
+    /// Persian title.
+    pub title_fa: String,
+    /// English title.
+    #[serde(default)]
+    pub title_en: String,
+    /// Category code (`building`, `revenue`, ...).
+    pub category: String,
+    /// G2C, G2B and/or G2G.
+    #[serde(default)]
+    pub service_type: Vec<String>,
+    /// In-person visits a citizen needs.
+    #[serde(default)]
+    pub in_person_visits: Option<u32>,
+    /// What the service is.
+    pub description_fa: String,
+    /// Ordered steps.
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Required documents.
+    #[serde(default)]
+    pub documents: Vec<String>,
+    /// Inquiries to other agencies.
+    #[serde(default)]
+    pub inquiries: Vec<Inquiry>,
+    /// Laws and regulations.
+    #[serde(default)]
+    pub legal_basis: Vec<String>,
+    /// Typical duration in working days (0: done at once, e.g. an online payment).
+    pub duration_days: u32,
+    /// Fees, as text (the yearly tariff book is the reference).
+    #[serde(default)]
+    pub fee_description_fa: String,
+    /// Frequently asked questions.
+    #[serde(default)]
+    pub faq: Vec<Faq>,
+    /// National service id (11 digits) when known.
+    #[serde(default, alias = "national_service_id_example")]
+    pub national_service_id: Option<String>,
+    /// Where the card's facts come from.
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// Persian labels of the categories of the national template.
+pub const CATEGORIES: &[(&str, &str)] = &[
+    ("building", "ساختمان"),
+    ("urban_planning", "شهرسازی"),
+    ("revenue", "درآمد و عوارض"),
+    ("business", "کسب‌وکار"),
+    ("urban_services", "خدمات شهری"),
+    ("environment", "محیط زیست"),
+    ("green_space", "فضای سبز"),
+    ("cemetery", "آرامستان"),
+    ("citizen_relations", "ارتباط با شهروندان"),
+];
+
+/// The Persian label of a category code (the code itself when unknown).
+pub fn category_label(code: &str) -> &str {
+    CATEGORIES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or(code, |(_, l)| l)
+}
+
+impl ServiceCard {
+    /// Checks the card; returns warnings that do not block saving (a national id of another
+    /// shape), or the errors that do.
+    pub fn validate(&self) -> Result<Vec<String>, FieldErrors> {
+        let mut errors = Vec::new();
+        let mut err = |field: &str, code: &'static str, message: &str| {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                code,
+                message: message.to_owned(),
+            });
+        };
+        let code_ok = (3..=40).contains(&self.code.len())
+            && self
+                .code
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-');
+        if !code_ok {
+            err(
+                "code",
+                "service_code",
+                "کد خدمت باید ۳ تا ۴۰ نویسه از حروف بزرگ لاتین، رقم و خط تیره باشد.",
+            );
+        }
+        if self.title_fa.trim().is_empty() || self.title_fa.chars().count() > 200 {
+            err(
+                "title_fa",
+                "title",
+                "عنوان خدمت لازم است و حداکثر ۲۰۰ نویسه.",
+            );
+        }
+        if self.description_fa.trim().is_empty() {
+            err("description_fa", "description", "شرح خدمت لازم است.");
+        }
+        if self.duration_days > 365 {
+            err(
+                "duration_days",
+                "duration",
+                "مدت انجام خدمت باید حداکثر ۳۶۵ روز کاری باشد (۰ یعنی فوری).",
+            );
+        }
+        if !errors.is_empty() {
+            return Err(FieldErrors(errors));
+        }
+        let mut warnings = Vec::new();
+        if let Some(id) = &self.national_service_id
+            && !(id.len() == 11 && id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            warnings.push(format!("شناسه ملی خدمت «{id}» یازده رقمی نیست."));
+        }
+        Ok(warnings)
+    }
+
+    /// Everything a citizen may search for, folded by [`crate::text::normalize_for_search`].
+    pub fn search_text(&self) -> String {
+        let mut parts = vec![
+            self.title_fa.as_str(),
+            self.title_en.as_str(),
+            self.description_fa.as_str(),
+            category_label(&self.category),
+        ];
+        parts.extend(self.documents.iter().map(String::as_str));
+        parts.extend(self.faq.iter().map(|f| f.q.as_str()));
+        crate::text::normalize_for_search(&parts.join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card() -> ServiceCard {
+        ServiceCard {
+            code: "MUN-BLD-001".into(),
+            title_fa: "صدور پروانه ساختمانی".into(),
+            title_en: "Building permit".into(),
+            category: "building".into(),
+            service_type: vec!["G2C".into()],
+            in_person_visits: Some(2),
+            description_fa: "شرح".into(),
+            steps: vec![],
+            documents: vec!["سند مالکیت".into()],
+            inquiries: vec![],
+            legal_basis: vec![],
+            duration_days: 30,
+            fee_description_fa: String::new(),
+            faq: vec![],
+            national_service_id: Some("1012656000".into()),
+            sources: vec![],
+        }
+    }
+
+    #[test]
+    fn a_short_national_id_warns_and_bad_fields_fail() {
+        assert_eq!(card().validate().unwrap().len(), 1);
+        let bad = ServiceCard {
+            code: "bad code".into(),
+            duration_days: 400,
+            ..card()
+        };
+        let fields: Vec<String> = bad
+            .validate()
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["code", "duration_days"]);
+        assert!(
+            card().search_text().contains("پروانه ساختمانی")
+                && card().search_text().contains("building permit")
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! The national template catalog (`tenant-admin/catalog/national.yaml`, the project's copy of
+//! the draft national catalog) that every new municipality starts from.
+
+use desk_core::DomainError;
+use desk_core::catalog::ServiceCard;
+use serde::Deserialize;
+use std::sync::LazyLock;
+
+#[derive(Deserialize)]
+struct TemplateFile {
+    services: Vec<ServiceCard>,
+}
+
+static NATIONAL: LazyLock<Result<Vec<ServiceCard>, String>> = LazyLock::new(|| {
+    let file: TemplateFile = serde_norway::from_str(include_str!("../catalog/national.yaml"))
+        .map_err(|e| format!("the national template catalog does not parse: {e}"))?;
+    for card in &file.services {
+        card.validate()
+            .map_err(|e| format!("template service {} is invalid: {e}", card.code))?;
+    }
+    Ok(file.services)
+});
+
+/// The cards of the national template, validated.
+pub fn national_template() -> Result<&'static [ServiceCard], DomainError> {
+    NATIONAL
+        .as_deref()
+        .map_err(|e| DomainError::Internal(anyhow::anyhow!("{e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_template_parses_and_every_card_is_valid() {
+        let cards = super::national_template().unwrap();
+        assert_eq!(cards.len(), 24);
+        let mut codes: Vec<&str> = cards.iter().map(|c| c.code.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), 24, "codes are unique");
+        assert!(
+            cards
+                .iter()
+                .all(|c| !c.steps.is_empty() && !c.documents.is_empty())
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The catalog: every municipality starts from the national template; citizens read the cards
+//! and search them in Persian; one municipality's services never show on another's host.
+
+use axum::http::StatusCode;
+use desk_authz::Authorizer;
+use desk_core::catalog::ServiceCard;
+use desk_tenant_admin::{Actor, Onboarding};
+use desk_tests::{TestApp, TestDb};
+
+async fn onboarded(app: &TestApp, slug: &str) -> desk_db::Tenant {
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+        tenant: TestDb::new_tenant(slug),
+        first_admin: None,
+    };
+    desk_tenant_admin::onboard(&app.db.platform, &authz, &Actor::Cli, "test", &req)
+        .await
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+async fn citizens_read_and_search_the_catalog_of_their_municipality_only() {
+    let app = TestApp::new().await;
+    let alpha = onboarded(&app, "alpha").await;
+    let _beta = onboarded(&app, "beta").await;
+
+    let list = app.get("alpha.test", "/services").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.text.contains("۲۴ خدمت"),
+        "the whole national template is seeded"
+    );
+
+    let card = app.get("alpha.test", "/services/MUN-BLD-001").await;
+    assert_eq!(card.status, StatusCode::OK);
+    let template = desk_tenant_admin::template::national_template().unwrap();
+    let permit = template.iter().find(|c| c.code == "MUN-BLD-001").unwrap();
+    let escaped = |s: &str| {
+        s.replace('"', "&quot;")
+            .replace('\'', "&#x27;")
+            .replace('/', "&#x2f;")
+    };
+    for text in [
+        &permit.title_fa,
+        &permit.description_fa,
+        &permit.fee_description_fa,
+    ]
+    .into_iter()
+    .chain(permit.steps.iter())
+    .chain(permit.documents.iter())
+    .chain(permit.legal_basis.iter())
+    .chain(permit.inquiries.iter().map(|i| &i.agency))
+    .chain(permit.faq.iter().map(|f| &f.q))
+    {
+        assert!(
+            card.text.contains(&escaped(text.trim())),
+            "card shows {text}"
+        );
+    }
+    assert!(
+        card.text.contains("۳۰ روز کاری"),
+        "duration in Persian digits"
+    );
+
+    // Arabic yeh and kaf, ZWNJ and extra spaces still find the card.
+    for q in ["پروانه ساختمانى", "پروانه   ساختماني", "building permit"]
+    {
+        let found = app
+            .get("alpha.test", &format!("/services?q={}", urlencode(q)))
+            .await;
+        assert!(found.text.contains("MUN-BLD-001"), "{q}");
+    }
+    let none = app
+        .get("alpha.test", "/services?q=%D8%B2%D8%B2%D8%B2%D8%B2")
+        .await;
+    assert!(none.text.contains("پیدا نشد"));
+
+    // A service added in alpha only.
+    let own = ServiceCard {
+        code: "ALPHA-ONLY-1".into(),
+        title_fa: "خدمت ویژه آلفا".into(),
+        ..permit.clone()
+    };
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    desk_db::catalog::seed_published(&mut tx, &[own])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        app.get("alpha.test", "/services/ALPHA-ONLY-1").await.status,
+        StatusCode::OK
+    );
+    let elsewhere = app.get("beta.test", "/services/ALPHA-ONLY-1").await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    assert!(
+        !app.get("beta.test", "/services?q=%D9%88%DB%8C%DA%98%D9%87")
+            .await
+            .text
+            .contains("ALPHA-ONLY-1")
+    );
+
+    let (_, json) = app
+        .graphql(
+            "alpha.test",
+            r#"{ services(search: "پروانه ساختمانى") { code title durationDays steps } }"#,
+        )
+        .await;
+    let codes: Vec<&str> = json["data"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"MUN-BLD-001"), "{json}");
+    let (_, json) = app
+        .graphql("beta.test", r#"{ service(code: "ALPHA-ONLY-1") { code } }"#)
+        .await;
+    assert!(json["data"]["service"].is_null());
+    app.db.finish().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
