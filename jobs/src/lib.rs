@@ -22,6 +22,8 @@ pub struct JobContext {
     pub platform: PlatformDb,
     /// How links in messages look.
     pub urls: PublicUrls,
+    /// Seals secrets a message carries (one-time links); `None` when no master key is configured.
+    pub secrets: Option<desk_core::secret::MasterKey>,
 }
 
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
@@ -36,10 +38,15 @@ fn instance_name() -> String {
 pub async fn run_workers(
     platform: PlatformDb,
     urls: PublicUrls,
+    secrets: Option<desk_core::secret::MasterKey>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let pool = platform.pool_for_infrastructure().clone();
-    let ctx = JobContext { platform, urls };
+    let ctx = JobContext {
+        platform,
+        urls,
+        secrets,
+    };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");
     Monitor::new()

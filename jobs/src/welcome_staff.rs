@@ -30,7 +30,8 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
         return Ok(());
     };
     if tenant.status != TenantStatus::Active {
-        // Suspended or archived municipalities get no new work; the job stays for a retry.
+        // Suspended or archived municipalities get no new work. The error marks the job failed;
+        // apalis retries it (without backoff until #6 adds a retry policy) up to its attempts.
         return Err(format!("tenant is {}", tenant.status.as_str()).into());
     }
     let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
@@ -50,12 +51,24 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
     else {
         return Err("the municipality has no domain".into());
     };
+    let Some(key) = &ctx.secrets else {
+        return Err(
+            "no master key configured (secrets.master_key): cannot seal the sign-in link".into(),
+        );
+    };
     let link = staff::issue_sign_in_link(&mut tx, member.id, &host, &ctx.urls).await?;
+    let sealed = key.seal(
+        tenant.id,
+        &format!("notification_secret:{}", member.id),
+        link.as_bytes(),
+    )?;
+    // The link lives only sealed; the SMS sender (#6) opens it and fills in `{link}`.
     let body = format!(
-        "{} گرامی، حساب کاربری شما در میز خدمت {} ساخته شد. نام کاربری: {}. ورود (یک‌بار، تا سه روز): {}",
-        member.display_name, tenant.name_fa, member.username, link
+        "{} گرامی، حساب کاربری شما در میز خدمت {} ساخته شد. نام کاربری: {}. ورود (یک‌بار، تا سه روز): {{link}}",
+        member.display_name, tenant.name_fa, member.username
     );
-    let written = staff::record_welcome(&mut tx, &member, &body, &task_id.to_string()).await?;
+    let written =
+        staff::record_welcome(&mut tx, &member, &body, &sealed, &task_id.to_string()).await?;
     if written {
         tx.commit().await?;
     } else {

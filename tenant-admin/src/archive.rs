@@ -4,6 +4,7 @@
 
 use crate::lifecycle::{self, Actor};
 use desk_authz::{Action, Authorizer, Domain, Resource, Subject};
+use desk_core::secret::MasterKey;
 use desk_core::{DomainError, FieldErrors, Hostname, TenantSlug, TenantStatus};
 use desk_db::migrate::TenantMigrations;
 use desk_db::{AuditEntry, NewTenant, PlatformDb, Tenant, export};
@@ -74,6 +75,7 @@ pub async fn export(
         "format": FORMAT,
         "version": VERSION,
         "tenant": {
+            "id": tenant.id,
             "slug": tenant.slug.as_str(),
             "name_fa": tenant.name_fa,
             "name_en": tenant.name_en,
@@ -85,6 +87,45 @@ pub async fn export(
         "staff_roles": roles,
         "tables": tables,
     }))
+}
+
+/// Secrets are sealed for their municipality: the copy re-seals SMS credentials under its own
+/// id (so they keep working) and forgets notification secrets (links to the source's host).
+async fn reseal(
+    tx: &mut desk_db::TenantTx,
+    secrets: Option<&MasterKey>,
+    source: &Value,
+    new_id: desk_core::TenantId,
+) -> Result<(), DomainError> {
+    desk_db::settings::clear_notification_secrets(tx).await?;
+    let accounts = desk_db::settings::list_sms_accounts(tx).await?;
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let key = secrets.ok_or_else(|| {
+        bad_archive("بایگانی اطلاعات ورود پیامک دارد؛ برای ورود آن کلید رمزنگاری سامانه لازم است.")
+    })?;
+    let old_id = source["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .map(desk_core::TenantId)
+        .ok_or_else(|| bad_archive("شناسه شهرداری مبدأ در بایگانی نیست."))?;
+    for account in accounts {
+        let purpose = format!("sms_account:{}", account.id);
+        let Some(sealed) = desk_db::settings::sealed_sms_credentials(tx, account.id).await? else {
+            continue;
+        };
+        let plain = key
+            .open(old_id, &purpose, &sealed)
+            .map_err(|_| bad_archive("اطلاعات ورود پیامک بایگانی با کلید این سامانه باز نمی‌شود."))?;
+        desk_db::settings::reseal_sms_credentials(
+            tx,
+            account.id,
+            &key.seal(new_id, &purpose, &plain)?,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 fn role_named(name: &str) -> Option<desk_authz::Role> {
@@ -99,9 +140,11 @@ fn role_named(name: &str) -> Option<desk_authz::Role> {
 }
 
 /// Creates municipality `slug` at `<slug>.<base_domain>` from an archive, in one transaction.
+#[expect(clippy::too_many_arguments, reason = "one call site per surface; a struct would only rename the list")]
 pub async fn import(
     db: &PlatformDb,
     authz: &Authorizer,
+    secrets: Option<&MasterKey>,
     actor: &Actor,
     source: &str,
     archive: &Value,
@@ -146,6 +189,7 @@ pub async fn import(
     };
     let (tenant, mut tx) = db.begin_create_tenant(&new, &set).await?;
     export::import_tables(&mut tx, tables).await?;
+    reseal(&mut tx, secrets, t, tenant.id).await?;
     tx.commit().await?;
     if status != TenantStatus::Active {
         db.set_tenant_status(tenant.id, status).await?;

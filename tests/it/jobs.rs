@@ -82,9 +82,15 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         scheme: "http".into(),
         port: Some(8080),
     };
-    let worker = tokio::spawn(desk_jobs::run_workers(db.platform.clone(), urls, async {
-        let _ = stop_rx.await;
-    }));
+    let key = desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap();
+    let worker = tokio::spawn(desk_jobs::run_workers(
+        db.platform.clone(),
+        urls,
+        Some(key.clone()),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     let mut delivered = Vec::new();
     for _ in 0..100 {
         delivered = welcomes(&db, &a).await;
@@ -99,13 +105,25 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].0, "+989120000001");
     assert!(delivered[0].1.contains("admin-alpha") && delivered[0].1.contains(&a.name_fa));
+    // The one-time link is never stored in clear: the body has a placeholder, the link is
+    // sealed for alpha and opens to a link on alpha's host.
+    assert!(delivered[0].1.contains("{link}") && !delivered[0].1.contains("/staff/sign-in/"));
+    let mut tx = db.platform.tenant_db().begin(a.scope()).await.unwrap();
+    let (staff_id, nonce, ciphertext): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as(
+        "select staff_id, secret_nonce, secret_ciphertext from notifications where kind = 'staff_welcome'",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let sealed = desk_core::secret::Sealed { nonce, ciphertext };
+    let purpose = format!("notification_secret:{staff_id}");
+    let link = String::from_utf8(key.open(a.id, &purpose, &sealed).unwrap()).unwrap();
     assert!(
-        delivered[0]
-            .1
-            .contains("http://alpha.test:8080/staff/sign-in/"),
-        "{}",
-        delivered[0].1
+        link.starts_with("http://alpha.test:8080/staff/sign-in/"),
+        "{link}"
     );
+    assert!(key.open(b.id, &purpose, &sealed).is_err());
     assert!(!delivered[0].1.contains("beta"));
     assert!(
         welcomes(&db, &b).await.is_empty(),

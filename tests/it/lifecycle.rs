@@ -382,6 +382,7 @@ async fn export_then_import_as_a_new_slug_loses_nothing() {
     let copy = desk_tenant_admin::archive::import(
         db,
         authz,
+        None,
         &w.admin,
         "test",
         &portable,
@@ -428,6 +429,7 @@ async fn export_then_import_as_a_new_slug_loses_nothing() {
     let err = desk_tenant_admin::archive::import(
         db,
         authz,
+        None,
         &w.admin,
         "test",
         &damaged,

@@ -248,9 +248,20 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
             .any(|w| w == SECRET.as_bytes())
     );
     let key = MasterKey::from_hex(TEST_MASTER_KEY).unwrap();
-    let opened = String::from_utf8(key.open(alpha.id, "sms_account", &sealed).unwrap()).unwrap();
+    let opened = String::from_utf8(
+        key.open(
+            alpha.id,
+            &format!("sms_account:{}", accounts[0].id),
+            &sealed,
+        )
+        .unwrap(),
+    )
+    .unwrap();
     assert!(opened.contains(SECRET));
-    assert!(key.open(beta.id, "sms_account", &sealed).is_err());
+    assert!(
+        key.open(beta.id, &format!("sms_account:{}", accounts[0].id), &sealed)
+            .is_err()
+    );
 
     // A desk clerk may look, not change.
     let clerk_cookie = sign_in(&app, "alpha.test", &link(&app, &alpha, "clerk").await).await;
@@ -296,6 +307,46 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
             .await
             .unwrap();
     assert!(!archive.to_string().contains(SECRET));
+    assert!(
+        archive["tables"].get("staff_sessions").is_none(),
+        "sessions never leave"
+    );
+    let copy = desk_tenant_admin::archive::import(
+        &app.db.platform,
+        &authz,
+        Some(&key),
+        &root,
+        "test",
+        &archive,
+        desk_core::TenantSlug::parse("alpha-copy").unwrap(),
+        "test",
+    )
+    .await
+    .unwrap();
+    // Alpha's session is worthless on the copy; the copy's credentials open under its own id.
+    assert_eq!(
+        app.get_as(&admin, "alpha-copy.test", "/staff").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(copy.scope())
+        .await
+        .unwrap();
+    let resealed = desk_db::settings::sealed_sms_credentials(&mut tx, accounts[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    tx.commit().await.unwrap();
+    let purpose = format!("sms_account:{}", accounts[0].id);
+    assert!(
+        String::from_utf8(key.open(copy.id, &purpose, &resealed).unwrap())
+            .unwrap()
+            .contains(SECRET)
+    );
+    assert!(key.open(alpha.id, &purpose, &resealed).is_err());
 
     // The logo: real type from the content, bounded size, served only on its own host.
     let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR-not-a-full-image-but-a-png-header";

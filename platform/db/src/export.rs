@@ -11,6 +11,9 @@ use sqlx::AssertSqlSafe;
 use std::collections::{BTreeMap, BTreeSet};
 
 const LEDGER: &str = "_desk_migrations";
+/// Tables that never leave a municipality: its migration ledger (rebuilt by the importer) and
+/// live sign-in secrets (sessions and one-time links must not work on a copy).
+const NOT_EXPORTED: &[&str] = &[LEDGER, "staff_sessions", "staff_sign_in_tokens"];
 
 fn safe_ident(name: &str) -> Result<&str, DomainError> {
     let ok = !name.is_empty()
@@ -31,10 +34,11 @@ fn safe_ident(name: &str) -> Result<&str, DomainError> {
 /// The tenant's tables, referenced tables before the tables that reference them.
 async fn tables_in_order(tx: &mut TenantTx) -> Result<Vec<String>, DomainError> {
     let tables: Vec<String> = sqlx::query_scalar(
-        "select tablename::text from pg_tables where schemaname = current_schema() and tablename <> $1
+        "select tablename::text from pg_tables where schemaname = current_schema()
+           and tablename <> all ($1::text[])
          order by tablename",
     )
-    .bind(LEDGER)
+    .bind(NOT_EXPORTED)
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;

@@ -249,18 +249,22 @@ impl PlatformDb {
         for row in rows {
             let slug: String = row.try_get("slug")?;
             let schema: String = row.try_get("schema_name")?;
-            match SchemaName::parse(&schema) {
-                Ok(schema) => pending.push(Target {
+            let role: String = row.try_get("db_role")?;
+            match SchemaName::parse(&schema)
+                .ok()
+                .filter(|_| crate::tenant_tx::valid_role_name(&role))
+            {
+                Some(schema) => pending.push(Target {
                     slug,
                     scope: TenantScope {
                         id: TenantId(row.try_get("id")?),
                         schema,
-                        role: row.try_get("db_role")?,
+                        role,
                     },
                 }),
-                Err(_) => report.failures.push(TenantFailure {
+                None => report.failures.push(TenantFailure {
                     slug,
-                    error: "invalid schema name in registry".into(),
+                    error: "invalid schema or role name in registry".into(),
                 }),
             }
         }

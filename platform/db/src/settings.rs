@@ -85,26 +85,44 @@ fn check_violation(e: sqlx::Error) -> DomainError {
     }
 }
 
-/// Adds an SMS account with sealed credentials; returns its id.
+/// Adds an SMS account; `seal` receives the new account's id (credentials are sealed for that
+/// account alone) and returns the sealed credentials. Returns the id.
 pub async fn add_sms_account(
     tx: &mut TenantTx,
     provider: &str,
     label: &str,
     sender_line: &str,
-    credentials: &Sealed,
+    seal: impl FnOnce(i64) -> Result<Sealed, DomainError>,
 ) -> Result<i64, DomainError> {
-    sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar(
         "insert into sms_accounts (provider, label, sender_line, credentials_nonce, credentials_ciphertext)
-         values ($1, $2, $3, $4, $5) returning id",
+         values ($1, $2, $3, '', '') returning id",
     )
     .bind(provider)
     .bind(label)
     .bind(sender_line)
-    .bind(&credentials.nonce)
-    .bind(&credentials.ciphertext)
     .fetch_one(&mut **tx)
     .await
-    .map_err(check_violation)
+    .map_err(check_violation)?;
+    replace_sms_credentials(tx, id, &seal(id)?).await?;
+    Ok(id)
+}
+
+/// One SMS account, without its credentials.
+pub async fn sms_account(tx: &mut TenantTx, id: i64) -> Result<Option<SmsAccount>, DomainError> {
+    Ok(list_sms_accounts(tx)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id))
+}
+
+/// Forgets the sealed secrets of notifications (an imported copy cannot open them anyway).
+pub async fn clear_notification_secrets(tx: &mut TenantTx) -> Result<(), DomainError> {
+    sqlx::query("update notifications set secret_nonce = null, secret_ciphertext = null where secret_nonce is not null")
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(internal)
 }
 
 /// Replaces an account's credentials.
@@ -127,6 +145,25 @@ pub async fn replace_sms_credentials(
         return Err(DomainError::NotFound);
     }
     Ok(())
+}
+
+/// Swaps an account's sealed credentials for the same secret sealed anew (import under a new
+/// tenant id), keeping when they were set.
+pub async fn reseal_sms_credentials(
+    tx: &mut TenantTx,
+    id: i64,
+    credentials: &Sealed,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "update sms_accounts set credentials_nonce = $2, credentials_ciphertext = $3 where id = $1",
+    )
+    .bind(id)
+    .bind(&credentials.nonce)
+    .bind(&credentials.ciphertext)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
 }
 
 /// Removes an account.

@@ -85,23 +85,27 @@ pub async fn staff_by_id(tx: &mut TenantTx, id: i64) -> Result<Option<Staff>, Do
     .transpose()
 }
 
-/// Records a welcome notification for a staff member once; a second call is a no-op.
-/// Returns whether a row was written.
+/// Records a welcome notification for a staff member once; a second call is a no-op. The body
+/// holds a `{link}` placeholder; the one-time link itself is stored sealed. Returns whether a
+/// row was written.
 pub async fn record_welcome(
     tx: &mut TenantTx,
     staff: &Staff,
     body: &str,
+    sealed_link: &desk_core::secret::Sealed,
     job_id: &str,
 ) -> Result<bool, DomainError> {
     let done = sqlx::query(
-        "insert into notifications (kind, staff_id, recipient, body, job_id)
-         values ('staff_welcome', $1, $2, $3, $4)
+        "insert into notifications (kind, staff_id, recipient, body, job_id, secret_nonce, secret_ciphertext)
+         values ('staff_welcome', $1, $2, $3, $4, $5, $6)
          on conflict on constraint notifications_kind_staff_key do nothing",
     )
     .bind(staff.id)
     .bind(&staff.mobile)
     .bind(body)
     .bind(job_id)
+    .bind(&sealed_link.nonce)
+    .bind(&sealed_link.ciphertext)
     .execute(&mut **tx)
     .await
     .map_err(internal)?;

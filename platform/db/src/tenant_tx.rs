@@ -47,6 +47,17 @@ impl TenantScope {
     }
 }
 
+/// Whether `role` has the shape of a tenant role (`desk_<install>_t_<slug>`), so it is safe to
+/// splice into `set local role`. The registry has the same check as a constraint.
+pub(crate) fn valid_role_name(role: &str) -> bool {
+    role.len() <= 63
+        && role.starts_with("desk_")
+        && role.contains("_t_")
+        && role
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
 /// Opens tenant-scoped transactions. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct TenantDb {

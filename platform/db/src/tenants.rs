@@ -75,12 +75,7 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, DomainError> {
     let status: String = row.try_get("status").map_err(internal)?;
     let role: String = row.try_get("db_role").map_err(internal)?;
     // The role is spliced into `set local role`: re-check its alphabet like the schema's.
-    let role_ok = role.len() <= 63
-        && role.starts_with("desk_")
-        && role
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !role_ok {
+    if !crate::tenant_tx::valid_role_name(&role) {
         return Err(corrupt("role"));
     }
     let id = TenantId(row.try_get("id").map_err(internal)?);

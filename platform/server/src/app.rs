@@ -114,6 +114,12 @@ pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// `desk worker`.
 pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
     let platform = PlatformDb::connect(&db_config(config)?).await?;
-    desk_jobs::run_workers(platform, config.public_urls(), shutdown_signal()).await?;
+    desk_jobs::run_workers(
+        platform,
+        config.public_urls(),
+        config.master_key(),
+        shutdown_signal(),
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -319,9 +319,11 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
             let archive: serde_json::Value = serde_json::from_slice(&text)
                 .map_err(|e| anyhow::anyhow!("{} is not a JSON archive: {e}", file.display()))?;
             let authz = Authorizer::load(&platform).await?;
+            let key = config.master_key();
             let tenant = desk_tenant_admin::archive::import(
                 &platform,
                 &authz,
+                key.as_ref(),
                 &Actor::Cli,
                 "cli",
                 &archive,

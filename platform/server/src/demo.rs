@@ -97,7 +97,12 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         let _ = stop_tx.send(true);
     });
     let server = app::serve_on(listener, router, stopped(stop_rx.clone()));
-    let workers = desk_jobs::run_workers(platform, config.public_urls(), stopped(stop_rx));
+    let workers = desk_jobs::run_workers(
+        platform,
+        config.public_urls(),
+        config.master_key(),
+        stopped(stop_rx),
+    );
     let (served, worked) = tokio::join!(server, workers);
     served?;
     worked?;

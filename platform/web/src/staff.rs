@@ -602,6 +602,7 @@ fn credentials(provider: &str, form: &SmsForm) -> Result<serde_json::Value, Doma
 fn seal(
     state: &WebState,
     tenant: &Tenant,
+    account: i64,
     creds: &serde_json::Value,
 ) -> Result<desk_core::secret::Sealed, DomainError> {
     let key = state.secrets.as_ref().ok_or_else(|| {
@@ -609,7 +610,11 @@ fn seal(
             "no master key configured (secrets.master_key)"
         ))
     })?;
-    key.seal(tenant.id, "sms_account", creds.to_string().as_bytes())
+    key.seal(
+        tenant.id,
+        &format!("sms_account:{account}"),
+        creds.to_string().as_bytes(),
+    )
 }
 
 async fn add_sms_account(
@@ -617,9 +622,8 @@ async fn add_sms_account(
     me: StaffSession,
     Form(form): Form<SmsForm>,
 ) -> Response {
-    let sealed = credentials(&form.provider, &form).and_then(|c| seal(&state, &me.tenant, &c));
-    let sealed = match sealed {
-        Ok(s) => s,
+    let creds = match credentials(&form.provider, &form) {
+        Ok(c) => c,
         Err(e) => return failure(&state, &me.tenant, &e),
     };
     let (provider, label, sender) = (
@@ -627,10 +631,13 @@ async fn add_sms_account(
         form.label.trim().to_owned(),
         form.sender_line.trim().to_owned(),
     );
+    let (state_ref, tenant) = (&state, me.tenant.clone());
     settings_change(&state, &me, &form.csrf, async |tx| {
-        settings::add_sms_account(tx, &provider, &label, &sender, &sealed)
-            .await
-            .map(|_| ())
+        settings::add_sms_account(tx, &provider, &label, &sender, |id| {
+            seal(state_ref, &tenant, id, &creds)
+        })
+        .await
+        .map(|_| ())
     })
     .await
 }
@@ -647,13 +654,14 @@ async fn change_sms_account(
         })
         .await;
     }
-    let sealed = credentials(&form.provider, &form).and_then(|c| seal(&state, &me.tenant, &c));
-    let sealed = match sealed {
-        Ok(s) => s,
-        Err(e) => return failure(&state, &me.tenant, &e),
-    };
+    let (state_ref, tenant) = (&state, me.tenant.clone());
     settings_change(&state, &me, &form.csrf, async |tx| {
-        settings::replace_sms_credentials(tx, id, &sealed).await
+        // The stored provider decides what the credentials must look like, not the form.
+        let account = settings::sms_account(tx, id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let creds = credentials(&account.provider, &form)?;
+        settings::replace_sms_credentials(tx, id, &seal(state_ref, &tenant, id, &creds)?).await
     })
     .await
 }
