@@ -255,7 +255,9 @@ impl PlatformMutation {
         let mut domains =
             vec![Hostname::parse(&format!("{slug}.{}", p.base_domain)).map_err(invalid)?];
         for d in &input.domains {
-            domains.push(Hostname::parse(d).map_err(invalid)?);
+            let host = Hostname::parse(d).map_err(invalid)?;
+            lifecycle::check_custom_domain(&host, &p.base_domain).map_err(gql_error)?;
+            domains.push(host);
         }
         let first_admin = match (&input.admin_username, &input.admin_mobile) {
             (Some(username), Some(mobile)) => Some(FirstAdmin {

@@ -140,7 +140,10 @@ fn role_named(name: &str) -> Option<desk_authz::Role> {
 }
 
 /// Creates municipality `slug` at `<slug>.<base_domain>` from an archive, in one transaction.
-#[expect(clippy::too_many_arguments, reason = "one call site per surface; a struct would only rename the list")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per surface; a struct would only rename the list"
+)]
 pub async fn import(
     db: &PlatformDb,
     authz: &Authorizer,

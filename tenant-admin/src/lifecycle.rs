@@ -186,7 +186,8 @@ pub async fn change_status(
             tenant.status.as_str()
         ))
     })?;
-    db.set_tenant_status(tenant.id, to).await?;
+    db.transition_tenant_status(tenant.id, tenant.status, to)
+        .await?;
     db.audit(AuditEntry {
         actor: &actor.label(),
         action: change.action(),
@@ -199,6 +200,21 @@ pub async fn change_status(
     Ok(tenant)
 }
 
+/// A custom domain must lie outside the deployment's own domain: names under it belong to other
+/// municipalities' slugs (onboarded or not) and to the platform.
+pub fn check_custom_domain(host: &Hostname, base_domain: &str) -> Result<(), DomainError> {
+    let h = host.as_str();
+    let base = base_domain.trim_end_matches('.').to_ascii_lowercase();
+    if h == base || h.ends_with(&format!(".{base}")) {
+        return Err(DomainError::Validation(desk_core::FieldErrors::single(
+            "domains",
+            "domain_reserved",
+            "دامنه اختصاصی نباید زیرمجموعه دامنه سامانه باشد.",
+        )));
+    }
+    Ok(())
+}
+
 /// Adds (`add = true`) or removes a custom domain, and audits it.
 pub async fn change_domain(
     db: &PlatformDb,
@@ -207,10 +223,12 @@ pub async fn change_domain(
     slug: &TenantSlug,
     host: &Hostname,
     add: bool,
+    base_domain: &str,
     source: &str,
 ) -> Result<(), DomainError> {
     let tenant = find_manageable(db, authz, actor, slug).await?;
     if add {
+        check_custom_domain(host, base_domain)?;
         db.add_tenant_domain(tenant.id, host).await?;
     } else {
         db.remove_tenant_domain(tenant.id, host).await?;

@@ -500,7 +500,11 @@ fn parse_onboarding(form: &OnboardForm, base_domain: &str) -> Result<Onboarding,
     }
     for raw in form.domains.split_whitespace() {
         match Hostname::parse(raw) {
-            Ok(h) => domains.push(h),
+            Ok(h) => match lifecycle::check_custom_domain(&h, base_domain) {
+                Ok(()) => domains.push(h),
+                Err(DomainError::Validation(e)) => errors.extend(e.0),
+                Err(_) => {}
+            },
             Err(e) => errors.extend(e.0),
         }
     }
@@ -772,6 +776,7 @@ async fn change_domain(
         &slug,
         &host,
         form.op == "add",
+        &portal.base_domain,
         &source,
     )
     .await

@@ -121,7 +121,7 @@ async fn an_operator_reaches_only_the_municipalities_of_their_province() {
         assert!(matches!(err, DomainError::NotFound), "{change:?}: {err:?}");
     }
     let host = Hostname::parse("evil.example").unwrap();
-    let err = lifecycle::change_domain(db, authz, op, &other, &host, true, "test")
+    let err = lifecycle::change_domain(db, authz, op, &other, &host, true, "test", "test")
         .await
         .unwrap_err();
     assert!(matches!(err, DomainError::NotFound));
@@ -189,19 +189,27 @@ async fn the_lifecycle_moves_only_along_its_edges() {
     );
 
     let host = Hostname::parse("khedmat.alpha.ir").unwrap();
-    lifecycle::change_domain(db, authz, op, &a, &host, true, "test")
+    lifecycle::change_domain(db, authz, op, &a, &host, true, "test", "test")
         .await
         .unwrap();
     let tenant = db.tenant_by_host(&host).await.unwrap().unwrap();
     assert_eq!(tenant.slug, a);
-    lifecycle::change_domain(db, authz, op, &a, &host, false, "test")
+    lifecycle::change_domain(db, authz, op, &a, &host, false, "test", "test")
         .await
         .unwrap();
     assert!(db.tenant_by_host(&host).await.unwrap().is_none());
+    // Names under the deployment's own domain belong to other slugs and the platform.
+    for reserved in ["beta.test", "admin.test", "test", "shiraz.test"] {
+        let h = Hostname::parse(reserved).unwrap();
+        let err = lifecycle::change_domain(db, authz, op, &a, &h, true, "test", "test")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DomainError::Validation(_)), "{reserved}");
+    }
     // The default domain cannot be removed.
     let default = Hostname::parse("alpha.test").unwrap();
     assert!(
-        lifecycle::change_domain(db, authz, op, &a, &default, false, "test")
+        lifecycle::change_domain(db, authz, op, &a, &default, false, "test", "test")
             .await
             .is_err()
     );

@@ -219,24 +219,34 @@ impl Authorizer {
             .await
             .map_err(|e| DomainError::Internal(e.into()))?;
         let me = self.clone();
+        // Changes made between `load` and `listen` would otherwise be missed.
+        me.reload().await;
         Ok(tokio::spawn(async move {
             loop {
-                match listener.recv().await {
-                    Ok(_) => {
+                // `try_recv` returns `None` when the connection dropped: notifications sent
+                // meanwhile are lost, so reload from the table to be sure.
+                match listener.try_recv().await {
+                    Ok(Some(_)) => {
                         // Let a burst settle, then reload once.
                         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                         while listener.next_buffered().is_some() {}
-                        if let Err(e) = me.enforcer.write().await.load_policy().await {
-                            tracing::error!(error = %e, "reloading policies failed");
-                        }
+                        me.reload().await;
                     }
+                    Ok(None) => me.reload().await,
+                    Err(sqlx::Error::PoolClosed) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "policy listener lost its connection; retrying");
+                        tracing::warn!(error = %e, "policy listener failed; retrying");
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
                 }
             }
         }))
+    }
+
+    async fn reload(&self) {
+        if let Err(e) = self.enforcer.write().await.load_policy().await {
+            tracing::error!(error = %e, "reloading policies failed");
+        }
     }
 
     /// Whether `subject` may do `action` on `resource` in `domain`.

@@ -203,6 +203,31 @@ impl PlatformDb {
         Ok(())
     }
 
+    /// Moves a municipality from status `from` to `to`; `Conflict` when another change got
+    /// there first (so two concurrent lifecycle actions cannot both apply).
+    pub async fn transition_tenant_status(
+        &self,
+        id: TenantId,
+        from: TenantStatus,
+        to: TenantStatus,
+    ) -> Result<(), DomainError> {
+        let done = sqlx::query(
+            "update platform.tenants set status = $3, updated_at = now() where id = $1 and status = $2",
+        )
+        .bind(id.0)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?;
+        if done.rows_affected() == 0 {
+            return Err(DomainError::Conflict(
+                "the municipality's status changed meanwhile".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Provisions a municipality and commits: see [`PlatformDb::begin_create_tenant`].
     pub async fn create_tenant(
         &self,

@@ -226,7 +226,9 @@ pub async fn onboarding_from(
         Hostname::parse(&format!("{slug}.{base_domain}")).map_err(|e| anyhow::anyhow!("{e}"))?,
     ];
     for d in &args.domains {
-        domains.push(Hostname::parse(d).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let host = Hostname::parse(d).map_err(|e| anyhow::anyhow!("{e}"))?;
+        desk_tenant_admin::lifecycle::check_custom_domain(&host, base_domain).map_err(cli_error)?;
+        domains.push(host);
     }
     let first_admin = match (&args.admin_username, &args.admin_mobile) {
         (Some(username), Some(mobile)) => Some(FirstAdmin {
@@ -292,6 +294,7 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
                 &slug,
                 &host,
                 op == "add",
+                &config.http.base_domain,
                 "cli",
             )
             .await

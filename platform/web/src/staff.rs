@@ -407,7 +407,12 @@ async fn save_theme(
         );
     }
     settings_change(&state, &me, &form.csrf, async |tx| {
-        settings::put_setting(tx, "theme", &json!({ "name": "base", "brand": brand })).await
+        // Change the one token; keep the rest of the theme (name, logo).
+        let mut theme = settings::get_setting(tx, "theme")
+            .await?
+            .unwrap_or_else(|| json!({ "name": "base" }));
+        theme["brand"] = json!(brand);
+        settings::put_setting(tx, "theme", &theme).await
     })
     .await
 }
