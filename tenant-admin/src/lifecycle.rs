@@ -215,17 +215,29 @@ pub fn check_custom_domain(host: &Hostname, base_domain: &str) -> Result<(), Dom
     Ok(())
 }
 
-/// Adds (`add = true`) or removes a custom domain, and audits it.
+/// A change to a municipality's custom domains.
+#[derive(Debug, Clone, Copy)]
+pub enum DomainChange<'a> {
+    /// Serve the municipality on this host too.
+    Add(&'a Hostname),
+    /// Stop serving it on this host (never the default one).
+    Remove(&'a Hostname),
+}
+
+/// Adds or removes a custom domain, and audits it.
 pub async fn change_domain(
     db: &PlatformDb,
     authz: &Authorizer,
     actor: &Actor,
     slug: &TenantSlug,
-    host: &Hostname,
-    add: bool,
+    change: DomainChange<'_>,
     base_domain: &str,
     source: &str,
 ) -> Result<(), DomainError> {
+    let (host, add) = match change {
+        DomainChange::Add(h) => (h, true),
+        DomainChange::Remove(h) => (h, false),
+    };
     let tenant = find_manageable(db, authz, actor, slug).await?;
     if add {
         check_custom_domain(host, base_domain)?;

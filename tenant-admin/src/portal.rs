@@ -2,7 +2,7 @@
 //! filters, onboarding, lifecycle, domains), provinces and operators. Persian, right-to-left.
 
 use crate::auth::{self, LoginLimiter, SignedIn};
-use crate::lifecycle::{self, Actor, Lifecycle};
+use crate::lifecycle::{self, Actor, DomainChange, Lifecycle};
 use crate::{FirstAdmin, Onboarding};
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
@@ -774,8 +774,11 @@ async fn change_domain(
         &portal.authz,
         &actor(&me),
         &slug,
-        &host,
-        form.op == "add",
+        if form.op == "add" {
+            DomainChange::Add(&host)
+        } else {
+            DomainChange::Remove(&host)
+        },
         &portal.base_domain,
         &source,
     )

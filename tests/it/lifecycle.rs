@@ -5,7 +5,7 @@ use desk_authz::{Authorizer, Role, Subject};
 use desk_core::{DomainError, Hostname, TenantStatus};
 use desk_db::tenants::TenantFilter;
 use desk_tenant_admin::Onboarding;
-use desk_tenant_admin::lifecycle::{self, Actor, Lifecycle};
+use desk_tenant_admin::lifecycle::{self, Actor, DomainChange, Lifecycle};
 use desk_tests::{ISFAHAN, TEHRAN, TestDb};
 
 struct World {
@@ -121,9 +121,17 @@ async fn an_operator_reaches_only_the_municipalities_of_their_province() {
         assert!(matches!(err, DomainError::NotFound), "{change:?}: {err:?}");
     }
     let host = Hostname::parse("evil.example").unwrap();
-    let err = lifecycle::change_domain(db, authz, op, &other, &host, true, "test", "test")
-        .await
-        .unwrap_err();
+    let err = lifecycle::change_domain(
+        db,
+        authz,
+        op,
+        &other,
+        DomainChange::Add(&host),
+        "test",
+        "test",
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DomainError::NotFound));
     let req = Onboarding {
         theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
@@ -189,29 +197,46 @@ async fn the_lifecycle_moves_only_along_its_edges() {
     );
 
     let host = Hostname::parse("khedmat.alpha.ir").unwrap();
-    lifecycle::change_domain(db, authz, op, &a, &host, true, "test", "test")
+    lifecycle::change_domain(db, authz, op, &a, DomainChange::Add(&host), "test", "test")
         .await
         .unwrap();
     let tenant = db.tenant_by_host(&host).await.unwrap().unwrap();
     assert_eq!(tenant.slug, a);
-    lifecycle::change_domain(db, authz, op, &a, &host, false, "test", "test")
-        .await
-        .unwrap();
+    lifecycle::change_domain(
+        db,
+        authz,
+        op,
+        &a,
+        DomainChange::Remove(&host),
+        "test",
+        "test",
+    )
+    .await
+    .unwrap();
     assert!(db.tenant_by_host(&host).await.unwrap().is_none());
     // Names under the deployment's own domain belong to other slugs and the platform.
     for reserved in ["beta.test", "admin.test", "test", "shiraz.test"] {
         let h = Hostname::parse(reserved).unwrap();
-        let err = lifecycle::change_domain(db, authz, op, &a, &h, true, "test", "test")
-            .await
-            .unwrap_err();
+        let err =
+            lifecycle::change_domain(db, authz, op, &a, DomainChange::Add(&h), "test", "test")
+                .await
+                .unwrap_err();
         assert!(matches!(err, DomainError::Validation(_)), "{reserved}");
     }
     // The default domain cannot be removed.
     let default = Hostname::parse("alpha.test").unwrap();
     assert!(
-        lifecycle::change_domain(db, authz, op, &a, &default, false, "test", "test")
-            .await
-            .is_err()
+        lifecycle::change_domain(
+            db,
+            authz,
+            op,
+            &a,
+            DomainChange::Remove(&default),
+            "test",
+            "test"
+        )
+        .await
+        .is_err()
     );
     w.db.finish().await;
 }

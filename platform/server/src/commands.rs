@@ -287,13 +287,17 @@ pub async fn tenant(config: &Config, cmd: TenantCommand) -> anyhow::Result<ExitC
             let slug = TenantSlug::parse(&slug).map_err(|e| anyhow::anyhow!("{e}"))?;
             let host = Hostname::parse(&host).map_err(|e| anyhow::anyhow!("{e}"))?;
             let authz = Authorizer::load(&platform).await?;
+            use desk_tenant_admin::lifecycle::DomainChange;
             desk_tenant_admin::lifecycle::change_domain(
                 &platform,
                 &authz,
                 &Actor::Cli,
                 &slug,
-                &host,
-                op == "add",
+                if op == "add" {
+                    DomainChange::Add(&host)
+                } else {
+                    DomainChange::Remove(&host)
+                },
                 &config.http.base_domain,
                 "cli",
             )
