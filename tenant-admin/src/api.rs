@@ -351,6 +351,7 @@ async fn graphiql() -> impl IntoResponse {
 
 async fn execute(
     State(state): State<ApiState>,
+    crate::portal::Peer(peer): crate::portal::Peer,
     headers: HeaderMap,
     req: GraphQLRequest,
 ) -> Response {
@@ -369,11 +370,11 @@ async fn execute(
     if let Some(token) = auth::session_token(&headers)
         && let Ok(Some((user, _))) = state.portal.db.session_user(&token).await
     {
-        let source = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("api")
-            .to_owned();
+        let source = crate::portal::client_address(
+            state.portal.trust_forwarded_for,
+            peer.as_ref(),
+            &headers,
+        );
         request = request.data(Caller {
             actor: Actor::User {
                 id: user.id,

@@ -108,23 +108,32 @@ impl FromRequestParts<PlatformPortal> for SignedIn {
     }
 }
 
-/// Counts failed sign-ins per username: more than `MAX_FAILURES` in `WINDOW` locks it out.
-#[derive(Debug, Default)]
+/// Counts failed sign-ins per key (a username, a client address): more than `max` in `WINDOW`
+/// locks the key out until the window passes.
+#[derive(Debug)]
 pub struct LoginLimiter {
+    max: u32,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
-const MAX_FAILURES: u32 = 5;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
 
 impl LoginLimiter {
-    /// Whether `username` may try now.
-    pub fn may_try(&self, username: &str) -> bool {
+    /// A limiter allowing `max` failures per key and window.
+    pub fn new(max: u32) -> Self {
+        Self {
+            max,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `key` may try now.
+    pub fn may_try(&self, key: &str) -> bool {
         let Ok(map) = self.failures.lock() else {
             return false;
         };
-        map.get(username)
-            .is_none_or(|(n, since)| *n < MAX_FAILURES || since.elapsed() > WINDOW)
+        map.get(key)
+            .is_none_or(|(n, since)| *n < self.max || since.elapsed() > WINDOW)
     }
 
     /// Records the outcome of an attempt.
@@ -137,7 +146,8 @@ impl LoginLimiter {
             return;
         }
         if map.len() > 100_000 {
-            map.clear();
+            // Bound memory by dropping expired entries, never live lockouts.
+            map.retain(|_, (_, since)| since.elapsed() <= WINDOW);
         }
         let entry = map
             .entry(username.to_owned())
@@ -165,8 +175,8 @@ mod tests {
 
     #[test]
     fn failures_lock_out() {
-        let l = LoginLimiter::default();
-        for _ in 0..MAX_FAILURES {
+        let l = LoginLimiter::new(5);
+        for _ in 0..5 {
             assert!(l.may_try("op"));
             l.record("op", false);
         }

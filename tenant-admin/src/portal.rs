@@ -91,8 +91,13 @@ pub struct PlatformPortal {
     pub base_domain: String,
     /// Mark cookies `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// Believe `X-Forwarded-For` (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
     pub(crate) views: Arc<Views>,
-    limiter: Arc<LoginLimiter>,
+    per_user: Arc<LoginLimiter>,
+    per_address: Arc<LoginLimiter>,
+    /// Password hashing is CPU- and memory-heavy: at most two at once, off the async workers.
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl PlatformPortal {
@@ -102,6 +107,7 @@ impl PlatformPortal {
         authz: Authorizer,
         base_domain: String,
         secure_cookies: bool,
+        trust_forwarded_for: bool,
     ) -> anyhow::Result<Self> {
         Ok(Self {
             db,
@@ -109,7 +115,10 @@ impl PlatformPortal {
             base_domain,
             secure_cookies,
             views: Arc::new(Views::new()?),
-            limiter: Arc::new(LoginLimiter::default()),
+            trust_forwarded_for,
+            per_user: Arc::new(LoginLimiter::new(5)),
+            per_address: Arc::new(LoginLimiter::new(30)),
+            hashing: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
 }
@@ -158,14 +167,45 @@ pub fn error_response(views: &Views, err: &DomainError) -> Response {
     views.render(status, "error.html.j2", context! { message })
 }
 
-fn source_of(req_ext: Option<&ConnectInfo<SocketAddr>>, headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|s| s.trim().to_owned())
-        .or_else(|| req_ext.map(|c| c.0.ip().to_string()))
-        .unwrap_or_else(|| "unknown".to_owned())
+/// The peer address of the connection, when the server records it (`desk serve` does).
+pub(crate) struct Peer(pub(crate) Option<ConnectInfo<SocketAddr>>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().cloned(),
+        ))
+    }
+}
+
+/// Where a request comes from, for the audit log and the sign-in limiter: the peer address, or,
+/// behind a trusted proxy (`http.trust_forwarded_for`), the first valid address it forwarded.
+pub(crate) fn client_address(
+    trust_forwarded_for: bool,
+    peer: Option<&ConnectInfo<SocketAddr>>,
+    headers: &HeaderMap,
+) -> String {
+    let forwarded = || {
+        headers
+            .get("x-forwarded-for")?
+            .to_str()
+            .ok()?
+            .split(',')
+            .next()?
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .ok()
+    };
+    trust_forwarded_for
+        .then(forwarded)
+        .flatten()
+        .or_else(|| peer.map(|c| c.0.ip()))
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 fn actor(me: &SignedIn) -> Actor {
@@ -242,7 +282,11 @@ struct LoginForm {
 }
 
 async fn sign_in(State(portal): State<PlatformPortal>, req: Request) -> Response {
-    let source = source_of(req.extensions().get(), req.headers());
+    let source = client_address(
+        portal.trust_forwarded_for,
+        req.extensions().get(),
+        req.headers(),
+    );
     let Ok(Form(form)) = Form::<LoginForm>::from_request(req, &()).await else {
         return portal.views.render(
             StatusCode::BAD_REQUEST,
@@ -251,7 +295,7 @@ async fn sign_in(State(portal): State<PlatformPortal>, req: Request) -> Response
         );
     };
     let username = form.username.trim().to_lowercase();
-    if !portal.limiter.may_try(&username) {
+    if !portal.per_user.may_try(&username) || !portal.per_address.may_try(&source) {
         return portal.views.render(
             StatusCode::TOO_MANY_REQUESTS,
             "login.html.j2",
@@ -263,19 +307,26 @@ async fn sign_in(State(portal): State<PlatformPortal>, req: Request) -> Response
         Err(e) => return error_response(&portal.views, &e),
     };
     // Verify against a fixed hash when the user is unknown, so timing does not tell.
-    let (user, ok) = match found {
-        Some((user, Some(hash))) => {
-            let ok = auth::verify_password(&form.password, &hash);
-            (Some(user), ok)
-        }
-        _ => {
-            if let Some(dummy) = DUMMY_HASH.as_deref() {
-                let _ = auth::verify_password(&form.password, dummy);
-            }
-            (None, false)
-        }
+    // Verify against a fixed hash when the user is unknown, so timing does not tell.
+    let (user, hash) = match found {
+        Some((user, Some(hash))) => (Some(user), Some(hash)),
+        _ => (None, DUMMY_HASH.clone()),
     };
-    portal.limiter.record(&username, ok);
+    let verified = match (hash, portal.hashing.clone().acquire_owned().await) {
+        (Some(hash), Ok(permit)) => {
+            let password = form.password.clone();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                auth::verify_password(&password, &hash)
+            })
+            .await
+            .unwrap_or(false)
+        }
+        _ => false,
+    };
+    let ok = verified && user.is_some();
+    portal.per_user.record(&username, ok);
+    portal.per_address.record(&source, ok);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(source = %source, "platform sign-in failed");
         return portal.views.render(
@@ -571,7 +622,11 @@ async fn create_municipality(
     me: SignedIn,
     req: Request,
 ) -> Response {
-    let source = source_of(req.extensions().get(), req.headers());
+    let source = client_address(
+        portal.trust_forwarded_for,
+        req.extensions().get(),
+        req.headers(),
+    );
     let Ok(Form(form)) = Form::<OnboardForm>::from_request(req, &()).await else {
         return error_response(
             &portal.views,
@@ -709,7 +764,11 @@ async fn change_status(
     Path(slug): Path<String>,
     req: Request,
 ) -> Response {
-    let source = source_of(req.extensions().get(), req.headers());
+    let source = client_address(
+        portal.trust_forwarded_for,
+        req.extensions().get(),
+        req.headers(),
+    );
     let Ok(Form(form)) = Form::<StatusForm>::from_request(req, &()).await else {
         return error_response(&portal.views, &DomainError::NotFound);
     };
@@ -755,7 +814,11 @@ async fn change_domain(
     Path(slug): Path<String>,
     req: Request,
 ) -> Response {
-    let source = source_of(req.extensions().get(), req.headers());
+    let source = client_address(
+        portal.trust_forwarded_for,
+        req.extensions().get(),
+        req.headers(),
+    );
     let Ok(Form(form)) = Form::<DomainForm>::from_request(req, &()).await else {
         return error_response(&portal.views, &DomainError::NotFound);
     };

@@ -133,6 +133,23 @@ impl PlatformDb {
         let raw = raw.ok_or_else(|| {
             anyhow::anyhow!("the database is not migrated yet: run `desk migrate` first")
         })?;
+        // Defence in depth needs a login that holds no tenant privileges of its own.
+        let login: Option<(bool, bool)> = sqlx::query_as(
+            "select rolsuper, rolinherit from pg_roles where rolname = session_user",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap_or(None);
+        if let Some((superuser, inherit)) = login
+            && (superuser || inherit)
+        {
+            tracing::warn!(
+                superuser,
+                inherit,
+                "the database login is a superuser or INHERITs roles: a query that forgets its tenant \
+                 scope would not fail closed; use a NOINHERIT, non-superuser login in production"
+            );
+        }
         Ok(Self {
             pool,
             install: InstallId::parse(&raw)?,

@@ -57,6 +57,7 @@ pub async fn build(
         authz,
         config.http.base_domain.clone(),
         config.http.secure_cookies,
+        config.http.trust_forwarded_for,
     )?;
     let platform_app = desk_tenant_admin::platform_router(portal);
     Ok(desk_web::app(web, tenant_app, platform_app))

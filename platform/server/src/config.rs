@@ -95,6 +95,8 @@ pub struct HttpConfig {
     pub public_scheme: String,
     /// Port of links sent to people, when not the scheme's default.
     pub public_port: Option<u16>,
+    /// Believe `X-Forwarded-For` for client addresses (only behind a proxy that sets it).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for HttpConfig {
@@ -107,6 +109,7 @@ impl Default for HttpConfig {
             secure_cookies: false,
             public_scheme: "https".to_owned(),
             public_port: None,
+            trust_forwarded_for: false,
         }
     }
 }
