@@ -14,7 +14,7 @@ pub mod template;
 pub use lifecycle::{Actor, Lifecycle};
 pub use portal::{PlatformPortal, platform_router};
 
-use desk_authz::{Authorizer, Role, Subject};
+use desk_authz::{Authorizer, Role};
 use desk_core::jobs::WelcomeStaff;
 use desk_core::{DomainError, MobileNumber};
 use desk_db::migrate::TenantMigrations;
@@ -111,27 +111,24 @@ pub async fn onboard(
         }
         None => None,
     };
-    tx.commit().await?;
-    authz.place_tenant(tenant.id, tenant.province_id).await?;
+    // Policies and the audit line commit with the municipality, or not at all.
+    let mut rules = vec![Authorizer::placement_rule(tenant.id, tenant.province_id)];
     if let Some(member) = &admin {
-        authz
-            .assign(
-                &Subject::Staff {
-                    tenant: tenant.id,
-                    id: member.id,
-                },
-                Role::TenantAdmin,
-                Some(tenant.id),
-            )
-            .await?;
+        rules.push(Authorizer::staff_role_rule(
+            tenant.id,
+            member.id,
+            Role::TenantAdmin,
+        ));
     }
-    db.audit(AuditEntry {
+    let audit = AuditEntry {
         actor: &actor.label(),
         action: "tenant.create",
         tenant: Some(tenant.id),
         source,
         detail: serde_json::json!({ "slug": tenant.slug.as_str() }),
-    })
-    .await?;
+    };
+    tx.write_platform_records(&rules, &audit).await?;
+    tx.commit().await?;
+    authz.reload().await;
     Ok((tenant, admin))
 }

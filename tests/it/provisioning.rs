@@ -95,3 +95,77 @@ async fn bad_input_gets_a_field_error_and_leaves_nothing() {
     db.tenant("beta").await;
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_failed_onboarding_leaves_no_tenant_policy_or_audit_line() {
+    let db = TestDb::new().await;
+    let authz = desk_authz::Authorizer::load(&db.platform).await.unwrap();
+    let pool = db.platform.pool_for_infrastructure();
+    let count = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+    let before = (
+        count("select count(*) from platform.casbin_rule").await,
+        count("select count(*) from platform.audit_log").await,
+    );
+    let req = desk_tenant_admin::Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+        tenant: TestDb::new_tenant("alpha"),
+        first_admin: Some(desk_tenant_admin::FirstAdmin {
+            username: "Not Valid!".into(),
+            display_name: "مدیر".into(),
+            mobile: desk_core::MobileNumber::parse("09120000000").unwrap(),
+        }),
+    };
+    let err = desk_tenant_admin::onboard(
+        &db.platform,
+        &authz,
+        &desk_tenant_admin::Actor::Cli,
+        "test",
+        &req,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(code(err), "invalid_staff");
+    let after = (
+        count("select count(*) from platform.casbin_rule").await,
+        count("select count(*) from platform.audit_log").await,
+    );
+    assert_eq!(before, after);
+    assert!(
+        db.platform
+            .tenant_by_slug(&req.tenant.slug)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // With a valid admin the same onboarding succeeds and writes both.
+    let ok = desk_tenant_admin::Onboarding {
+        first_admin: Some(desk_tenant_admin::FirstAdmin {
+            username: "admin-alpha".into(),
+            ..req.first_admin.clone().unwrap()
+        }),
+        ..req
+    };
+    desk_tenant_admin::onboard(
+        &db.platform,
+        &authz,
+        &desk_tenant_admin::Actor::Cli,
+        "test",
+        &ok,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        count("select count(*) from platform.casbin_rule where ptype in ('g', 'g2')").await,
+        2
+    );
+    assert_eq!(
+        count("select count(*) from platform.audit_log where action = 'tenant.create'").await,
+        1
+    );
+    db.finish().await;
+}

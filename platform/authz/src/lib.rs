@@ -11,6 +11,7 @@ mod adapter;
 use casbin::{CoreApi, DefaultModel, Enforcer, MgmtApi, RbacApi};
 use desk_core::{DomainError, TenantId};
 use desk_db::PlatformDb;
+use desk_db::policy::PolicyRule;
 use std::sync::Arc;
 use tokio::sync::RwLock;
 
@@ -243,7 +244,9 @@ impl Authorizer {
         }))
     }
 
-    async fn reload(&self) {
+    /// Reloads every policy from the table (after policies were written outside this
+    /// authorizer, e.g. in an onboarding transaction).
+    pub async fn reload(&self) {
         if let Err(e) = self.enforcer.write().await.load_policy().await {
             tracing::error!(error = %e, "reloading policies failed");
         }
@@ -308,6 +311,34 @@ impl Authorizer {
             enforcer.add_policies(missing).await.map_err(authz_error)?;
         }
         Ok(())
+    }
+
+    /// The stored rule that places a municipality in a province (for writing it inside a
+    /// transaction; see [`Authorizer::place_tenant`]).
+    pub fn placement_rule(tenant: TenantId, province_id: i16) -> PolicyRule {
+        PolicyRule {
+            ptype: "g2".to_owned(),
+            values: vec![
+                Domain::Tenant(tenant).key(),
+                format!("province:{province_id}"),
+            ],
+        }
+    }
+
+    /// The stored rule that gives a staff member a role in their municipality.
+    pub fn staff_role_rule(tenant: TenantId, staff_id: i64, role: Role) -> PolicyRule {
+        PolicyRule {
+            ptype: "g".to_owned(),
+            values: vec![
+                Subject::Staff {
+                    tenant,
+                    id: staff_id,
+                }
+                .key(),
+                role.key(),
+                Domain::Tenant(tenant).key(),
+            ],
+        }
     }
 
     /// Grants `role` to `subject`. Tenant roles need a municipality; platform roles are global.

@@ -267,6 +267,23 @@ pub struct AuditEntry<'a> {
     pub detail: serde_json::Value,
 }
 
+/// Appends one audit line on `conn` (inside the caller's transaction, if any).
+pub(crate) async fn append_audit(
+    conn: &mut sqlx::PgConnection,
+    entry: &AuditEntry<'_>,
+) -> Result<(), DomainError> {
+    sqlx::query("select platform.audit_append($1, $2, $3, $4, $5)")
+        .bind(entry.actor)
+        .bind(entry.action)
+        .bind(entry.tenant.map(|t| t.0))
+        .bind(entry.source)
+        .bind(&entry.detail)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(crate::internal)
+}
+
 /// Where the audit chain breaks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditBreak {
@@ -279,16 +296,8 @@ pub struct AuditBreak {
 impl PlatformDb {
     /// Appends to the hash-chained platform audit log.
     pub async fn audit(&self, entry: AuditEntry<'_>) -> Result<(), DomainError> {
-        sqlx::query("select platform.audit_append($1, $2, $3, $4, $5)")
-            .bind(entry.actor)
-            .bind(entry.action)
-            .bind(entry.tenant.map(|t| t.0))
-            .bind(entry.source)
-            .bind(entry.detail)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(crate::internal)
+        let mut conn = self.pool.acquire().await.map_err(crate::internal)?;
+        append_audit(&mut conn, &entry).await
     }
 
     /// Re-computes the audit chain; `None` when every row checks out. (A changed newest row

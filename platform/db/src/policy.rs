@@ -135,7 +135,7 @@ impl PlatformDb {
     }
 }
 
-async fn insert_rules(
+pub(crate) async fn insert_rules(
     conn: &mut sqlx::PgConnection,
     rules: &[PolicyRule],
 ) -> Result<bool, DomainError> {

@@ -75,7 +75,7 @@ impl TenantDb {
             .map_err(crate::internal)?;
         Ok(TenantTx {
             tx,
-            tenant: scope.id,
+            scope: scope.clone(),
         })
     }
 }
@@ -89,13 +89,34 @@ impl TenantDb {
 #[derive(Debug)]
 pub struct TenantTx {
     pub(crate) tx: Transaction<'static, Postgres>,
-    pub(crate) tenant: TenantId,
+    pub(crate) scope: TenantScope,
 }
 
 impl TenantTx {
     /// The tenant this transaction is scoped to.
     pub fn tenant_id(&self) -> TenantId {
-        self.tenant
+        self.scope.id
+    }
+
+    /// Writes platform records that must commit or roll back with this tenant's change (its
+    /// policies and audit line at onboarding): leaves the tenant role for the login role, writes,
+    /// and re-enters the tenant scope.
+    pub async fn write_platform_records(
+        &mut self,
+        rules: &[crate::policy::PolicyRule],
+        audit: &crate::platform::AuditEntry<'_>,
+    ) -> Result<(), DomainError> {
+        sqlx::raw_sql("set local role none; set local search_path to platform, public")
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        crate::policy::insert_rules(&mut self.tx, rules).await?;
+        crate::platform::append_audit(&mut self.tx, audit).await?;
+        sqlx::raw_sql(AssertSqlSafe(self.scope.enter_sql()))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        Ok(())
     }
 
     /// Commits; the scope ends with the transaction.

@@ -372,7 +372,7 @@ impl PlatformDb {
             .execute(&mut *tx)
             .await
             .map_err(internal)?;
-        Ok((tenant, TenantTx { tx, tenant: id }))
+        Ok((tenant, TenantTx { tx, scope }))
     }
 
     /// Destroys a municipality for good: schema, role and registry row. For tests and
