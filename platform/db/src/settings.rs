@@ -125,26 +125,13 @@ pub async fn clear_notification_secrets(tx: &mut TenantTx) -> Result<(), DomainE
         .map_err(internal)
 }
 
-/// Replaces an account's credentials.
+/// Replaces an account's credentials (and records when they were set).
 pub async fn replace_sms_credentials(
     tx: &mut TenantTx,
     id: i64,
     credentials: &Sealed,
 ) -> Result<(), DomainError> {
-    let done = sqlx::query(
-        "update sms_accounts set credentials_nonce = $2, credentials_ciphertext = $3, credentials_set_at = now()
-         where id = $1",
-    )
-    .bind(id)
-    .bind(&credentials.nonce)
-    .bind(&credentials.ciphertext)
-    .execute(&mut **tx)
-    .await
-    .map_err(internal)?;
-    if done.rows_affected() == 0 {
-        return Err(DomainError::NotFound);
-    }
-    Ok(())
+    store_sms_credentials(tx, id, credentials, true).await
 }
 
 /// Swaps an account's sealed credentials for the same secret sealed anew (import under a new
@@ -154,16 +141,31 @@ pub async fn reseal_sms_credentials(
     id: i64,
     credentials: &Sealed,
 ) -> Result<(), DomainError> {
-    sqlx::query(
-        "update sms_accounts set credentials_nonce = $2, credentials_ciphertext = $3 where id = $1",
+    store_sms_credentials(tx, id, credentials, false).await
+}
+
+async fn store_sms_credentials(
+    tx: &mut TenantTx,
+    id: i64,
+    credentials: &Sealed,
+    new_secret: bool,
+) -> Result<(), DomainError> {
+    let done = sqlx::query(
+        "update sms_accounts set credentials_nonce = $2, credentials_ciphertext = $3,
+                credentials_set_at = case when $4 then now() else credentials_set_at end
+         where id = $1",
     )
     .bind(id)
     .bind(&credentials.nonce)
     .bind(&credentials.ciphertext)
+    .bind(new_secret)
     .execute(&mut **tx)
     .await
-    .map(|_| ())
-    .map_err(internal)
+    .map_err(internal)?;
+    if done.rows_affected() == 0 {
+        return Err(DomainError::NotFound);
+    }
+    Ok(())
 }
 
 /// Removes an account.
