@@ -234,7 +234,8 @@ impl EmbeddedPostgres {
                    if not exists (select from pg_roles where rolname = '{APP_ROLE}') then
                      create role {APP_ROLE} login noinherit createrole createdb;
                    end if;
-                 end $$"
+                 end $$;
+                 grant pg_signal_backend to {APP_ROLE}"
             ),
         )?;
         let exists = psql(

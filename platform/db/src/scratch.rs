@@ -65,12 +65,20 @@ impl ScratchDatabase {
 }
 
 async fn drop_database(conn: &mut PgConnection, name: &str) -> anyhow::Result<()> {
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "drop database if exists {name} with (force)"
-    )))
-    .execute(&mut *conn)
-    .await
-    .with_context(|| format!("dropping {name}"))?;
+    // A backend of the database may still be closing (or be one `force` may not signal without
+    // pg_signal_backend): retry briefly before giving up.
+    let mut attempt = 0;
+    loop {
+        let sql = format!("drop database if exists {name} with (force)");
+        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await {
+            Ok(_) => break,
+            Err(_) if attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("dropping {name}"))),
+        }
+    }
     drop_roles_of(conn, name).await
 }
 
