@@ -6,12 +6,15 @@
 //! registry (it must exist and be active) and then works through a `TenantTx` like a request.
 //! Must not depend on the web, GraphQL or tenant-admin crates.
 
+pub mod fake_sms;
+pub mod sms;
+pub mod sms_test;
 pub mod welcome_staff;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use desk_core::PublicUrls;
-use desk_core::jobs::{JobPayload, WelcomeStaff};
+use desk_core::jobs::{JobPayload, SmsTestSend, WelcomeStaff};
 use desk_db::PlatformDb;
 use std::time::Duration;
 
@@ -24,6 +27,10 @@ pub struct JobContext {
     pub urls: PublicUrls,
     /// Seals secrets a message carries (one-time links); `None` when no master key is configured.
     pub secrets: Option<desk_core::secret::MasterKey>,
+    /// Where the SMS providers are.
+    pub sms_endpoints: sms::Endpoints,
+    /// HTTP client for provider calls.
+    pub sms_client: reqwest::Client,
 }
 
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
@@ -39,6 +46,7 @@ pub async fn run_workers(
     platform: PlatformDb,
     urls: PublicUrls,
     secrets: Option<desk_core::secret::MasterKey>,
+    sms_endpoints: sms::Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let pool = platform.pool_for_infrastructure().clone();
@@ -46,18 +54,35 @@ pub async fn run_workers(
         platform,
         urls,
         secrets,
+        sms_endpoints,
+        sms_client: sms::client(),
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");
     Monitor::new()
-        .register(move |_| {
-            let backend = PostgresStorage::<WelcomeStaff>::new(&pool)
-                .with_config(Config::default().queue(WelcomeStaff::QUEUE))
-                .with_pubsub();
-            WorkerBuilder::new(format!("{}-{instance}", WelcomeStaff::QUEUE))
-                .backend(backend)
-                .data(ctx.clone())
-                .build(welcome_staff::handle)
+        .register({
+            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
+            move |_| {
+                let backend = PostgresStorage::<WelcomeStaff>::new(&pool)
+                    .with_config(Config::default().queue(WelcomeStaff::QUEUE))
+                    .with_pubsub();
+                WorkerBuilder::new(format!("{}-{instance}", WelcomeStaff::QUEUE))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .build(welcome_staff::handle)
+            }
+        })
+        .register({
+            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
+            move |_| {
+                let backend = PostgresStorage::<SmsTestSend>::new(&pool)
+                    .with_config(Config::default().queue(SmsTestSend::QUEUE))
+                    .with_pubsub();
+                WorkerBuilder::new(format!("{}-{instance}", SmsTestSend::QUEUE))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .build(sms_test::handle)
+            }
         })
         .shutdown_timeout(Duration::from_secs(10))
         .run_with_signal(async move {

@@ -87,6 +87,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         db.platform.clone(),
         urls,
         Some(key.clone()),
+        desk_jobs::sms::Endpoints::default(),
         async {
             let _ = stop_rx.await;
         },

@@ -348,6 +348,102 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     );
     assert!(key.open(alpha.id, &purpose, &resealed).is_err());
 
+    // "Test send" goes through the worker and the real adapter to the fake provider.
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // The worker runs on its own pool, as `desk worker` does in its own process.
+    let worker_db = app.db.second_pool(6).await;
+    let worker = tokio::spawn(desk_jobs::run_workers(
+        worker_db.clone(),
+        PublicUrls {
+            scheme: "http".into(),
+            port: None,
+        },
+        Some(key.clone()),
+        desk_jobs::sms::Endpoints::all_at(&fake),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let added_bad = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/sms",
+            &[
+                ("csrf", &csrf),
+                ("provider", "smsir"),
+                ("label", "خط دوم"),
+                ("sender_line", "30004505"),
+                ("api_key", "bad-key"),
+            ],
+        )
+        .await;
+    assert_eq!(added_bad.status, StatusCode::SEE_OTHER);
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let all = desk_db::settings::list_sms_accounts(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    for account in &all {
+        let res = app
+            .post_form(
+                Some(&admin),
+                "alpha.test",
+                &format!("/staff/settings/sms/{}/test", account.id),
+                &[("csrf", &csrf), ("to", "09121112233")],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    }
+    let bad_number = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            &format!("/staff/settings/sms/{}/test", all[0].id),
+            &[("csrf", &csrf), ("to", "123")],
+        )
+        .await;
+    assert_eq!(bad_number.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = app
+            .get_as(&admin, "alpha.test", "/staff/settings")
+            .await
+            .text;
+        if page.contains("فرستاده شد") && page.contains("پذیرفته نشد") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop_tx.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    worker_db.close().await;
+    assert!(
+        page.contains("پیام آزمایشی فرستاده شد"),
+        "the good account sent"
+    );
+    assert!(
+        page.contains("اطلاعات ورود به سامانه پیامک پذیرفته نشد"),
+        "the bad key is reported"
+    );
+    let sent = outbox.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (
+            sent[0].provider,
+            sent[0].account.as_str(),
+            sent[0].to.as_str()
+        ),
+        ("kavenegar", SECRET, "09121112233")
+    );
+    assert!(sent[0].text.contains(&alpha.name_fa));
+    assert!(!page.contains(SECRET));
+
     // The logo: real type from the content, bounded size, served only on its own host.
     let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR-not-a-full-image-but-a-png-header";
     let huge = [png.as_slice(), &vec![0u8; 300 * 1024]].concat();

@@ -31,3 +31,22 @@ impl JobPayload for WelcomeStaff {
         format!("{}:{}", self.tenant_id, self.staff_id)
     }
 }
+
+/// Send a test SMS through one of the municipality's SMS accounts (the settings page's button).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsTestSend {
+    /// Tenant of the account.
+    pub tenant_id: TenantId,
+    /// The `sms_test_sends` row to complete.
+    pub test_id: i64,
+}
+
+impl JobPayload for SmsTestSend {
+    const QUEUE: &'static str = "sms_test_send";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.tenant_id, self.test_id)
+    }
+}

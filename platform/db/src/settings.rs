@@ -266,3 +266,91 @@ pub async fn theme_asset(
         .await
         .map_err(internal)
 }
+
+/// Records a requested test send; returns its id.
+pub async fn request_sms_test(
+    tx: &mut TenantTx,
+    account_id: i64,
+    recipient: &str,
+) -> Result<i64, DomainError> {
+    sqlx::query_scalar(
+        "insert into sms_test_sends (account_id, recipient) values ($1, $2) returning id",
+    )
+    .bind(account_id)
+    .bind(recipient)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.code().as_deref() == Some("23503") => DomainError::NotFound,
+        _ => internal(e),
+    })
+}
+
+/// What the worker needs to run a test send: the account and the recipient.
+#[derive(Debug, Clone)]
+pub struct SmsTestRequest {
+    /// The account to send through.
+    pub account: SmsAccount,
+    /// Canonical mobile.
+    pub recipient: String,
+    /// Still pending?
+    pub pending: bool,
+}
+
+/// A test send by id.
+pub async fn sms_test_request(
+    tx: &mut TenantTx,
+    id: i64,
+) -> Result<Option<SmsTestRequest>, DomainError> {
+    let row: Option<(i64, String, String)> =
+        sqlx::query_as("select account_id, recipient, outcome from sms_test_sends where id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(internal)?;
+    let Some((account_id, recipient, outcome)) = row else {
+        return Ok(None);
+    };
+    Ok(sms_account(tx, account_id)
+        .await?
+        .map(|account| SmsTestRequest {
+            account,
+            recipient,
+            pending: outcome == "pending",
+        }))
+}
+
+/// Completes a test send with the provider's answer.
+pub async fn finish_sms_test(
+    tx: &mut TenantTx,
+    id: i64,
+    provider_message_id: Option<&str>,
+    error: Option<(&str, &str)>,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "update sms_test_sends set finished_at = now(), outcome = case when $2::text is null then 'sent' else 'failed' end,
+                provider_message_id = $3, error_code = $2, error_message = $4
+         where id = $1 and outcome = 'pending'",
+    )
+    .bind(id)
+    .bind(error.map(|e| e.0))
+    .bind(provider_message_id)
+    .bind(error.map(|e| e.1))
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// The newest test send of each account: (account id, outcome, Persian error message).
+pub async fn latest_sms_tests(
+    tx: &mut TenantTx,
+) -> Result<Vec<(i64, String, Option<String>)>, DomainError> {
+    sqlx::query_as(
+        "select distinct on (account_id) account_id, outcome, error_message
+         from sms_test_sends order by account_id, id desc",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)
+}

@@ -119,6 +119,7 @@ pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
         platform,
         config.public_urls(),
         config.master_key(),
+        config.sms_endpoints(),
         shutdown_signal(),
     )
     .await?;

@@ -23,6 +23,34 @@ pub struct Config {
     pub migrate: MigrateConfig,
     /// Keys.
     pub secrets: SecretsConfig,
+    /// SMS providers.
+    pub sms: SmsConfig,
+}
+
+/// `[sms]`: where each provider's API is (the real services by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    /// Kavenegar API base URL.
+    pub kavenegar_url: String,
+    /// SMS.ir API base URL.
+    pub smsir_url: String,
+    /// Ghasedak API base URL.
+    pub ghasedak_url: String,
+    /// Magfa API base URL.
+    pub magfa_url: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        let real = desk_jobs::sms::Endpoints::default();
+        Self {
+            kavenegar_url: real.kavenegar,
+            smsir_url: real.smsir,
+            ghasedak_url: real.ghasedak,
+            magfa_url: real.magfa,
+        }
+    }
 }
 
 /// `[secrets]`
@@ -274,6 +302,16 @@ impl Config {
             .master_key
             .as_deref()
             .and_then(|k| desk_core::secret::MasterKey::from_hex(k).ok())
+    }
+
+    /// Where the SMS providers are.
+    pub fn sms_endpoints(&self) -> desk_jobs::sms::Endpoints {
+        desk_jobs::sms::Endpoints {
+            kavenegar: self.sms.kavenegar_url.clone(),
+            smsir: self.sms.smsir_url.clone(),
+            ghasedak: self.sms.ghasedak_url.clone(),
+            magfa: self.sms.magfa_url.clone(),
+        }
     }
 
     /// How links in messages look.

@@ -81,6 +81,15 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
     if config.secrets.master_key.is_none() {
         config.secrets.master_key = Some(demo_master_key(&args.data_dir)?);
     }
+    // The demo never reaches real SMS providers: a fake one on loopback speaks their APIs.
+    let (fake_sms, _outbox) = desk_jobs::fake_sms::spawn().await?;
+    let fake = desk_jobs::sms::Endpoints::all_at(&fake_sms);
+    config.sms = crate::config::SmsConfig {
+        kavenegar_url: fake.kavenegar,
+        smsir_url: fake.smsir,
+        ghasedak_url: fake.ghasedak,
+        magfa_url: fake.magfa,
+    };
     let config = &config;
     let authz = Authorizer::load(&platform).await?;
     authz.watch(&platform).await?;
@@ -97,10 +106,14 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         let _ = stop_tx.send(true);
     });
     let server = app::serve_on(listener, router, stopped(stop_rx.clone()));
+    // Workers get their own pool, as `desk worker` has in its own process: their listeners and
+    // polls never starve the web requests.
+    let worker_db = PlatformDb::connect(db).await?;
     let workers = desk_jobs::run_workers(
-        platform,
+        worker_db,
         config.public_urls(),
         config.master_key(),
+        config.sms_endpoints(),
         stopped(stop_rx),
     );
     let (served, worked) = tokio::join!(server, workers);

@@ -36,6 +36,7 @@ pub(crate) fn staff_routes() -> Router<WebState> {
         .route("/staff/settings/work-week", post(save_work_week))
         .route("/staff/settings/holidays", post(change_holiday))
         .route("/staff/settings/sms", post(add_sms_account))
+        .route("/staff/settings/sms/{id}/test", post(test_sms_account))
         .route(
             "/staff/settings/logo",
             post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(LOGO_BODY_LIMIT)),
@@ -323,6 +324,7 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
         let week = settings::get_setting(&mut tx, "work_week").await?.unwrap_or_else(|| json!({ "days_off": [5] }));
         let holidays = settings::list_holidays(&mut tx).await?;
         let accounts = settings::list_sms_accounts(&mut tx).await?;
+        let tests = settings::latest_sms_tests(&mut tx).await?;
         tx.commit().await?;
         let days_off: Vec<u32> = serde_json::from_value(week["days_off"].clone()).unwrap_or_default();
         let weekdays: Vec<_> = WEEKDAYS
@@ -344,6 +346,11 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
                     "id": a.id, "label": a.label, "provider": provider_name(&a.provider), "sender": a.sender_line,
                     "set_on": persian_digits(&JalaliDate::from_gregorian(a.credentials_set_at.date_naive()).to_string()),
                     "enabled": a.enabled,
+                    "test": tests.iter().find(|(id, _, _)| *id == a.id).map(|(_, outcome, error)| match outcome.as_str() {
+                        "sent" => "پیام آزمایشی فرستاده شد.".to_owned(),
+                        "pending" => "در حال ارسال پیام آزمایشی…".to_owned(),
+                        _ => error.clone().unwrap_or_else(|| "ارسال ناموفق بود.".to_owned()),
+                    }),
                 })
             })
             .collect();
@@ -719,6 +726,34 @@ async fn upload_logo(
             .unwrap_or_else(|| json!({ "name": "base" }));
         theme["logo"] = json!(true);
         settings::put_setting(tx, "theme", &theme).await
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct TestForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// "Test send": records the request and enqueues the job that sends through the account; the
+/// page shows the provider's answer when the worker has it.
+async fn test_sms_account(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(id): Path<i64>,
+    Form(form): Form<TestForm>,
+) -> Response {
+    let to = match desk_core::MobileNumber::parse(&form.to) {
+        Ok(m) => m,
+        Err(e) => return failure(&state, &me.tenant, &DomainError::Validation(e)),
+    };
+    let tenant_id = me.tenant.id;
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        let test_id = settings::request_sms_test(tx, id, to.as_str()).await?;
+        desk_db::jobs::enqueue(tx, &desk_core::jobs::SmsTestSend { tenant_id, test_id }).await
     })
     .await
 }

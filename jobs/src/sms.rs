@@ -1,0 +1,258 @@
+//! SMS provider adapters: Kavenegar, SMS.ir, Ghasedak and Magfa, each speaking its real HTTP
+//! request shape, auth and result codes, behind one function with normalized errors.
+//! See research/domain.md §3 for the wire formats.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Where each provider's API lives (the real hosts by default; the fake provider in the demo
+/// and the tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Kavenegar base (`…/v1/{key}/sms/send.json` is appended).
+    pub kavenegar: String,
+    /// SMS.ir base (`…/v1/send/bulk`).
+    pub smsir: String,
+    /// Ghasedak base (`…/Rest/api/v1/WebService/SendSingleSMS`).
+    pub ghasedak: String,
+    /// Magfa base (`…/api/http/sms/v2/send`).
+    pub magfa: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Self {
+            kavenegar: "https://api.kavenegar.com".to_owned(),
+            smsir: "https://api.sms.ir".to_owned(),
+            ghasedak: "https://gw.ghasedak.me".to_owned(),
+            magfa: "https://sms.magfa.com".to_owned(),
+        }
+    }
+}
+
+impl Endpoints {
+    /// All four providers at one base URL (the fake provider serves them under prefixes).
+    pub fn all_at(base: &str) -> Self {
+        Self {
+            kavenegar: format!("{base}/kavenegar"),
+            smsir: format!("{base}/smsir"),
+            ghasedak: format!("{base}/ghasedak"),
+            magfa: format!("{base}/magfa"),
+        }
+    }
+}
+
+/// Why a send failed, normalized across providers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsError {
+    /// Wrong or disabled credentials.
+    Auth,
+    /// Not enough credit.
+    NoCredit,
+    /// The recipient was refused.
+    InvalidRecipient,
+    /// The provider is busy or rate-limiting: retry later.
+    Busy,
+    /// Refused for another reason (provider code kept).
+    Rejected(String),
+    /// No answer, or not one we understand: retry later.
+    Transport,
+}
+
+impl SmsError {
+    /// Whether trying again later can help.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Busy | Self::Transport)
+    }
+
+    /// A stable code.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::Auth => "auth",
+            Self::NoCredit => "no_credit",
+            Self::InvalidRecipient => "invalid_recipient",
+            Self::Busy => "busy",
+            Self::Rejected(_) => "rejected",
+            Self::Transport => "transport",
+        }
+    }
+
+    /// What the municipality admin reads.
+    pub fn message_fa(&self) -> String {
+        match self {
+            Self::Auth => "اطلاعات ورود به سامانه پیامک پذیرفته نشد.".to_owned(),
+            Self::NoCredit => "اعتبار حساب پیامک کافی نیست.".to_owned(),
+            Self::InvalidRecipient => "شماره گیرنده را سامانه پیامک نپذیرفت.".to_owned(),
+            Self::Busy => "سامانه پیامک مشغول است؛ بعداً دوباره تلاش کنید.".to_owned(),
+            Self::Rejected(code) => format!("سامانه پیامک درخواست را رد کرد (کد {code})."),
+            Self::Transport => "سامانه پیامک پاسخ نداد.".to_owned(),
+        }
+    }
+}
+
+/// `+989…` → `09…`, the form every provider here accepts.
+fn local_number(mobile: &str) -> String {
+    mobile
+        .strip_prefix("+98")
+        .map_or_else(|| mobile.to_owned(), |n| format!("0{n}"))
+}
+
+fn field<'a>(creds: &'a Value, name: &str) -> Result<&'a str, SmsError> {
+    creds[name]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .ok_or(SmsError::Auth)
+}
+
+async fn body(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(u16, Value), SmsError> {
+    let response = response.map_err(|_| SmsError::Transport)?;
+    let status = response.status().as_u16();
+    let value = response
+        .json::<Value>()
+        .await
+        .map_err(|_| SmsError::Transport)?;
+    Ok((status, value))
+}
+
+/// A client with the timeouts a provider call gets.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Sends one plain text through `provider`; returns the provider's message id.
+pub async fn send_text(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    provider: &str,
+    credentials: &Value,
+    sender: &str,
+    to: &str,
+    text: &str,
+) -> Result<String, SmsError> {
+    let to = local_number(to);
+    match provider {
+        "kavenegar" => {
+            let key = field(credentials, "api_key")?;
+            // The key goes in the path; it must not be able to change the path.
+            if !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(SmsError::Auth);
+            }
+            let url = format!("{}/v1/{key}/sms/send.json", endpoints.kavenegar);
+            let form = [
+                ("receptor", to.as_str()),
+                ("sender", sender),
+                ("message", text),
+            ];
+            let (_, v) = body(
+                http.post(url)
+                    .header("Accept", "application/json")
+                    .form(&form)
+                    .send()
+                    .await,
+            )
+            .await?;
+            match v["return"]["status"].as_i64() {
+                Some(200) => v["entries"][0]["messageid"]
+                    .as_i64()
+                    .map(|id| id.to_string())
+                    .ok_or(SmsError::Transport),
+                Some(401 | 403) => Err(SmsError::Auth),
+                Some(418) => Err(SmsError::NoCredit),
+                Some(411) => Err(SmsError::InvalidRecipient),
+                Some(409) => Err(SmsError::Busy),
+                Some(code) => Err(SmsError::Rejected(code.to_string())),
+                None => Err(SmsError::Transport),
+            }
+        }
+        "smsir" => {
+            let key = field(credentials, "api_key")?;
+            let line: i64 = sender
+                .trim_start_matches('+')
+                .parse()
+                .map_err(|_| SmsError::Rejected("line".into()))?;
+            let payload = json!({ "lineNumber": line, "messageText": text, "mobiles": [to], "sendDateTime": null });
+            let request = http
+                .post(format!("{}/v1/send/bulk", endpoints.smsir))
+                .header("X-API-KEY", key)
+                .header("Accept", "application/json")
+                .json(&payload);
+            let (_, v) = body(request.send().await).await?;
+            match v["status"].as_i64() {
+                Some(1) => v["data"]["messageIds"][0]
+                    .as_i64()
+                    .map(|id| id.to_string())
+                    .ok_or(SmsError::Transport),
+                Some(10..=14) => Err(SmsError::Auth),
+                Some(102) => Err(SmsError::NoCredit),
+                Some(104) => Err(SmsError::InvalidRecipient),
+                Some(20) => Err(SmsError::Busy),
+                Some(code) => Err(SmsError::Rejected(code.to_string())),
+                None => Err(SmsError::Transport),
+            }
+        }
+        "ghasedak" => {
+            let key = field(credentials, "api_key")?;
+            let payload = json!({ "lineNumber": sender, "receptor": to, "message": text });
+            let request = http
+                .post(format!(
+                    "{}/Rest/api/v1/WebService/SendSingleSMS",
+                    endpoints.ghasedak
+                ))
+                .header("ApiKey", key)
+                .json(&payload);
+            let (status, v) = body(request.send().await).await?;
+            match (v["isSuccess"].as_bool(), status) {
+                (Some(true), _) => v["data"]["messageId"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v["data"]["messageId"].as_i64().map(|i| i.to_string()))
+                    .ok_or(SmsError::Transport),
+                (_, 401 | 403) => Err(SmsError::Auth),
+                (_, 429) => Err(SmsError::Busy),
+                // Ghasedak's error codes are not published in what we read: keep the code.
+                (Some(false), _) => Err(SmsError::Rejected(v["statusCode"].to_string())),
+                (None, _) => Err(SmsError::Transport),
+            }
+        }
+        "magfa" => {
+            let user = format!(
+                "{}/{}",
+                field(credentials, "username")?,
+                field(credentials, "domain")?
+            );
+            let password = field(credentials, "password")?;
+            let payload = json!({ "senders": [sender], "recipients": [to], "messages": [text] });
+            let request = http
+                .post(format!("{}/api/http/sms/v2/send", endpoints.magfa))
+                .basic_auth(user, Some(password))
+                .json(&payload);
+            let (_, v) = body(request.send().await).await?;
+            let status = v["status"]
+                .as_i64()
+                .or_else(|| v["messages"][0]["status"].as_i64());
+            let first = v["messages"][0]["status"].as_i64().unwrap_or(0);
+            match (status, first) {
+                (Some(0), 0) => v["messages"][0]["id"]
+                    .as_i64()
+                    .map(|id| id.to_string())
+                    .ok_or(SmsError::Transport),
+                (Some(16..=19), _) | (_, 18 | 19) => Err(SmsError::Auth),
+                (Some(14), _) | (_, 14) => Err(SmsError::NoCredit),
+                (Some(1), _) | (_, 1) => Err(SmsError::InvalidRecipient),
+                (Some(15 | 23), _) => Err(SmsError::Busy),
+                (Some(code), _) => Err(SmsError::Rejected(code.to_string())),
+                (None, _) => Err(SmsError::Transport),
+            }
+        }
+        other => Err(SmsError::Rejected(format!("unknown provider {other}"))),
+    }
+}
