@@ -1,6 +1,7 @@
 //! Background workers of Miz on apalis 1.0 with PostgreSQL storage.
 //!
-//! Owns the job handlers and the worker process (`desk worker`, and inside `desk demo`). One
+//! Owns the job handlers, the SMS provider adapters and the fake provider, and the worker
+//! process (`desk worker`, and inside `desk demo`). One
 //! explicitly named queue per job type; worker names are unique per process so several
 //! `desk worker` processes can run side by side. Every handler re-checks the job's tenant in the
 //! registry (it must exist and be active) and then works through a `TenantTx` like a request.
