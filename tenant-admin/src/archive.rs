@@ -3,7 +3,7 @@
 //! municipality's personal data, which provincial operators never read.
 
 use crate::lifecycle::{self, Actor};
-use desk_authz::{Action, Authorizer, Domain, Resource, Subject};
+use desk_authz::{Action, Authorizer, Domain, Resource};
 use desk_core::secret::MasterKey;
 use desk_core::{DomainError, FieldErrors, Hostname, TenantSlug, TenantStatus};
 use desk_db::migrate::TenantMigrations;
@@ -193,35 +193,28 @@ pub async fn import(
     let (tenant, mut tx) = db.begin_create_tenant(&new, &set).await?;
     export::import_tables(&mut tx, tables).await?;
     reseal(&mut tx, secrets, t, tenant.id).await?;
-    tx.commit().await?;
-    if status != TenantStatus::Active {
-        db.set_tenant_status(tenant.id, status).await?;
-    }
-    authz.place_tenant(tenant.id, tenant.province_id).await?;
+    // Status, policies and the audit line commit with the data, or not at all.
+    let mut rules = vec![Authorizer::placement_rule(tenant.id, tenant.province_id)];
     for r in archive["staff_roles"].as_array().into_iter().flatten() {
         if let (Some(id), Some(role)) = (
             r["staff_id"].as_i64(),
             r["role"].as_str().and_then(role_named),
         ) {
-            authz
-                .assign(
-                    &Subject::Staff {
-                        tenant: tenant.id,
-                        id,
-                    },
-                    role,
-                    Some(tenant.id),
-                )
-                .await?;
+            rules.push(Authorizer::staff_role_rule(tenant.id, id, role));
         }
     }
-    db.audit(AuditEntry {
+    let audit = AuditEntry {
         actor: &actor.label(),
         action: "tenant.import",
         tenant: Some(tenant.id),
         source,
         detail: json!({ "slug": tenant.slug.as_str(), "from": t["slug"] }),
-    })
-    .await?;
+    };
+    tx.write_platform_records(&rules, &audit).await?;
+    if status != TenantStatus::Active {
+        tx.set_own_status(status).await?;
+    }
+    tx.commit().await?;
+    authz.reload().await;
     Ok(db.tenant_by_id(tenant.id).await?.unwrap_or(tenant))
 }

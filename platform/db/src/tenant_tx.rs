@@ -98,6 +98,29 @@ impl TenantTx {
         self.scope.id
     }
 
+    /// Sets this tenant's status in the registry within this transaction (an import restoring a
+    /// suspended or archived municipality).
+    pub async fn set_own_status(
+        &mut self,
+        status: desk_core::TenantStatus,
+    ) -> Result<(), DomainError> {
+        sqlx::raw_sql("set local role none")
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        sqlx::query("update platform.tenants set status = $2, updated_at = now() where id = $1")
+            .bind(self.scope.id.0)
+            .bind(status.as_str())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        sqlx::raw_sql(AssertSqlSafe(self.scope.enter_sql()))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        Ok(())
+    }
+
     /// Writes platform records that must commit or roll back with this tenant's change (its
     /// policies and audit line at onboarding): leaves the tenant role for the login role, writes,
     /// and re-enters the tenant scope.
