@@ -124,6 +124,39 @@ async fn citizens_read_and_search_the_catalog_of_their_municipality_only() {
         .graphql("beta.test", r#"{ service(code: "ALPHA-ONLY-1") { code } }"#)
         .await;
     assert!(json["data"]["service"].is_null());
+
+    // General FAQ (searchable, Arabic yeh in the query), the charter, the SLA statement, the font.
+    let faq = app
+        .get(
+            "alpha.test",
+            &format!("/faq?q={}", urlencode("سند دفترچه\u{200c}اى")),
+        )
+        .await;
+    assert!(
+        faq.status == StatusCode::OK && faq.text.contains("MUN-BLD-001"),
+        "FAQ search"
+    );
+    assert!(
+        app.get("alpha.test", "/charter")
+            .await
+            .text
+            .contains("کد رهگیری")
+    );
+    let sla = app.get("alpha.test", "/sla").await;
+    assert!(sla.text.contains("ALPHA-ONLY-1") && sla.text.contains("۳۰ روز کاری"));
+    assert!(
+        !app.get("beta.test", "/sla")
+            .await
+            .text
+            .contains("ALPHA-ONLY-1")
+    );
+    let (status, content_type, font) = app
+        .get_bytes("alpha.test", "/static/fonts/vazirmatn-variable.woff2")
+        .await;
+    assert_eq!(
+        (status, content_type.as_deref(), &font[..4]),
+        (StatusCode::OK, Some("font/woff2"), &b"wOF2"[..])
+    );
     app.db.finish().await;
 }
 

@@ -16,6 +16,11 @@ pub(crate) fn tenant_routes() -> Router<WebState> {
         .route("/theme/logo", get(show_logo))
         .route("/services", get(list_services))
         .route("/services/{code}", get(show_service))
+        .route("/faq", get(show_faq))
+        .route("/charter", get(show_charter))
+        .route("/sla", get(show_sla))
+        .route("/static/fonts/vazirmatn-variable.woff2", get(font))
+        .route("/static/fonts/OFL.txt", get(font_licence))
 }
 
 /// What the layout needs about the municipality (a view model, never a database row).
@@ -137,6 +142,112 @@ async fn show_service(
         ),
         Err(e) => internal_page(&state, &tenant, &e),
     }
+}
+
+/// The published services, for the pages built from the whole catalog.
+async fn published(
+    state: &WebState,
+    tenant: &Tenant,
+) -> Result<Vec<desk_db::catalog::PublishedService>, desk_core::DomainError> {
+    let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+    let found = desk_db::catalog::published_services(&mut tx, None, None).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+/// Frequently asked questions of every service, searchable (Persian-normalized).
+async fn show_faq(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    axum::extract::Query(q): axum::extract::Query<ServiceQuery>,
+) -> Response {
+    let services = match published(&state, &tenant).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(&state, &tenant, &e),
+    };
+    let needle = desk_core::text::normalize_for_search(&q.q);
+    let groups: Vec<_> = services
+        .iter()
+        .filter_map(|s| {
+            let faq: Vec<_> = s
+                .card
+                .faq
+                .iter()
+                .filter(|f| {
+                    needle.is_empty()
+                        || desk_core::text::normalize_for_search(&format!("{} {}", f.q, f.a))
+                            .contains(&needle)
+                })
+                .collect();
+            (!faq.is_empty()).then(
+                || serde_json::json!({ "code": s.card.code, "title": s.card.title_fa, "faq": faq }),
+            )
+        })
+        .collect();
+    render(
+        &state,
+        StatusCode::OK,
+        "faq.html.j2",
+        serde_json::json!({ "tenant": TenantView::of(&tenant), "groups": groups, "q": q.q }),
+    )
+}
+
+/// The citizens' rights at this desk.
+async fn show_charter(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+) -> Response {
+    render(
+        &state,
+        StatusCode::OK,
+        "charter.html.j2",
+        serde_json::json!({ "tenant": TenantView::of(&tenant) }),
+    )
+}
+
+/// The service-level statement: each service's declared duration, and what the desk promises.
+async fn show_sla(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+) -> Response {
+    match published(&state, &tenant).await {
+        Ok(services) => {
+            let rows: Vec<_> = services.iter().map(|s| card_view(&s.card)).collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "sla.html.j2",
+                serde_json::json!({ "tenant": TenantView::of(&tenant), "services": rows }),
+            )
+        }
+        Err(e) => internal_page(&state, &tenant, &e),
+    }
+}
+
+/// Vazirmatn (OFL), embedded so pages never depend on a CDN.
+async fn font() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "font/woff2"),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable",
+            ),
+        ],
+        &include_bytes!("../../../themes/base/static/fonts/vazirmatn-variable.woff2")[..],
+    )
+        .into_response()
+}
+
+async fn font_licence() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        include_str!("../../../themes/base/static/fonts/OFL.txt"),
+    )
+        .into_response()
 }
 
 fn internal_page(state: &WebState, tenant: &Tenant, e: &desk_core::DomainError) -> Response {
