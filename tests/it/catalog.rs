@@ -26,6 +26,10 @@ async fn citizens_read_and_search_the_catalog_of_their_municipality_only() {
     let alpha = onboarded(&app, "alpha").await;
     let _beta = onboarded(&app, "beta").await;
 
+    let home = app.get("alpha.test", "/").await;
+    assert!(home.text.contains("/services?category=building") && home.text.contains("ساختمان"));
+    let building = app.get("alpha.test", "/services?category=building").await;
+    assert!(building.text.contains("MUN-BLD-001") && !building.text.contains("MUN-REV-002"));
     let list = app.get("alpha.test", "/services").await;
     assert_eq!(list.status, StatusCode::OK);
     assert!(

@@ -48,6 +48,8 @@ struct HomeView<'a> {
     brand: Option<String>,
     /// Whether it uploaded a logo.
     logo: bool,
+    /// Service categories (code, Persian label).
+    categories: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Debug, serde::Deserialize, Default)]
@@ -324,6 +326,7 @@ async fn show_home(
             tenant: TenantView::of(&tenant),
             brand,
             logo,
+            categories: desk_core::catalog::CATEGORIES,
         },
     )
 }
