@@ -9,7 +9,6 @@ pub mod archive;
 pub mod auth;
 pub mod lifecycle;
 pub mod portal;
-pub mod template;
 
 pub use lifecycle::{Actor, Lifecycle};
 pub use portal::{PlatformPortal, platform_router};
@@ -82,7 +81,7 @@ pub async fn onboard(
     let (tenant, mut tx) = db
         .begin_create_tenant(&req.tenant, &TenantMigrations::embedded())
         .await?;
-    desk_db::catalog::seed_published(&mut tx, template::national_template()?).await?;
+    desk_db::catalog::seed_published(&mut tx, desk_core::template::national_template()?).await?;
     desk_db::settings::put_setting(
         &mut tx,
         "theme",

@@ -39,7 +39,7 @@ async fn citizens_read_and_search_the_catalog_of_their_municipality_only() {
 
     let card = app.get("alpha.test", "/services/MUN-BLD-001").await;
     assert_eq!(card.status, StatusCode::OK);
-    let template = desk_tenant_admin::template::national_template().unwrap();
+    let template = desk_core::template::national_template().unwrap();
     let permit = template.iter().find(|c| c.code == "MUN-BLD-001").unwrap();
     let escaped = |s: &str| {
         s.replace('"', "&quot;")
@@ -171,4 +171,153 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn a_draft_changes_nothing_until_it_is_published() {
+    let app = TestApp::new().await;
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    authz
+        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    let mut tenants = Vec::new();
+    for slug in ["alpha", "beta"] {
+        let req = Onboarding {
+            theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+            tenant: TestDb::new_tenant(slug),
+            first_admin: Some(desk_tenant_admin::FirstAdmin {
+                username: format!("admin-{slug}"),
+                display_name: "مدیر".into(),
+                mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
+            }),
+        };
+        tenants.push(
+            desk_tenant_admin::onboard(&app.db.platform, &authz, &Actor::Cli, "test", &req)
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    let app = app.rebuild().await;
+    let admin = app.staff_sign_in(&tenants[0], "admin-alpha").await;
+
+    let list = app.get_as(&admin, "alpha.test", "/staff/catalog").await;
+    assert!(list.status == StatusCode::OK && list.text.contains("مطابق الگوی ملی"));
+    let form = app
+        .get_as(&admin, "alpha.test", "/staff/catalog/MUN-BLD-001")
+        .await;
+    let csrf = form.csrf();
+    let old_title = "صدور پروانه ساختمانی";
+    let save = |title: &'static str| {
+        let csrf = csrf.clone();
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                "/staff/catalog/MUN-BLD-001",
+                &[
+                    ("csrf", &csrf),
+                    ("op", "save"),
+                    ("title_fa", title),
+                    ("description_fa", "شرح تازه"),
+                    ("duration_days", "۲۰"),
+                    ("fee_description_fa", "طبق تعرفه"),
+                    ("steps", "گام یک\nگام دو"),
+                    ("documents", "سند"),
+                ],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        save("پروانه ساختمانی (ویرایش)").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let citizen = app.get("alpha.test", "/services/MUN-BLD-001").await;
+    assert!(
+        citizen.text.contains(old_title) && !citizen.text.contains("(ویرایش)"),
+        "a draft is not public"
+    );
+    assert!(
+        app.get_as(&admin, "alpha.test", "/staff/catalog")
+            .await
+            .text
+            .contains("نسخه 2")
+    );
+    let bad = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/catalog/MUN-BLD-001",
+            &[
+                ("csrf", &csrf),
+                ("op", "save"),
+                ("title_fa", ""),
+                ("duration_days", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let publish = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/catalog/MUN-BLD-001",
+            &[("csrf", &csrf), ("op", "publish")],
+        )
+        .await;
+    assert_eq!(publish.status, StatusCode::SEE_OTHER);
+    let citizen = app.get("alpha.test", "/services/MUN-BLD-001").await;
+    assert!(citizen.text.contains("(ویرایش)") && citizen.text.contains("۲۰ روز کاری"));
+    assert!(
+        app.get_as(&admin, "alpha.test", "/staff/catalog")
+            .await
+            .text
+            .contains("تغییریافته نسبت به الگوی ملی")
+    );
+    // The neighbour's card is its own.
+    assert!(
+        app.get("beta.test", "/services/MUN-BLD-001")
+            .await
+            .text
+            .contains(old_title)
+    );
+
+    let hide = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/catalog/MUN-BLD-001",
+            &[("csrf", &csrf), ("op", "hide")],
+        )
+        .await;
+    assert_eq!(hide.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.get("alpha.test", "/services/MUN-BLD-001").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let forged = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/catalog/MUN-BLD-001",
+            &[("csrf", "x"), ("op", "show")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // Alpha's admin has no say over beta's catalog.
+    let elsewhere = app
+        .post_form(
+            Some(&admin),
+            "beta.test",
+            "/staff/catalog/MUN-BLD-001",
+            &[("csrf", &csrf), ("op", "hide")],
+        )
+        .await;
+    assert_eq!(elsewhere.status, StatusCode::UNAUTHORIZED);
+    app.db.finish().await;
 }

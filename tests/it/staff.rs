@@ -410,7 +410,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         .await;
     assert_eq!(bad_number.status, StatusCode::UNPROCESSABLE_ENTITY);
     let mut page = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         page = app
             .get_as(&admin, "alpha.test", "/staff/settings")
             .await

@@ -302,6 +302,43 @@ impl TestApp {
         (status, ct, bytes)
     }
 
+    /// Signs `username` of `tenant` in to the staff portal with a fresh one-time link; returns the
+    /// session cookie.
+    pub async fn staff_sign_in(&self, tenant: &Tenant, username: &str) -> String {
+        let mut tx = self
+            .db
+            .platform
+            .tenant_db()
+            .begin(tenant.scope())
+            .await
+            .unwrap();
+        let member = desk_db::staff::staff_by_username(&mut tx, username)
+            .await
+            .unwrap()
+            .unwrap();
+        let host = Hostname::parse("x.test").unwrap();
+        let urls = desk_core::PublicUrls {
+            scheme: "http".into(),
+            port: None,
+        };
+        let url = desk_db::staff::issue_sign_in_link(&mut tx, member.id, &host, &urls)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let domain = self.db.platform.tenant_domains(tenant.id).await.unwrap()[0].to_string();
+        let res = self
+            .send(
+                "POST",
+                &domain,
+                url.trim_start_matches("http://x.test"),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+        res.cookie.unwrap()
+    }
+
     /// `GET` with a session cookie.
     pub async fn get_as(&self, cookie: &str, host: &str, path: &str) -> TestResponse {
         self.send("GET", host, path, None, &[("cookie", cookie)])

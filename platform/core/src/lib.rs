@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod mobile;
 pub mod secret;
 pub mod session;
+pub mod template;
 pub mod tenant;
 pub mod text;
 

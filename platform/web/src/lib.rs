@@ -6,6 +6,7 @@
 //! themed "not found" page. Suspended municipalities get a notice page, and their API refuses.
 //! Must not depend on the GraphQL, jobs or tenant-admin crates: the binary hands their routers in.
 
+mod catalog_editor;
 mod dispatch;
 mod metrics;
 mod pages;
@@ -44,5 +45,6 @@ pub struct WebState {
 pub fn tenant_router(state: WebState) -> axum::Router {
     pages::tenant_routes()
         .merge(staff::staff_routes())
+        .merge(catalog_editor::editor_routes())
         .with_state(state)
 }

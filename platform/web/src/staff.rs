@@ -62,7 +62,7 @@ fn cookie(token: &str, secure: bool) -> HeaderValue {
 
 /// A signed-in staff member of the municipality whose host received the request.
 pub(crate) struct StaffSession {
-    tenant: Arc<Tenant>,
+    pub(crate) tenant: Arc<Tenant>,
     staff: Staff,
     csrf: String,
     token: String,
@@ -119,15 +119,35 @@ impl StaffSession {
     }
 
     async fn require(&self, state: &WebState, action: Action) -> Result<(), DomainError> {
+        self.require_on(state, Resource::Settings, action).await
+    }
+
+    /// `Forbidden` unless this staff member may do `action` on `resource` here.
+    pub(crate) async fn require_on(
+        &self,
+        state: &WebState,
+        resource: Resource,
+        action: Action,
+    ) -> Result<(), DomainError> {
         state
             .authz
             .require(
                 &self.subject(),
                 Domain::Tenant(self.tenant.id),
-                Resource::Settings,
+                resource,
                 action,
             )
             .await
+    }
+
+    /// `Forbidden` unless `sent` is this session's CSRF token.
+    pub(crate) fn csrf_ok(&self, sent: &str) -> Result<(), DomainError> {
+        self.check_csrf(sent)
+    }
+
+    /// The session's CSRF token (for forms).
+    pub(crate) fn csrf(&self) -> &str {
+        &self.csrf
     }
 
     fn check_csrf(&self, sent: &str) -> Result<(), DomainError> {
@@ -153,7 +173,7 @@ fn invalid(
     )
 }
 
-fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Response {
+pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Response {
     let (status, title, message) = match e {
         DomainError::NotFound => (
             StatusCode::NOT_FOUND,

@@ -1,8 +1,8 @@
-//! The national template catalog (`tenant-admin/catalog/national.yaml`, the project's copy of
-//! the draft national catalog) that every new municipality starts from.
+//! The national template catalog (`platform/core/catalog/national.yaml`, the project's copy of
+//! the draft national catalog) that every new municipality starts from, embedded at build time.
 
-use desk_core::DomainError;
-use desk_core::catalog::ServiceCard;
+use crate::DomainError;
+use crate::catalog::ServiceCard;
 use serde::Deserialize;
 use std::sync::LazyLock;
 
@@ -20,6 +20,11 @@ static NATIONAL: LazyLock<Result<Vec<ServiceCard>, String>> = LazyLock::new(|| {
     }
     Ok(file.services)
 });
+
+/// The template card of `code`, if the template has one.
+pub fn template_card(code: &str) -> Option<&'static ServiceCard> {
+    national_template().ok()?.iter().find(|c| c.code == code)
+}
 
 /// The cards of the national template, validated.
 pub fn national_template() -> Result<&'static [ServiceCard], DomainError> {

@@ -1,0 +1,177 @@
+//! The catalog editor at `/staff/catalog`: a municipality admin edits service cards as drafts,
+//! publishes them (the published card changes only then), hides services, and sees which cards
+//! differ from the national template.
+
+use crate::WebState;
+use crate::pages::{TenantView, render};
+use crate::staff::{StaffSession, failure};
+use axum::Router;
+use axum::extract::{Form, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use desk_authz::{Action, Resource};
+use desk_core::DomainError;
+use desk_core::catalog::ServiceCard;
+use desk_db::catalog;
+use serde::Deserialize;
+use serde_json::json;
+
+pub(crate) fn editor_routes() -> Router<WebState> {
+    Router::new()
+        .route("/staff/catalog", get(list_cards))
+        .route("/staff/catalog/{code}", get(show_card).post(change_card))
+}
+
+async fn list_cards(State(state): State<WebState>, me: StaffSession) -> Response {
+    let result = async {
+        me.require_on(&state, Resource::Catalog, Action::Read)
+            .await?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let services = catalog::editor_services(&mut tx).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(services)
+    }
+    .await;
+    match result {
+        Ok(services) => {
+            let rows: Vec<_> = services
+                .iter()
+                .map(|s| {
+                    let template = desk_core::template::template_card(&s.code);
+                    json!({
+                        "code": s.code, "title": s.title, "published": s.published, "draft": s.draft, "hidden": s.hidden,
+                        "origin": match (s.from_template, template) {
+                            (true, Some(t)) if s.published_card.as_ref() == Some(t) => "مطابق الگوی ملی",
+                            (true, Some(_)) => "تغییریافته نسبت به الگوی ملی",
+                            _ => "خدمت ویژه این شهرداری",
+                        },
+                    })
+                })
+                .collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "staff_catalog.html.j2",
+                json!({ "tenant": TenantView::of(&me.tenant), "services": rows }),
+            )
+        }
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+async fn show_card(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(code): Path<String>,
+) -> Response {
+    let result = async {
+        me.require_on(&state, Resource::Catalog, Action::Read)
+            .await?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let card = catalog::editable_card(&mut tx, &code).await?;
+        let listing = catalog::editor_services(&mut tx).await?;
+        tx.commit().await?;
+        let card = card.ok_or(DomainError::NotFound)?;
+        let entry = listing.into_iter().find(|s| s.code == code);
+        Ok::<_, DomainError>((card, entry))
+    }
+    .await;
+    match result {
+        Ok((card, entry)) => {
+            let can_edit = me
+                .require_on(&state, Resource::Catalog, Action::Update)
+                .await
+                .is_ok();
+            render(
+                &state,
+                StatusCode::OK,
+                "staff_card.html.j2",
+                json!({
+                    "tenant": TenantView::of(&me.tenant), "csrf": me.csrf(), "card": card, "can_edit": can_edit,
+                    "steps": card.steps.join("\n"), "documents": card.documents.join("\n"),
+                    "published": entry.as_ref().and_then(|e| e.published), "draft": entry.as_ref().and_then(|e| e.draft),
+                    "hidden": entry.as_ref().is_some_and(|e| e.hidden),
+                }),
+            )
+        }
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CardForm {
+    #[serde(default)]
+    csrf: String,
+    op: String,
+    #[serde(default)]
+    title_fa: String,
+    #[serde(default)]
+    description_fa: String,
+    #[serde(default)]
+    duration_days: String,
+    #[serde(default)]
+    fee_description_fa: String,
+    #[serde(default)]
+    steps: String,
+    #[serde(default)]
+    documents: String,
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn change_card(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(code): Path<String>,
+    Form(form): Form<CardForm>,
+) -> Response {
+    let result = async {
+        me.csrf_ok(&form.csrf)?;
+        me.require_on(&state, Resource::Catalog, Action::Update)
+            .await?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        match form.op.as_str() {
+            "save" => {
+                let base = catalog::editable_card(&mut tx, &code)
+                    .await?
+                    .ok_or(DomainError::NotFound)?;
+                let duration_days = desk_core::mobile::ascii_digits(form.duration_days.trim())
+                    .parse()
+                    .map_err(|_| {
+                        DomainError::Validation(desk_core::FieldErrors::single(
+                            "duration_days",
+                            "duration",
+                            "مدت انجام را به روز کاری و با رقم وارد کنید.",
+                        ))
+                    })?;
+                let card = ServiceCard {
+                    title_fa: form.title_fa.trim().to_owned(),
+                    description_fa: form.description_fa.trim().to_owned(),
+                    duration_days,
+                    fee_description_fa: form.fee_description_fa.trim().to_owned(),
+                    steps: lines(&form.steps),
+                    documents: lines(&form.documents),
+                    ..base
+                };
+                catalog::save_draft(&mut tx, &card).await?;
+            }
+            "publish" => catalog::publish_draft(&mut tx, &code).await?,
+            "hide" => catalog::set_hidden(&mut tx, &code, true).await?,
+            "show" => catalog::set_hidden(&mut tx, &code, false).await?,
+            _ => return Err(DomainError::NotFound),
+        }
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/staff/catalog/{code}")).into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
