@@ -309,6 +309,46 @@ async fn a_draft_changes_nothing_until_it_is_published() {
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // A service of alpha's own starts as a draft, public once published, never on beta.
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("code", "alpha-001"),
+        ("title_fa", "خدمت ویژه"),
+        ("category", "revenue"),
+        ("description_fa", "شرح"),
+        ("duration_days", "۵"),
+    ];
+    let added = app
+        .post_form(Some(&admin), "alpha.test", "/staff/catalog", &fields)
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.text);
+    assert_eq!(
+        app.get("alpha.test", "/services/ALPHA-001").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = app
+        .post_form(Some(&admin), "alpha.test", "/staff/catalog", &fields)
+        .await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "codes are unique"
+    );
+    app.post_form(
+        Some(&admin),
+        "alpha.test",
+        "/staff/catalog/ALPHA-001",
+        &[("csrf", &csrf), ("op", "publish")],
+    )
+    .await;
+    assert_eq!(
+        app.get("alpha.test", "/services/ALPHA-001").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get("beta.test", "/services/ALPHA-001").await.status,
+        StatusCode::NOT_FOUND
+    );
     // Alpha's admin has no say over beta's catalog.
     let elsewhere = app
         .post_form(

@@ -19,7 +19,7 @@ use serde_json::json;
 
 pub(crate) fn editor_routes() -> Router<WebState> {
     Router::new()
-        .route("/staff/catalog", get(list_cards))
+        .route("/staff/catalog", get(list_cards).post(add_card))
         .route("/staff/catalog/{code}", get(show_card).post(change_card))
 }
 
@@ -53,7 +53,11 @@ async fn list_cards(State(state): State<WebState>, me: StaffSession) -> Response
                 &state,
                 StatusCode::OK,
                 "staff_catalog.html.j2",
-                json!({ "tenant": TenantView::of(&me.tenant), "services": rows }),
+                json!({
+                    "tenant": TenantView::of(&me.tenant), "services": rows, "csrf": me.csrf(),
+                    "categories": desk_core::catalog::CATEGORIES,
+                    "can_edit": me.require_on(&state, Resource::Catalog, Action::Update).await.is_ok(),
+                }),
             )
         }
         Err(e) => failure(&state, &me.tenant, &e),
@@ -167,6 +171,88 @@ async fn change_card(
             "show" => catalog::set_hidden(&mut tx, &code, false).await?,
             _ => return Err(DomainError::NotFound),
         }
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/staff/catalog/{code}")).into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewCardForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    title_fa: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    description_fa: String,
+    #[serde(default)]
+    duration_days: String,
+}
+
+/// A service of the municipality's own: starts as a draft.
+async fn add_card(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<NewCardForm>,
+) -> Response {
+    let code = form.code.trim().to_uppercase();
+    let result = async {
+        me.csrf_ok(&form.csrf)?;
+        me.require_on(&state, Resource::Catalog, Action::Update)
+            .await?;
+        let duration_days = desk_core::mobile::ascii_digits(form.duration_days.trim())
+            .parse()
+            .map_err(|_| {
+                DomainError::Validation(desk_core::FieldErrors::single(
+                    "duration_days",
+                    "duration",
+                    "مدت انجام را به روز کاری و با رقم وارد کنید.",
+                ))
+            })?;
+        if !desk_core::catalog::CATEGORIES
+            .iter()
+            .any(|(c, _)| *c == form.category)
+        {
+            return Err(DomainError::Validation(desk_core::FieldErrors::single(
+                "category",
+                "category",
+                "دسته خدمت را انتخاب کنید.",
+            )));
+        }
+        let card = ServiceCard {
+            code: code.clone(),
+            title_fa: form.title_fa.trim().to_owned(),
+            title_en: String::new(),
+            category: form.category.clone(),
+            service_type: vec!["G2C".into()],
+            in_person_visits: None,
+            description_fa: form.description_fa.trim().to_owned(),
+            steps: Vec::new(),
+            documents: Vec::new(),
+            inquiries: Vec::new(),
+            legal_basis: Vec::new(),
+            duration_days,
+            fee_description_fa: String::new(),
+            faq: Vec::new(),
+            national_service_id: None,
+            sources: Vec::new(),
+        };
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        if catalog::editable_card(&mut tx, &card.code).await?.is_some() {
+            return Err(DomainError::Validation(desk_core::FieldErrors::single(
+                "code",
+                "code_taken",
+                "خدمتی با این کد هست.",
+            )));
+        }
+        catalog::save_draft(&mut tx, &card).await?;
         tx.commit().await
     }
     .await;
