@@ -23,6 +23,25 @@ use std::time::{Duration, Instant};
 pub enum BenchCommand {
     /// Onboarding time with 0 and N existing tenants; `migrate` no-op and one new migration.
     Tenancy(TenancyArgs),
+    /// Service card page throughput and latency, each request for a random municipality.
+    Cards(CardsArgs),
+}
+
+/// Options of `desk bench cards`.
+#[derive(Debug, Args)]
+pub struct CardsArgs {
+    /// Municipalities (each onboarded with the national catalog).
+    #[arg(long, default_value_t = 200)]
+    tenants: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Where the embedded PostgreSQL lives when DATABASE_URL is not set.
+    #[arg(long, default_value = ".desk-bench")]
+    data_dir: PathBuf,
 }
 
 /// Options of `desk bench tenancy`.
@@ -43,12 +62,19 @@ pub struct TenancyArgs {
 pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Tenancy(args) => tenancy(config, &args).await,
+        BenchCommand::Cards(args) => {
+            with_scratch(config, &args.data_dir, async |db| {
+                cards_in(config, &args, db).await
+            })
+            .await
+        }
     }
 }
 
 struct Stats {
     median: Duration,
     p90: Duration,
+    p99: Duration,
     min: Duration,
     max: Duration,
 }
@@ -59,6 +85,7 @@ fn stats(mut xs: Vec<Duration>) -> Stats {
     Stats {
         median: at(0.5),
         p90: at(0.9),
+        p99: at(0.99),
         min: xs[0],
         max: xs[xs.len() - 1],
     }
@@ -125,12 +152,18 @@ fn machine() -> String {
     format!("{cores} cores, {mem} RAM")
 }
 
-async fn tenancy(config: &Config, args: &TenancyArgs) -> anyhow::Result<ExitCode> {
+/// Runs `body` against a scratch database on the configured server (or the embedded one, which
+/// it stops afterwards if it started it), then drops the scratch database.
+async fn with_scratch(
+    config: &Config,
+    data_dir: &std::path::Path,
+    body: impl AsyncFnOnce(&DbConfig) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
     let embedded = match &config.database.url {
         Some(_) => None,
         None => {
             let opts = EmbeddedOptions {
-                dir: args.data_dir.clone(),
+                dir: data_dir.to_path_buf(),
                 fsync: true,
             };
             Some(tokio::task::spawn_blocking(move || EmbeddedPostgres::start(&opts)).await??)
@@ -142,12 +175,19 @@ async fn tenancy(config: &Config, args: &TenancyArgs) -> anyhow::Result<ExitCode
         (None, None) => anyhow::bail!("no database"),
     };
     let scratch = ScratchDatabase::create(&admin).await?;
-    let result = tenancy_in(config, args, &scratch.config).await;
+    let result = body(&scratch.config).await;
     scratch.drop_now().await?;
     if let Some(pg) = embedded.filter(EmbeddedPostgres::started_here) {
         tokio::task::spawn_blocking(move || pg.stop()).await??;
     }
     result
+}
+
+async fn tenancy(config: &Config, args: &TenancyArgs) -> anyhow::Result<ExitCode> {
+    with_scratch(config, &args.data_dir, async |db| {
+        tenancy_in(config, args, db).await
+    })
+    .await
 }
 
 async fn tenancy_in(
@@ -298,6 +338,110 @@ async fn tenancy_in(
         "plain SQL, same change in one DO block (one transaction, all schemas): {:.3} s; runner/plain = {:.1}x",
         baseline.as_secs_f64(),
         one.elapsed.as_secs_f64() / baseline.as_secs_f64()
+    );
+    platform.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cards_in(config: &Config, args: &CardsArgs, db: &DbConfig) -> anyhow::Result<ExitCode> {
+    let db = with_pool_settings(db.clone(), config)?;
+    let platform = PlatformDb::connect_and_migrate(&db).await?;
+    let authz = Authorizer::load(&platform).await?;
+    println!(
+        "desk bench cards --tenants {} --seconds {} --concurrency {}",
+        args.tenants, args.seconds, args.concurrency
+    );
+    println!(
+        "machine: {}; pool {} connections",
+        machine(),
+        db.max_connections
+    );
+    let started = Instant::now();
+    let mut slugs = Vec::with_capacity(args.tenants);
+    for i in 0..args.tenants {
+        let slug = format!("card{i}");
+        let req = Onboarding {
+            theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+            ..onboarding(&slug)?
+        };
+        desk_tenant_admin::onboard(&platform, &authz, &Actor::Cli, "bench", &req).await?;
+        slugs.push(slug);
+    }
+    println!(
+        "onboarded {} municipalities (24 cards each) in {:.1} s",
+        args.tenants,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut bench_config = config.clone();
+    bench_config.http.base_domain = "bench.test".to_owned();
+    let router = crate::app::build(&bench_config, platform.clone(), authz).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::app::serve_on(listener, router, async {
+        let _ = stop_rx.await;
+    }));
+
+    let codes: Vec<String> = desk_core::template::national_template()?
+        .iter()
+        .map(|c| c.code.clone())
+        .collect();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut workers = Vec::new();
+    for w in 0..args.concurrency {
+        let (http, slugs, codes) = (http.clone(), slugs.clone(), codes.clone());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0usize;
+            // A cheap per-worker pseudo-random walk over municipalities and cards.
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (w as u64 + 1);
+            while Instant::now() < deadline {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let slug = &slugs[(x % slugs.len() as u64) as usize];
+                let code = &codes[((x >> 32) % codes.len() as u64) as usize];
+                let t = Instant::now();
+                let ok = http
+                    .get(format!("http://{addr}/services/{code}"))
+                    .header("host", format!("{slug}.bench.test"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for w in workers {
+        let (l, e) = w.await?;
+        all.extend(l);
+        errors += e;
+    }
+    let _ = stop_tx.send(());
+    server.await??;
+    let count = all.len();
+    let s = stats(all);
+    println!(
+        "card pages: {} ok, {} failed in {} s = {:.0} req/s; median {}, p90 {}, p99 {}, max {}",
+        count,
+        errors,
+        args.seconds,
+        count as f64 / args.seconds as f64,
+        ms(s.median),
+        ms(s.p90),
+        ms(s.p99),
+        ms(s.max)
     );
     platform.close().await;
     Ok(ExitCode::SUCCESS)
