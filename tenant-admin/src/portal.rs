@@ -6,7 +6,8 @@ use crate::lifecycle::{self, Actor, DomainChange, Lifecycle};
 use crate::{FirstAdmin, Onboarding};
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
-use axum::extract::{Form, FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -183,6 +184,25 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
+/// The client address of a portal request (see [`client_address`]).
+pub(crate) struct Source(pub(crate) String);
+
+impl axum::extract::FromRequestParts<PlatformPortal> for Source {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        portal: &PlatformPortal,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        Ok(Self(client_address(
+            portal.trust_forwarded_for,
+            peer,
+            &parts.headers,
+        )))
+    }
+}
+
 /// Where a request comes from, for the audit log and the sign-in limiter: the peer address, or,
 /// behind a trusted proxy (`http.trust_forwarded_for`), the first valid address it forwarded.
 pub(crate) fn client_address(
@@ -281,13 +301,12 @@ struct LoginForm {
     password: String,
 }
 
-async fn sign_in(State(portal): State<PlatformPortal>, req: Request) -> Response {
-    let source = client_address(
-        portal.trust_forwarded_for,
-        req.extensions().get(),
-        req.headers(),
-    );
-    let Ok(Form(form)) = Form::<LoginForm>::from_request(req, &()).await else {
+async fn sign_in(
+    State(portal): State<PlatformPortal>,
+    Source(source): Source,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
         return portal.views.render(
             StatusCode::BAD_REQUEST,
             "login.html.j2",
@@ -620,14 +639,10 @@ fn parse_onboarding(form: &OnboardForm, base_domain: &str) -> Result<Onboarding,
 async fn create_municipality(
     State(portal): State<PlatformPortal>,
     me: SignedIn,
-    req: Request,
+    Source(source): Source,
+    form: Result<Form<OnboardForm>, FormRejection>,
 ) -> Response {
-    let source = client_address(
-        portal.trust_forwarded_for,
-        req.extensions().get(),
-        req.headers(),
-    );
-    let Ok(Form(form)) = Form::<OnboardForm>::from_request(req, &()).await else {
+    let Ok(Form(form)) = form else {
         return error_response(
             &portal.views,
             &DomainError::Validation(FieldErrors::single(
@@ -762,14 +777,10 @@ async fn change_status(
     State(portal): State<PlatformPortal>,
     me: SignedIn,
     Path(slug): Path<String>,
-    req: Request,
+    Source(source): Source,
+    form: Result<Form<StatusForm>, FormRejection>,
 ) -> Response {
-    let source = client_address(
-        portal.trust_forwarded_for,
-        req.extensions().get(),
-        req.headers(),
-    );
-    let Ok(Form(form)) = Form::<StatusForm>::from_request(req, &()).await else {
+    let Ok(Form(form)) = form else {
         return error_response(&portal.views, &DomainError::NotFound);
     };
     if let Err(e) = me.check_csrf(&form.csrf) {
@@ -812,14 +823,10 @@ async fn change_domain(
     State(portal): State<PlatformPortal>,
     me: SignedIn,
     Path(slug): Path<String>,
-    req: Request,
+    Source(source): Source,
+    form: Result<Form<DomainForm>, FormRejection>,
 ) -> Response {
-    let source = client_address(
-        portal.trust_forwarded_for,
-        req.extensions().get(),
-        req.headers(),
-    );
-    let Ok(Form(form)) = Form::<DomainForm>::from_request(req, &()).await else {
+    let Ok(Form(form)) = form else {
         return error_response(&portal.views, &DomainError::NotFound);
     };
     if let Err(e) = me.check_csrf(&form.csrf) {

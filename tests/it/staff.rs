@@ -27,37 +27,6 @@ async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
         .0
 }
 
-/// A fresh one-time sign-in path (`/staff/sign-in/<token>`) for `username` of `tenant`.
-async fn link(app: &TestApp, tenant: &Tenant, username: &str) -> String {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
-    let member = desk_db::staff::staff_by_username(&mut tx, username)
-        .await
-        .unwrap()
-        .unwrap();
-    let host = desk_core::Hostname::parse("x.test").unwrap();
-    let urls = PublicUrls {
-        scheme: "http".into(),
-        port: None,
-    };
-    let url = desk_db::staff::issue_sign_in_link(&mut tx, member.id, &host, &urls)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    url.trim_start_matches("http://x.test").to_owned()
-}
-
-async fn sign_in(app: &TestApp, host: &str, path: &str) -> String {
-    let res = app.send("POST", host, path, None, &[]).await;
-    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
-    res.cookie.unwrap()
-}
-
 #[tokio::test]
 async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     let logs = desk_tests::capture_logs();
@@ -95,7 +64,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     let app = app.rebuild().await;
 
     // The link shows a page first (previewers do not use it up); a POST signs in, once.
-    let path = link(&app, &alpha, "admin-alpha").await;
+    let path = app.staff_sign_in_path(&alpha, "admin-alpha").await;
     let page = app.get("alpha.test", &path).await;
     assert!(page.status == StatusCode::OK && page.text.contains("ورود"));
     // Alpha's link is worthless on beta's host, and stays usable on alpha's.
@@ -103,7 +72,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         app.send("POST", "beta.test", &path, None, &[]).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let admin = sign_in(&app, "alpha.test", &path).await;
+    let admin = app.staff_sign_in_with("alpha.test", &path).await;
     assert_eq!(
         app.send("POST", "alpha.test", &path, None, &[])
             .await
@@ -264,7 +233,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     );
 
     // A desk clerk may look, not change.
-    let clerk_cookie = sign_in(&app, "alpha.test", &link(&app, &alpha, "clerk").await).await;
+    let clerk_cookie = app.staff_sign_in(&alpha, "clerk").await;
     let clerk_page = app
         .get_as(&clerk_cookie, "alpha.test", "/staff/settings")
         .await;

@@ -302,9 +302,8 @@ impl TestApp {
         (status, ct, bytes)
     }
 
-    /// Signs `username` of `tenant` in to the staff portal with a fresh one-time link; returns the
-    /// session cookie.
-    pub async fn staff_sign_in(&self, tenant: &Tenant, username: &str) -> String {
+    /// A fresh one-time sign-in path (`/staff/sign-in/<token>`) for `username` of `tenant`.
+    pub async fn staff_sign_in_path(&self, tenant: &Tenant, username: &str) -> String {
         let mut tx = self
             .db
             .platform
@@ -325,18 +324,22 @@ impl TestApp {
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let domain = self.db.platform.tenant_domains(tenant.id).await.unwrap()[0].to_string();
-        let res = self
-            .send(
-                "POST",
-                &domain,
-                url.trim_start_matches("http://x.test"),
-                None,
-                &[],
-            )
-            .await;
+        url.trim_start_matches("http://x.test").to_owned()
+    }
+
+    /// Uses a sign-in path on `host`; returns the session cookie.
+    pub async fn staff_sign_in_with(&self, host: &str, path: &str) -> String {
+        let res = self.send("POST", host, path, None, &[]).await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
         res.cookie.unwrap()
+    }
+
+    /// Signs `username` of `tenant` in to the staff portal on its default host; returns the
+    /// session cookie.
+    pub async fn staff_sign_in(&self, tenant: &Tenant, username: &str) -> String {
+        let path = self.staff_sign_in_path(tenant, username).await;
+        let domain = self.db.platform.tenant_domains(tenant.id).await.unwrap()[0].to_string();
+        self.staff_sign_in_with(&domain, &path).await
     }
 
     /// `GET` with a session cookie.
