@@ -8,6 +8,7 @@
 //! Must not depend on the web, GraphQL or tenant-admin crates.
 
 pub mod fake_sms;
+pub mod send_sms;
 pub mod sms;
 pub mod sms_test;
 pub mod welcome_staff;
@@ -15,7 +16,7 @@ pub mod welcome_staff;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use desk_core::PublicUrls;
-use desk_core::jobs::{JobPayload, SmsTestSend, WelcomeStaff};
+use desk_core::jobs::{JobPayload, SendSms, SmsTestSend, WelcomeStaff};
 use desk_db::PlatformDb;
 use std::time::Duration;
 
@@ -83,6 +84,18 @@ pub async fn run_workers(
                     .backend(backend)
                     .data(ctx.clone())
                     .build(sms_test::handle)
+            }
+        })
+        .register({
+            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
+            move |_| {
+                let backend = PostgresStorage::<SendSms>::new(&pool)
+                    .with_config(Config::default().queue(SendSms::QUEUE))
+                    .with_pubsub();
+                WorkerBuilder::new(format!("{}-{instance}", SendSms::QUEUE))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .build(send_sms::handle)
             }
         })
         .shutdown_timeout(Duration::from_secs(10))

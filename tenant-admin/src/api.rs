@@ -39,6 +39,7 @@ fn gql_error(e: DomainError) -> async_graphql::Error {
         DomainError::NotFound => ("NOT_FOUND", "not found".to_owned()),
         DomainError::Forbidden => ("FORBIDDEN", "forbidden".to_owned()),
         DomainError::Conflict(m) => ("CONFLICT", m.clone()),
+        DomainError::RateLimited { .. } => ("RATE_LIMITED", "too many requests".to_owned()),
         DomainError::Validation(f) => ("BAD_USER_INPUT", f.to_string()),
         DomainError::Internal(err) => {
             tracing::error!(error = %err, "platform API request failed");
@@ -370,7 +371,7 @@ async fn execute(
     if let Some(token) = auth::session_token(&headers)
         && let Ok(Some((user, _))) = state.portal.db.session_user(&token).await
     {
-        let source = crate::portal::client_address(
+        let source = desk_web::limits::client_address(
             state.portal.trust_forwarded_for,
             peer.as_ref(),
             &headers,

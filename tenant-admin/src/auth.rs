@@ -10,9 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use desk_core::DomainError;
 use desk_db::users::PlatformUser;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Name of the session cookie on the platform host.
 pub const COOKIE: &str = "desk_platform_session";
@@ -108,57 +106,6 @@ impl FromRequestParts<PlatformPortal> for SignedIn {
     }
 }
 
-/// Counts failed sign-ins per key (a username, a client address): more than `max` in `WINDOW`
-/// locks the key out until the window passes.
-#[derive(Debug)]
-pub struct LoginLimiter {
-    max: u32,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-impl LoginLimiter {
-    /// A limiter allowing `max` failures per key and window.
-    pub fn new(max: u32) -> Self {
-        Self {
-            max,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Whether `key` may try now.
-    pub fn may_try(&self, key: &str) -> bool {
-        let Ok(map) = self.failures.lock() else {
-            return false;
-        };
-        map.get(key)
-            .is_none_or(|(n, since)| *n < self.max || since.elapsed() > WINDOW)
-    }
-
-    /// Records the outcome of an attempt.
-    pub fn record(&self, username: &str, ok: bool) {
-        let Ok(mut map) = self.failures.lock() else {
-            return;
-        };
-        if ok {
-            map.remove(username);
-            return;
-        }
-        if map.len() > 100_000 {
-            // Bound memory by dropping expired entries, never live lockouts.
-            map.retain(|_, (_, since)| since.elapsed() <= WINDOW);
-        }
-        let entry = map
-            .entry(username.to_owned())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() > WINDOW {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,16 +118,5 @@ mod tests {
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("x", "not a hash"));
         assert_ne!(h, hash_password("درست-است-1234").unwrap(), "salted");
-    }
-
-    #[test]
-    fn failures_lock_out() {
-        let l = LoginLimiter::new(5);
-        for _ in 0..5 {
-            assert!(l.may_try("op"));
-            l.record("op", false);
-        }
-        assert!(!l.may_try("op"));
-        assert!(l.may_try("other"));
     }
 }

@@ -1,14 +1,14 @@
 //! The platform portal on `admin.<base-domain>`: sign-in, municipalities (list, search,
 //! filters, onboarding, lifecycle, domains), provinces and operators. Persian, right-to-left.
 
-use crate::auth::{self, LoginLimiter, SignedIn};
+use crate::auth::{self, SignedIn};
 use crate::lifecycle::{self, Actor, DomainChange, Lifecycle};
 use crate::{FirstAdmin, Onboarding};
 use axum::Router;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use desk_authz::{Action, Authorizer, Domain, Resource};
@@ -16,6 +16,7 @@ use desk_core::text::{persian_digits, suggest_slug};
 use desk_core::{DomainError, FieldErrors, Hostname, MobileNumber, TenantSlug, TenantStatus};
 use desk_db::tenants::TenantFilter;
 use desk_db::{NewTenant, PlatformDb, Tenant};
+use desk_web::limits::{AttemptLimiter, client_address};
 use minijinja::value::Serde;
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
@@ -95,8 +96,8 @@ pub struct PlatformPortal {
     /// Believe `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
     pub(crate) views: Arc<Views>,
-    per_user: Arc<LoginLimiter>,
-    per_address: Arc<LoginLimiter>,
+    per_user: Arc<AttemptLimiter>,
+    per_address: Arc<AttemptLimiter>,
     /// Password hashing is CPU- and memory-heavy: at most two at once, off the async workers.
     hashing: Arc<tokio::sync::Semaphore>,
 }
@@ -117,8 +118,8 @@ impl PlatformPortal {
             secure_cookies,
             views: Arc::new(Views::new()?),
             trust_forwarded_for,
-            per_user: Arc::new(LoginLimiter::new(5)),
-            per_address: Arc::new(LoginLimiter::new(30)),
+            per_user: Arc::new(AttemptLimiter::new(5, SIGN_IN_WINDOW)),
+            per_address: Arc::new(AttemptLimiter::new(30, SIGN_IN_WINDOW)),
             hashing: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
@@ -146,6 +147,9 @@ pub fn error_response(views: &Views, err: &DomainError) -> Response {
     let (status, message) = match err {
         DomainError::NotFound => (StatusCode::NOT_FOUND, "پیدا نشد.".to_owned()),
         DomainError::Forbidden => (StatusCode::FORBIDDEN, "اجازه این کار را ندارید.".to_owned()),
+        DomainError::RateLimited { message, .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, message.clone())
+        }
         DomainError::Conflict(_) => (
             StatusCode::CONFLICT,
             "این تغییر با وضعیت کنونی سازگار نیست.".to_owned(),
@@ -184,6 +188,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
+/// How long failed sign-ins count against a user or an address.
+const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// The client address of a portal request (see [`client_address`]).
 pub(crate) struct Source(pub(crate) String);
 
@@ -201,31 +208,6 @@ impl axum::extract::FromRequestParts<PlatformPortal> for Source {
             &parts.headers,
         )))
     }
-}
-
-/// Where a request comes from, for the audit log and the sign-in limiter: the peer address, or,
-/// behind a trusted proxy (`http.trust_forwarded_for`), the first valid address it forwarded.
-pub(crate) fn client_address(
-    trust_forwarded_for: bool,
-    peer: Option<&ConnectInfo<SocketAddr>>,
-    headers: &HeaderMap,
-) -> String {
-    let forwarded = || {
-        headers
-            .get("x-forwarded-for")?
-            .to_str()
-            .ok()?
-            .split(',')
-            .next()?
-            .trim()
-            .parse::<std::net::IpAddr>()
-            .ok()
-    };
-    trust_forwarded_for
-        .then(forwarded)
-        .flatten()
-        .or_else(|| peer.map(|c| c.0.ip()))
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 fn actor(me: &SignedIn) -> Actor {

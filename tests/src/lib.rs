@@ -129,6 +129,8 @@ impl TestDb {
 pub struct TestApp {
     /// The database.
     pub db: TestDb,
+    /// Where this app stores uploads (a fresh directory per app).
+    pub uploads: std::path::PathBuf,
     router: axum::Router,
 }
 
@@ -160,12 +162,19 @@ impl TestApp {
     /// Builds the app (host cache disabled so status changes show at once).
     pub async fn new() -> Self {
         let db = TestDb::new().await;
-        let router = Self::router(&db).await;
-        Self { db, router }
+        let uploads =
+            std::env::temp_dir().join(format!("desk-test-uploads-{}", uuid::Uuid::new_v4()));
+        let router = Self::router(&db, &uploads).await;
+        Self {
+            db,
+            uploads,
+            router,
+        }
     }
 
-    async fn router(db: &TestDb) -> axum::Router {
+    async fn router(db: &TestDb, uploads: &std::path::Path) -> axum::Router {
         let mut config = desk::config::Config::default();
+        config.web.uploads_dir = uploads.to_owned();
         config.http.base_domain = "test".to_owned();
         config.http.site_cache_ttl_ms = 0;
         config.secrets.master_key = Some(TEST_MASTER_KEY.to_owned());
@@ -177,9 +186,10 @@ impl TestApp {
 
     /// Builds the router again (the app loads the policies when it is built).
     pub async fn rebuild(self) -> Self {
-        let router = Self::router(&self.db).await;
+        let router = Self::router(&self.db, &self.uploads).await;
         Self {
             db: self.db,
+            uploads: self.uploads,
             router,
         }
     }
@@ -220,6 +230,87 @@ impl TestApp {
             .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
             .unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
+        Self::read(res).await
+    }
+
+    /// A `multipart/form-data` `POST` with text fields and one file field.
+    pub async fn post_multipart(
+        &self,
+        cookie: &str,
+        host: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: (&str, &str, &[u8]),
+    ) -> TestResponse {
+        self.post_multipart_files(cookie, host, path, fields, &[file])
+            .await
+    }
+
+    /// A `multipart/form-data` `POST` with text fields and any number of file fields (each
+    /// claims `image/png`, which the server must not believe).
+    pub async fn post_multipart_files(
+        &self,
+        cookie: &str,
+        host: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> TestResponse {
+        const BOUNDARY: &str = "miz-test-boundary-7d1f";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+            );
+        }
+        for (name, filename, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/png\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.send_bytes(
+            "POST",
+            host,
+            path,
+            body,
+            &[("cookie", cookie), ("content-type", &content_type)],
+        )
+        .await
+    }
+
+    /// Sends a request with a raw body.
+    pub async fn send_bytes(
+        &self,
+        method: &str,
+        host: &str,
+        path: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self
+            .router
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        Self::read(res).await
+    }
+
+    async fn read(res: axum::response::Response) -> TestResponse {
         let status = res.status();
         let header = |name| {
             res.headers()
@@ -239,49 +330,64 @@ impl TestApp {
         }
     }
 
-    /// A `multipart/form-data` `POST` with text fields and one file field.
-    pub async fn post_multipart(
-        &self,
-        cookie: &str,
-        host: &str,
-        path: &str,
-        fields: &[(&str, &str)],
-        file: (&str, &str, &[u8]),
-    ) -> TestResponse {
-        const BOUNDARY: &str = "miz-test-boundary-7d1f";
-        let mut body = Vec::new();
-        for (name, value) in fields {
-            body.extend_from_slice(
-                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
-            );
-        }
-        let (name, filename, bytes) = file;
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: image/png\r\n\r\n"
+    /// Signs a citizen in on `host` by mobile number: asks for a code, reads it the way the
+    /// SMS sender does (opening the sealed code with the master key), and types it. Returns
+    /// the session cookie.
+    pub async fn citizen_sign_in(&self, tenant: &Tenant, host: &str, mobile: &str) -> String {
+        let res = self
+            .post_form(
+                None,
+                host,
+                "/sign-in",
+                &[("mobile", mobile), ("next", "/my-requests")],
             )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
-        let req = Request::builder()
-            .method("POST")
-            .uri(path)
-            .header("host", host)
-            .header("cookie", cookie)
-            .header("content-type", content_type)
-            .body(Body::from(body))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+        let code = self.last_sign_in_code(tenant, mobile).await;
+        let res = self
+            .post_form(
+                None,
+                host,
+                "/sign-in/code",
+                &[
+                    ("mobile", mobile),
+                    ("code", &code),
+                    ("next", "/my-requests"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+        res.cookie.unwrap()
+    }
+
+    /// The newest sign-in code sent to `mobile` in `tenant`, opened from the SMS outbox.
+    pub async fn last_sign_in_code(&self, tenant: &Tenant, mobile: &str) -> String {
+        let canonical = desk_core::MobileNumber::parse(mobile).unwrap();
+        let mut tx = self
+            .db
+            .platform
+            .tenant_db()
+            .begin(tenant.scope())
+            .await
             .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        TestResponse {
-            status,
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            location: None,
-            cookie: None,
-        }
+        let (nonce, ciphertext): (Vec<u8>, Vec<u8>) = sqlx::query_as(
+            "select secret_nonce, secret_ciphertext from notifications
+              where kind = 'sign_in_code' and recipient = $1 order by id desc limit 1",
+        )
+        .bind(canonical.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let key = desk_core::secret::MasterKey::from_hex(TEST_MASTER_KEY).unwrap();
+        let plain = key
+            .open(
+                tenant.id,
+                &format!("sign_in_code:{}", canonical.as_str()),
+                &desk_core::secret::Sealed { nonce, ciphertext },
+            )
+            .unwrap();
+        String::from_utf8(plain).unwrap()
     }
 
     /// `GET` returning the raw body and its content type.

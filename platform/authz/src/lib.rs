@@ -140,7 +140,8 @@ impl Role {
         })
     }
 
-    fn key(self) -> String {
+    /// The stored key of the role (`tenant_admin`, `province_operator:10`, ...).
+    pub fn key(self) -> String {
         match self {
             Self::PlatformAdmin => "platform_admin".to_owned(),
             Self::ProvinceOperator(p) => format!("province_operator:{p}"),
@@ -377,6 +378,16 @@ impl Authorizer {
                 let id = rule.first()?.strip_prefix(&prefix)?.parse().ok()?;
                 Some((id, Role::from_key(rule.get(1)?)?))
             })
+            .collect()
+    }
+
+    /// The role keys a staff member holds in their municipality (what workflows name).
+    pub async fn staff_role_keys(&self, tenant: TenantId, staff_id: i64) -> Vec<String> {
+        self.staff_roles(tenant)
+            .await
+            .into_iter()
+            .filter(|(id, _)| *id == staff_id)
+            .map(|(_, role)| role.key())
             .collect()
     }
 

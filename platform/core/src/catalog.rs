@@ -2,6 +2,8 @@
 //! fields of the national guideline, validated before it is stored.
 
 use crate::error::{FieldError, FieldErrors};
+use crate::form::FormSchema;
+use crate::workflow::Workflow;
 use serde::{Deserialize, Serialize};
 
 /// An inquiry to another agency (استعلام) that the service needs.
@@ -68,6 +70,16 @@ pub struct ServiceCard {
     /// Where the card's facts come from.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// The request form (a JSON Schema subset, see [`crate::form`]); the default form built
+    /// from the documents when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<serde_json::Value>,
+    /// The workflow; [`Workflow::default_municipal`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Workflow>,
+    /// The unit responsible for the service (printed on the receipt).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub unit_fa: String,
 }
 
 /// Persian labels of the categories of the national template.
@@ -132,8 +144,19 @@ impl ServiceCard {
                 "مدت انجام خدمت باید حداکثر ۳۶۵ روز کاری باشد (۰ یعنی فوری).",
             );
         }
-        if !errors.is_empty() {
-            return Err(FieldErrors(errors));
+        let mut errors = FieldErrors(errors);
+        if let Some(form) = &self.form
+            && let Err(e) = FormSchema::from_json_schema(form)
+        {
+            errors.0.extend(e.0);
+        }
+        if let Some(workflow) = &self.workflow
+            && let Err(e) = workflow.validate()
+        {
+            errors.0.extend(e.0);
+        }
+        if !errors.0.is_empty() {
+            return Err(errors);
         }
         let mut warnings = Vec::new();
         if let Some(id) = &self.national_service_id
@@ -142,6 +165,21 @@ impl ServiceCard {
             warnings.push(format!("شناسه ملی خدمت «{id}» یازده رقمی نیست."));
         }
         Ok(warnings)
+    }
+
+    /// The request form: the card's own, or the default one built from its documents.
+    pub fn form_schema(&self) -> FormSchema {
+        self.form
+            .as_ref()
+            .and_then(|f| FormSchema::from_json_schema(f).ok())
+            .unwrap_or_else(|| FormSchema::default_for(&self.documents))
+    }
+
+    /// The workflow: the card's own, or the default municipal one.
+    pub fn workflow(&self) -> Workflow {
+        self.workflow
+            .clone()
+            .unwrap_or_else(Workflow::default_municipal)
     }
 
     /// Everything a citizen may search for, folded by [`crate::text::normalize_for_search`].
@@ -180,6 +218,9 @@ mod tests {
             faq: vec![],
             national_service_id: Some("1012656000".into()),
             sources: vec![],
+            form: None,
+            workflow: None,
+            unit_fa: String::new(),
         }
     }
 

@@ -54,6 +54,14 @@ pub enum DomainError {
     /// The caller is known but not allowed to do this.
     #[error("forbidden")]
     Forbidden,
+    /// Too many attempts; try again after this many seconds. The message is Persian.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+        /// What to tell the person.
+        message: String,
+    },
     /// Anything else; its cause is logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -67,6 +75,7 @@ impl DomainError {
             Self::Conflict(_) => "conflict",
             Self::Validation(_) => "invalid_input",
             Self::Forbidden => "forbidden",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Internal(_) => "internal",
         }
     }

@@ -50,3 +50,22 @@ impl JobPayload for SmsTestSend {
         format!("{}:{}", self.tenant_id, self.test_id)
     }
 }
+
+/// Send one queued SMS of the municipality's outbox (`notifications` row) through its provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendSms {
+    /// Tenant of the outbox.
+    pub tenant_id: TenantId,
+    /// The `notifications` row to send.
+    pub notification_id: i64,
+}
+
+impl JobPayload for SendSms {
+    const QUEUE: &'static str = "send_sms";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.tenant_id, self.notification_id)
+    }
+}

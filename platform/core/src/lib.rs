@@ -5,18 +5,23 @@
 //! without depending on the jobs crate). Must not touch the database, the network or the clock
 //! beyond what a caller passes in.
 
+pub mod calendar;
 pub mod catalog;
 pub mod content_type;
 pub mod error;
+pub mod form;
 pub mod host;
 pub mod jalali;
 pub mod jobs;
 pub mod mobile;
+pub mod national_code;
 pub mod secret;
 pub mod session;
 pub mod template;
 pub mod tenant;
 pub mod text;
+pub mod tracking;
+pub mod workflow;
 
 pub use error::{DomainError, FieldError, FieldErrors};
 pub use host::{Hostname, PublicUrls};

@@ -9,6 +9,8 @@ use sqlx::Row;
 /// A published service as citizens see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedService {
+    /// Row id of this version (what a request records).
+    pub id: i64,
     /// The card.
     pub card: ServiceCard,
     /// Its version.
@@ -40,6 +42,7 @@ fn published_from_row(r: &sqlx::postgres::PgRow) -> Result<PublishedService, Dom
     Ok(PublishedService {
         card: serde_json::from_value(card).map_err(|e| DomainError::Internal(e.into()))?,
         version: r.try_get("version").map_err(internal)?,
+        id: r.try_get("id").map_err(internal)?,
     })
 }
 
@@ -63,7 +66,7 @@ pub async fn published_services(
         })
         .collect();
     let rows = sqlx::query(
-        "select card, version from services
+        "select id, card, version from services
          where status = 'published' and not hidden
            and ($1::text is null or category = $1)
            and search_text like all ($2::text[])
@@ -83,7 +86,7 @@ pub async fn published_service(
     code: &str,
 ) -> Result<Option<PublishedService>, DomainError> {
     let row = sqlx::query(
-        "select card, version from services where code = $1 and status = 'published' and not hidden",
+        "select id, card, version from services where code = $1 and status = 'published' and not hidden",
     )
     .bind(code)
     .fetch_optional(&mut **tx)
@@ -243,4 +246,16 @@ pub async fn set_hidden(tx: &mut TenantTx, code: &str, hidden: bool) -> Result<(
         return Err(DomainError::NotFound);
     }
     Ok(())
+}
+
+/// One card version by row id (the version a request was filed under), whatever its status.
+pub async fn card_by_id(tx: &mut TenantTx, id: i64) -> Result<Option<ServiceCard>, DomainError> {
+    let card: Option<serde_json::Value> =
+        sqlx::query_scalar("select card from services where id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(internal)?;
+    card.map(|c| serde_json::from_value(c).map_err(|e| DomainError::Internal(e.into())))
+        .transpose()
 }

@@ -13,7 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 const LEDGER: &str = "_desk_migrations";
 /// Tables that never leave a municipality: its migration ledger (rebuilt by the importer) and
 /// live sign-in secrets (sessions and one-time links must not work on a copy).
-const NOT_EXPORTED: &[&str] = &[LEDGER, "staff_sessions", "staff_sign_in_tokens"];
+const NOT_EXPORTED: &[&str] = &[
+    LEDGER,
+    "staff_sessions",
+    "staff_sign_in_tokens",
+    "citizen_sessions",
+    "citizen_sign_in_codes",
+];
 
 fn safe_ident(name: &str) -> Result<&str, DomainError> {
     let ok = !name.is_empty()

@@ -8,12 +8,15 @@
 //! through `PlatformDb::pool_for_infrastructure`, which their APIs require.
 
 pub mod catalog;
+pub mod citizens;
 pub mod embedded;
 pub mod export;
 pub mod jobs;
 pub mod migrate;
+pub mod notifications;
 mod platform;
 pub mod policy;
+pub mod requests;
 pub mod scratch;
 pub mod settings;
 pub mod staff;

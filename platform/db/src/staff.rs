@@ -231,3 +231,24 @@ pub async fn delete_staff_session(tx: &mut TenantTx, token: &str) -> Result<(), 
     .map(|_| ())
     .map_err(internal)
 }
+
+/// Every staff member, by name.
+pub async fn list_staff(tx: &mut TenantTx) -> Result<Vec<Staff>, DomainError> {
+    let rows = sqlx::query(
+        "select id, username, display_name, mobile, is_admin from staff order by display_name",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Staff {
+                id: r.try_get("id").map_err(internal)?,
+                username: r.try_get("username").map_err(internal)?,
+                display_name: r.try_get("display_name").map_err(internal)?,
+                mobile: r.try_get("mobile").map_err(internal)?,
+                is_admin: r.try_get("is_admin").map_err(internal)?,
+            })
+        })
+        .collect()
+}

@@ -150,6 +150,8 @@ pub struct WebConfig {
     pub themes_dir: PathBuf,
     /// Re-read templates when they change (development).
     pub auto_reload: bool,
+    /// Where uploaded documents are stored (local object store; one folder per municipality).
+    pub uploads_dir: PathBuf,
 }
 
 impl Default for WebConfig {
@@ -157,6 +159,7 @@ impl Default for WebConfig {
         Self {
             themes_dir: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../themes")),
             auto_reload: cfg!(debug_assertions),
+            uploads_dir: PathBuf::from(".desk/uploads"),
         }
     }
 }

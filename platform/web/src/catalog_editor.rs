@@ -243,6 +243,9 @@ async fn add_card(
             faq: Vec::new(),
             national_service_id: None,
             sources: Vec::new(),
+            form: None,
+            workflow: None,
+            unit_fa: String::new(),
         };
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         if catalog::editable_card(&mut tx, &card.code).await?.is_some() {

@@ -7,11 +7,16 @@
 //! Must not depend on the GraphQL, jobs or tenant-admin crates: the binary hands their routers in.
 
 mod catalog_editor;
+mod citizen;
 mod dispatch;
+mod inbox;
+pub mod limits;
 mod metrics;
 mod pages;
+mod requests;
 mod resolve;
 mod staff;
+pub mod store;
 mod themes;
 
 pub use dispatch::app;
@@ -39,6 +44,12 @@ pub struct WebState {
     pub secrets: Option<desk_core::secret::MasterKey>,
     /// Mark cookies `Secure` (behind HTTPS).
     pub secure_cookies: bool,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Uploaded documents.
+    pub files: store::FileStore,
+    /// Per-address limits of the public sites.
+    pub limits: Arc<limits::SiteLimits>,
 }
 
 /// Routes of a municipality's own site (citizen portal). Expects the tenant in the extensions.
@@ -46,5 +57,8 @@ pub fn tenant_router(state: WebState) -> axum::Router {
     pages::tenant_routes()
         .merge(staff::staff_routes())
         .merge(catalog_editor::editor_routes())
+        .merge(citizen::citizen_routes())
+        .merge(requests::request_routes())
+        .merge(inbox::inbox_routes())
         .with_state(state)
 }

@@ -63,7 +63,7 @@ fn cookie(token: &str, secure: bool) -> HeaderValue {
 /// A signed-in staff member of the municipality whose host received the request.
 pub(crate) struct StaffSession {
     pub(crate) tenant: Arc<Tenant>,
-    staff: Staff,
+    pub(crate) staff: Staff,
     csrf: String,
     token: String,
 }
@@ -111,7 +111,7 @@ impl FromRequestParts<WebState> for StaffSession {
 }
 
 impl StaffSession {
-    fn subject(&self) -> Subject {
+    pub(crate) fn subject(&self) -> Subject {
         Subject::Staff {
             tenant: self.tenant.id,
             id: self.staff.id,
@@ -184,6 +184,11 @@ pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Res
             StatusCode::FORBIDDEN,
             "اجازه ندارید",
             "اجازه این کار را ندارید.".to_owned(),
+        ),
+        DomainError::RateLimited { message, .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "کمی صبر کنید",
+            message.clone(),
         ),
         DomainError::Conflict(_) => (
             StatusCode::CONFLICT,

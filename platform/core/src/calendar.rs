@@ -1,0 +1,255 @@
+//! The working calendar of a municipality: which days count towards a promised answer date.
+//!
+//! Weekly days off are configurable (Friday everywhere; many municipalities also close on
+//! Thursday), and official holidays are passed in as Gregorian dates by the caller.
+
+use crate::error::{FieldError, FieldErrors};
+use chrono::{Datelike, NaiveDate, Weekday};
+use std::collections::BTreeSet;
+
+/// How far [`WorkingCalendar::promised_date`] looks ahead before giving up (about ten years).
+const SEARCH_LIMIT_DAYS: u32 = 3660;
+
+/// Weekly days off and holidays of one municipality.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingCalendar {
+    weekly_off: Vec<Weekday>,
+    holidays: BTreeSet<NaiveDate>,
+}
+
+impl WorkingCalendar {
+    /// A calendar with the given weekly days off and holidays.
+    pub fn new(weekly_off: Vec<Weekday>, holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
+        Self {
+            weekly_off,
+            holidays: holidays.into_iter().collect(),
+        }
+    }
+
+    /// Whether offices are open on `d`.
+    pub fn is_working_day(&self, d: NaiveDate) -> bool {
+        !self.weekly_off.contains(&d.weekday()) && !self.holidays.contains(&d)
+    }
+
+    /// The day by which an answer is promised for a request submitted on `submitted_on`.
+    ///
+    /// That is the `working_days`-th working day strictly after `submitted_on`. With zero days,
+    /// the answer is due the same day if it is a working day, else on the next working day. If
+    /// the calendar has no working day in sight (every weekday off), the search stops after
+    /// about ten years and returns the last day reached.
+    pub fn promised_date(&self, submitted_on: NaiveDate, working_days: u32) -> NaiveDate {
+        if working_days == 0 && self.is_working_day(submitted_on) {
+            return submitted_on;
+        }
+        let wanted = working_days.max(1);
+        let mut day = submitted_on;
+        let mut counted = 0;
+        for _ in 0..SEARCH_LIMIT_DAYS {
+            let Some(next) = day.succ_opt() else {
+                break;
+            };
+            day = next;
+            if self.is_working_day(day) {
+                counted += 1;
+                if counted == wanted {
+                    break;
+                }
+            }
+        }
+        day
+    }
+}
+
+impl Default for WorkingCalendar {
+    /// Friday off, no holidays.
+    fn default() -> Self {
+        Self::new(vec![Weekday::Fri], [])
+    }
+}
+
+/// Parses weekday names such as `fri`, `Thursday` (English, case-insensitive, three-letter or
+/// full) for the `weekly_off` setting; empty entries are skipped and duplicates dropped.
+pub fn parse_weekdays(raw: &[String]) -> Result<Vec<Weekday>, FieldErrors> {
+    let mut days = Vec::new();
+    let mut errors = Vec::new();
+    for entry in raw {
+        let name = entry.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        let day = match name.as_str() {
+            "sat" | "saturday" => Weekday::Sat,
+            "sun" | "sunday" => Weekday::Sun,
+            "mon" | "monday" => Weekday::Mon,
+            "tue" | "tuesday" => Weekday::Tue,
+            "wed" | "wednesday" => Weekday::Wed,
+            "thu" | "thursday" => Weekday::Thu,
+            "fri" | "friday" => Weekday::Fri,
+            _ => {
+                errors.push(FieldError {
+                    field: "weekly_off".to_owned(),
+                    code: "weekday_invalid",
+                    message: format!("روز هفتهٔ «{}» شناخته نشد.", entry.trim()),
+                });
+                continue;
+            }
+        };
+        if !days.contains(&day) {
+            days.push(day);
+        }
+    }
+    if errors.is_empty() {
+        Ok(days)
+    } else {
+        Err(FieldErrors(errors))
+    }
+}
+
+/// The Persian name of a weekday (شنبه ... جمعه).
+pub fn weekday_fa(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Sat => "شنبه",
+        Weekday::Sun => "یکشنبه",
+        Weekday::Mon => "دوشنبه",
+        Weekday::Tue => "سه‌شنبه",
+        Weekday::Wed => "چهارشنبه",
+        Weekday::Thu => "پنجشنبه",
+        Weekday::Fri => "جمعه",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jalali::JalaliDate;
+
+    fn j(raw: &str) -> NaiveDate {
+        JalaliDate::parse(raw).unwrap().to_gregorian().unwrap()
+    }
+
+    fn jalali(d: NaiveDate) -> String {
+        JalaliDate::from_gregorian(d).to_string()
+    }
+
+    /// Esfand 1403 and Farvardin 1404 holidays: oil nationalization day, Nowruz, Islamic
+    /// Republic day and Sizdah Bedar.
+    fn nowruz_1404(weekly_off: Vec<Weekday>) -> WorkingCalendar {
+        let holidays = [
+            "1403/12/29",
+            "1404/01/01",
+            "1404/01/02",
+            "1404/01/03",
+            "1404/01/04",
+            "1404/01/12",
+            "1404/01/13",
+        ]
+        .map(j);
+        WorkingCalendar::new(weekly_off, holidays)
+    }
+
+    #[test]
+    fn the_calendar_is_where_we_think_it_is() {
+        assert_eq!(
+            j("1403/12/29"),
+            NaiveDate::from_ymd_opt(2025, 3, 19).unwrap()
+        );
+        assert_eq!(
+            j("1403/12/30"),
+            NaiveDate::from_ymd_opt(2025, 3, 20).unwrap()
+        );
+        assert_eq!(
+            j("1404/01/01"),
+            NaiveDate::from_ymd_opt(2025, 3, 21).unwrap()
+        );
+        assert_eq!(j("1404/01/01").weekday(), Weekday::Fri);
+        assert_eq!(j("1403/12/27").weekday(), Weekday::Mon);
+    }
+
+    #[test]
+    fn nowruz_across_a_leap_esfand_with_friday_off() {
+        let cal = nowruz_1404(vec![Weekday::Fri]);
+        // Submitted Monday 1403/12/27. Counting working days strictly after it:
+        //   12/28 Tue  -> 1
+        //   12/29 Wed  holiday (oil nationalization)
+        //   12/30 Thu  -> 2 (exists because 1403 is leap; Thursday is open here)
+        //   01/01 Fri .. 01/04 Mon  Nowruz holidays (01/01 is also a Friday)
+        //   01/05 Tue  -> 3
+        //   01/06 Wed  -> 4
+        //   01/07 Thu  -> 5
+        assert_eq!(jalali(cal.promised_date(j("1403/12/27"), 5)), "1404/01/07");
+        // Ten days also crosses Sizdah Bedar:
+        //   01/08 Fri off, 01/09 Sat -> 6, 01/10 Sun -> 7, 01/11 Mon -> 8,
+        //   01/12 Tue and 01/13 Wed holidays, 01/14 Thu -> 9, 01/15 Fri off, 01/16 Sat -> 10
+        assert_eq!(jalali(cal.promised_date(j("1403/12/27"), 10)), "1404/01/16");
+    }
+
+    #[test]
+    fn nowruz_with_thursday_and_friday_off() {
+        let cal = nowruz_1404(vec![Weekday::Thu, Weekday::Fri]);
+        //   12/28 Tue -> 1, 12/29 Wed holiday, 12/30 Thu off, 01/01..01/04 holidays,
+        //   01/05 Tue -> 2, 01/06 Wed -> 3, 01/07 Thu and 01/08 Fri off,
+        //   01/09 Sat -> 4, 01/10 Sun -> 5
+        assert_eq!(jalali(cal.promised_date(j("1403/12/27"), 5)), "1404/01/10");
+    }
+
+    #[test]
+    fn zero_days_on_a_holiday_moves_to_the_next_working_day() {
+        let cal = nowruz_1404(vec![Weekday::Fri]);
+        assert_eq!(jalali(cal.promised_date(j("1404/01/01"), 0)), "1404/01/05");
+        assert_eq!(jalali(cal.promised_date(j("1403/12/29"), 0)), "1403/12/30");
+        // On a working day, zero days means today.
+        assert_eq!(jalali(cal.promised_date(j("1403/12/28"), 0)), "1403/12/28");
+        // Submitted on a holiday with one day: the first working day after it.
+        assert_eq!(jalali(cal.promised_date(j("1404/01/01"), 1)), "1404/01/05");
+    }
+
+    #[test]
+    fn default_is_friday_off() {
+        let cal = WorkingCalendar::default();
+        assert!(!cal.is_working_day(j("1404/01/08")));
+        assert!(cal.is_working_day(j("1404/01/07")));
+        assert!(cal.is_working_day(j("1404/01/01") + chrono::Days::new(1)));
+    }
+
+    #[test]
+    fn a_calendar_without_working_days_terminates() {
+        let all = vec![
+            Weekday::Sat,
+            Weekday::Sun,
+            Weekday::Mon,
+            Weekday::Tue,
+            Weekday::Wed,
+            Weekday::Thu,
+            Weekday::Fri,
+        ];
+        let cal = WorkingCalendar::new(all, []);
+        let start = j("1404/01/01");
+        let end = cal.promised_date(start, 3);
+        assert_eq!(end, start + chrono::Days::new(u64::from(SEARCH_LIMIT_DAYS)));
+        assert_eq!(cal.promised_date(start, 0), end);
+    }
+
+    #[test]
+    fn weekday_names() {
+        let raw: Vec<String> = ["fri", " Thursday ", "FRI", "", "sat"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            parse_weekdays(&raw).unwrap(),
+            vec![Weekday::Fri, Weekday::Thu, Weekday::Sat]
+        );
+        let bad: Vec<String> = vec!["friday".into(), "jomeh".into(), "xyz".into()];
+        let err = parse_weekdays(&bad).unwrap_err();
+        assert_eq!(err.0.len(), 2);
+        assert!(
+            err.0
+                .iter()
+                .all(|e| e.field == "weekly_off" && e.code == "weekday_invalid")
+        );
+        assert!(err.0[0].message.contains("jomeh"));
+        assert_eq!(weekday_fa(Weekday::Tue), "سه‌شنبه");
+        assert_eq!(weekday_fa(Weekday::Fri), "جمعه");
+        assert_eq!(weekday_fa(Weekday::Sat), "شنبه");
+    }
+}

@@ -1,0 +1,175 @@
+//! Tenant repository: the SMS outbox (`notifications`). A row is written in the same
+//! transaction as the change it reports, together with the `send_sms` job that delivers it.
+
+use crate::internal;
+use crate::tenant_tx::TenantTx;
+use desk_core::DomainError;
+use desk_core::jobs::SendSms;
+use desk_core::secret::Sealed;
+use sqlx::Row;
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A one-time sign-in code (the code itself is sealed; the body holds `{code}`).
+    SignInCode,
+    /// A step of a request.
+    RequestEvent {
+        /// The request.
+        request_id: i64,
+        /// The event on its timeline.
+        event_id: i64,
+    },
+}
+
+/// Records an SMS to `recipient` and enqueues its delivery. `secret`, when given, is sealed
+/// text that replaces `{code}` in the body at send time.
+pub async fn queue_sms(
+    tx: &mut TenantTx,
+    kind: Kind,
+    recipient: &str,
+    body: &str,
+    secret: Option<&Sealed>,
+) -> Result<i64, DomainError> {
+    let (kind_key, request_id, event_id) = match kind {
+        Kind::SignInCode => ("sign_in_code", None, None),
+        Kind::RequestEvent {
+            request_id,
+            event_id,
+        } => ("request_event", Some(request_id), Some(event_id)),
+    };
+    let id: i64 = sqlx::query_scalar(
+        "insert into notifications (kind, recipient, body, request_id, event_id, secret_nonce, secret_ciphertext)
+         values ($1, $2, $3, $4, $5, $6, $7) returning id",
+    )
+    .bind(kind_key)
+    .bind(recipient)
+    .bind(body)
+    .bind(request_id)
+    .bind(event_id)
+    .bind(secret.map(|s| &s.nonce))
+    .bind(secret.map(|s| &s.ciphertext))
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let tenant_id = tx.tenant_id();
+    crate::jobs::enqueue(
+        tx,
+        &SendSms {
+            tenant_id,
+            notification_id: id,
+        },
+    )
+    .await?;
+    Ok(id)
+}
+
+/// A queued SMS as the sender needs it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Row id.
+    pub id: i64,
+    /// `sign_in_code`, `request_event`, `staff_welcome`.
+    pub kind: String,
+    /// Canonical mobile number.
+    pub recipient: Option<String>,
+    /// Text, possibly with a `{code}` or `{link}` placeholder.
+    pub body: String,
+    /// The sealed secret for the placeholder.
+    pub secret: Option<Sealed>,
+    /// `queued`, `sent` or `failed`.
+    pub status: String,
+}
+
+/// One notification by id.
+pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, DomainError> {
+    let row = sqlx::query(
+        "select id, kind, recipient, body, secret_nonce, secret_ciphertext, status
+           from notifications where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)?;
+    row.map(|r| {
+        let nonce: Option<Vec<u8>> = r.try_get("secret_nonce").map_err(internal)?;
+        let ciphertext: Option<Vec<u8>> = r.try_get("secret_ciphertext").map_err(internal)?;
+        Ok(Outgoing {
+            id: r.try_get("id").map_err(internal)?,
+            kind: r.try_get("kind").map_err(internal)?,
+            recipient: r.try_get("recipient").map_err(internal)?,
+            body: r.try_get("body").map_err(internal)?,
+            secret: nonce
+                .zip(ciphertext)
+                .map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }),
+            status: r.try_get("status").map_err(internal)?,
+        })
+    })
+    .transpose()
+}
+
+/// Records the provider's answer. A sent message forgets its secret (the code has left).
+pub async fn finish(
+    tx: &mut TenantTx,
+    id: i64,
+    outcome: Result<&str, &str>,
+) -> Result<(), DomainError> {
+    let (status, message_id, error) = match outcome {
+        Ok(message_id) => ("sent", Some(message_id), None),
+        Err(code) => ("failed", None, Some(code)),
+    };
+    sqlx::query(
+        "update notifications
+            set status = $2, provider_message_id = $3, error_code = $4, sent_at = now(),
+                secret_nonce = case when $2 = 'sent' then null else secret_nonce end,
+                secret_ciphertext = case when $2 = 'sent' then null else secret_ciphertext end
+          where id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(message_id)
+    .bind(error)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// The municipality's first enabled SMS account and its sealed credentials.
+pub async fn sending_account(
+    tx: &mut TenantTx,
+) -> Result<Option<(crate::settings::SmsAccount, Sealed)>, DomainError> {
+    let id: Option<i64> =
+        sqlx::query_scalar("select id from sms_accounts where enabled order by id limit 1")
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(internal)?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let account = crate::settings::sms_account(tx, id).await?;
+    let sealed = crate::settings::sealed_sms_credentials(tx, id).await?;
+    Ok(account.zip(sealed))
+}
+
+/// Status of the SMS of each event of a request, by event id.
+pub async fn request_sms_status(
+    tx: &mut TenantTx,
+    request_id: i64,
+) -> Result<Vec<(i64, String)>, DomainError> {
+    let rows = sqlx::query(
+        "select event_id, status from notifications where request_id = $1 and event_id is not null",
+    )
+    .bind(request_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("event_id").map_err(internal)?,
+                r.try_get("status").map_err(internal)?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,370 @@
+//! The staff inbox (کارتابل) on a municipality's host: open requests, overdue and due soon
+//! first, by scope (mine, my unit, unassigned, all) and state; the full request with its
+//! documents and timeline; workflow actions, claim and assign. casbin decides who may read or
+//! act on requests in this municipality; the service's workflow decides which action each of
+//! the staff member's roles allows from the current state.
+
+use crate::WebState;
+use crate::pages::{TenantView, render};
+use crate::requests::{Detail, detail_view, jalali_fa, load_detail, local_today, summary_view};
+use crate::staff::{StaffSession, failure};
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use desk_authz::{Action, Resource};
+use desk_core::tracking::TrackingCode;
+use desk_core::{DomainError, FieldErrors};
+use desk_db::requests::{self, Actor, Change, EventInput, Scope};
+use serde::Deserialize;
+use serde_json::json;
+
+pub(crate) fn inbox_routes() -> Router<WebState> {
+    Router::new()
+        .route("/staff/inbox", get(show_inbox))
+        .route("/staff/requests/{tracking}", get(show_request))
+        .route("/staff/requests/{tracking}/act", post(act))
+        .route("/staff/requests/{tracking}/assign", post(assign))
+        .route("/staff/requests/{tracking}/files/{id}", get(download))
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct InboxQuery {
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    state: String,
+    /// Keyset cursor `yyyy-mm-dd:id` of the last row of the previous page.
+    #[serde(default)]
+    after: String,
+}
+
+const PAGE: i64 = 50;
+
+/// Parses a keyset cursor `yyyy-mm-dd:id`.
+pub(crate) fn parse_cursor(raw: &str) -> Option<(NaiveDate, i64)> {
+    let (day, id) = raw.split_once(':')?;
+    Some((day.parse().ok()?, id.parse().ok()?))
+}
+
+/// The terminal states of the default workflow (the inbox shows open requests).
+fn terminal_states() -> Vec<String> {
+    let workflow = desk_core::workflow::Workflow::default_municipal();
+    workflow
+        .states
+        .iter()
+        .filter(|s| s.terminal)
+        .map(|s| s.key.clone())
+        .collect()
+}
+
+async fn show_inbox(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Query(q): Query<InboxQuery>,
+) -> Response {
+    let listed = async {
+        me.require_on(&state, Resource::Request, Action::Read)
+            .await?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let unit = requests::staff_unit(&mut tx, me.staff.id).await?;
+        let scope = match q.scope.as_str() {
+            "mine" => Scope::Mine(me.staff.id),
+            "unit" => unit.map_or(Scope::All, Scope::Unit),
+            "unassigned" => Scope::Unassigned,
+            _ => Scope::All,
+        };
+        let state_filter = (!q.state.is_empty()).then_some(q.state.as_str());
+        let rows = requests::inbox(
+            &mut tx,
+            scope,
+            state_filter,
+            &terminal_states(),
+            parse_cursor(&q.after),
+            PAGE + 1,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>((rows, unit.is_some()))
+    }
+    .await;
+    match listed {
+        Ok((mut rows, has_unit)) => {
+            let more = rows.len() > usize::try_from(PAGE).unwrap_or(50);
+            rows.truncate(usize::try_from(PAGE).unwrap_or(50));
+            let next = more
+                .then(|| rows.last().map(|r| format!("{}:{}", r.promised_on, r.id)))
+                .flatten();
+            let workflow = desk_core::workflow::Workflow::default_municipal();
+            let items: Vec<_> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = summary_view(r);
+                    v["state_label"] = json!(
+                        workflow
+                            .state(&r.state)
+                            .map_or(r.state.as_str(), |s| s.label_fa.as_str())
+                    );
+                    v["due_soon"] =
+                        json!(r.promised_on <= local_today() + chrono::Duration::days(2));
+                    v
+                })
+                .collect();
+            let states: Vec<_> = workflow
+                .states
+                .iter()
+                .map(|s| json!({ "key": s.key, "label": s.label_fa }))
+                .collect();
+            render(
+                &state,
+                StatusCode::OK,
+                "staff_inbox.html.j2",
+                json!({
+                    "tenant": TenantView::of(&me.tenant), "items": items, "next": next,
+                    "scope": q.scope, "state": q.state, "states": states, "has_unit": has_unit,
+                    "today": jalali_fa(local_today()),
+                }),
+            )
+        }
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+/// A request of this municipality by tracking code (staff may read it).
+async fn staff_request(
+    state: &WebState,
+    me: &StaffSession,
+    tracking: &str,
+    action: Action,
+) -> Result<Detail, DomainError> {
+    me.require_on(state, Resource::Request, action).await?;
+    let code = TrackingCode::parse(tracking).map_err(|_| DomainError::NotFound)?;
+    let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+    let found = requests::request_by_code(&mut tx, code.as_str())
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    let detail = load_detail(&mut tx, found).await?;
+    tx.commit().await?;
+    Ok(detail)
+}
+
+async fn show_request(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(tracking): Path<String>,
+) -> Response {
+    let loaded = async {
+        let detail = staff_request(&state, &me, &tracking, Action::Read).await?;
+        let may_act = state
+            .authz
+            .allowed(
+                &me.subject(),
+                desk_authz::Domain::Tenant(me.tenant.id),
+                Resource::Request,
+                Action::Update,
+            )
+            .await?;
+        let roles = state
+            .authz
+            .staff_role_keys(me.tenant.id, me.staff.id)
+            .await;
+        let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let actions: Vec<_> = if may_act {
+            detail
+                .workflow
+                .available(&detail.request.state, &role_refs)
+                .into_iter()
+                .map(|t| json!({ "action": t.action, "label": t.label_fa, "needs_note": t.needs_note }))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let units = requests::units(&mut tx).await?;
+        let staff = desk_db::staff::list_staff(&mut tx).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>((detail, may_act, actions, units, staff))
+    }
+    .await;
+    match loaded {
+        Ok((detail, may_act, actions, units, staff)) => render(
+            &state,
+            StatusCode::OK,
+            "staff_request.html.j2",
+            json!({
+                "tenant": TenantView::of(&me.tenant),
+                "r": detail_view(&detail, true),
+                "actions": actions,
+                "may_act": may_act,
+                "units": units.iter().map(|u| json!({"id": u.id, "name": u.name})).collect::<Vec<_>>(),
+                "staff": staff.iter().map(|s| json!({"id": s.id, "name": s.display_name})).collect::<Vec<_>>(),
+                "me": { "id": me.staff.id },
+                "csrf": me.csrf(),
+            }),
+        ),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ActForm {
+    #[serde(default)]
+    csrf: String,
+    action: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    unit_id: String,
+}
+
+/// The SMS a transition sends the citizen.
+fn step_sms(tenant_name: &str, tracking: &str, state_label: &str, note: Option<&str>) -> String {
+    let mut body = format!("میز خدمت {tenant_name}: درخواست {tracking} اکنون «{state_label}» است.");
+    if let Some(note) = note {
+        let short: String = note.chars().take(120).collect();
+        body.push_str(&format!(" توضیح: {short}"));
+    }
+    body
+}
+
+async fn act(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(tracking): Path<String>,
+    Form(form): Form<ActForm>,
+) -> Response {
+    let done = async {
+        me.csrf_ok(&form.csrf)?;
+        let detail = staff_request(&state, &me, &tracking, Action::Update).await?;
+        let roles = state.authz.staff_role_keys(me.tenant.id, me.staff.id).await;
+        let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
+        let note = form.note.trim();
+        let note = (!note.is_empty()).then_some(note);
+        if note.is_some_and(|n| n.chars().count() > 2000) {
+            return Err(FieldErrors::single(
+                "note",
+                "note_too_long",
+                "توضیح باید حداکثر ۲۰۰۰ نویسه باشد.",
+            )
+            .into());
+        }
+        let transition = detail
+            .workflow
+            .transition(&detail.request.state, &form.action, &role_refs, note)
+            .map_err(|e| match e {
+                desk_core::workflow::TransitionError::RoleNotAllowed => DomainError::Forbidden,
+                other => FieldErrors::single("action", other.code(), other.message_fa()).into(),
+            })?
+            .clone();
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let unit_id = if form.action == "forward" {
+            let id: i64 = form.unit_id.parse().map_err(|_| {
+                DomainError::from(FieldErrors::single(
+                    "unit_id",
+                    "unit",
+                    "واحدی را که درخواست به آن ارجاع می‌شود انتخاب کنید.",
+                ))
+            })?;
+            if !requests::units(&mut tx).await?.iter().any(|u| u.id == id) {
+                return Err(DomainError::NotFound);
+            }
+            Some(id)
+        } else {
+            None
+        };
+        let calendar = desk_db::settings::working_calendar(&mut tx, local_today()).await?;
+        let due = detail
+            .workflow
+            .state(&transition.to)
+            .and_then(|s| s.sla_days)
+            .map(|d| calendar.promised_date(local_today(), d));
+        let to_label = detail
+            .workflow
+            .state(&transition.to)
+            .map_or(transition.to.as_str(), |s| s.label_fa.as_str());
+        let sms = transition.notify_citizen.then(|| {
+            step_sms(
+                &me.tenant.name_fa,
+                &detail.request.tracking_code,
+                to_label,
+                note,
+            )
+        });
+        requests::apply_change(
+            &mut tx,
+            &detail.request,
+            &Change {
+                event: EventInput {
+                    actor: Actor::Staff(me.staff.id),
+                    action: &transition.action,
+                    from_state: Some(&detail.request.state),
+                    to_state: &transition.to,
+                    note,
+                    unit_id,
+                },
+                state_due_on: due,
+                sms_body: sms,
+                files: Vec::new(),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(detail.request.tracking_code)
+    }
+    .await;
+    match done {
+        Ok(code) => Redirect::to(&format!("/staff/requests/{code}")).into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AssignForm {
+    #[serde(default)]
+    csrf: String,
+    /// Empty: claim for oneself.
+    #[serde(default)]
+    staff_id: String,
+}
+
+async fn assign(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(tracking): Path<String>,
+    Form(form): Form<AssignForm>,
+) -> Response {
+    let done = async {
+        me.csrf_ok(&form.csrf)?;
+        let detail = staff_request(&state, &me, &tracking, Action::Update).await?;
+        let to = if form.staff_id.is_empty() {
+            me.staff.id
+        } else {
+            form.staff_id.parse().map_err(|_| DomainError::NotFound)?
+        };
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        requests::assign(&mut tx, &detail.request, me.staff.id, to).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(detail.request.tracking_code)
+    }
+    .await;
+    match done {
+        Ok(code) => Redirect::to(&format!("/staff/requests/{code}")).into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+async fn download(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path((tracking, id)): Path<(String, i64)>,
+) -> Response {
+    match staff_request(&state, &me, &tracking, Action::Read).await {
+        Ok(d) => match d.files.iter().find(|f| f.id == id) {
+            Some(f) => crate::requests::serve_file(&state, &me.tenant, f).await,
+            None => failure(&state, &me.tenant, &DomainError::NotFound),
+        },
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
