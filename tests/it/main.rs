@@ -9,5 +9,6 @@ mod lifecycle;
 mod migrations;
 mod portal;
 mod provisioning;
+mod requests;
 mod staff;
 mod tenancy;

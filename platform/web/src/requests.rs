@@ -404,13 +404,16 @@ pub(crate) async fn read_multipart(mut multipart: Multipart) -> Result<Submissio
     Ok(out)
 }
 
+/// A file that passed its field's checks: the field, what was learnt, the bytes.
+pub(crate) type Accepted<'a> = (&'a FormField, desk_core::form::StoredFileMeta, &'a [u8]);
+
 /// Checks the files a form asks for; returns the accepted ones (field, meta, bytes) or the
 /// errors. `only` limits the check to some fields (documents added later).
 pub(crate) fn check_files<'a>(
     schema: &'a FormSchema,
     submission: &'a Submission,
     only: Option<&[&str]>,
-) -> Result<Vec<(&'a FormField, desk_core::form::StoredFileMeta, &'a [u8])>, Vec<FieldError>> {
+) -> Result<Vec<Accepted<'a>>, Vec<FieldError>> {
     let mut accepted = Vec::new();
     let mut errors = Vec::new();
     for field in schema.file_fields() {
@@ -441,7 +444,7 @@ pub(crate) fn check_files<'a>(
 pub(crate) async fn store_files(
     state: &WebState,
     tenant: TenantId,
-    accepted: &[(&FormField, desk_core::form::StoredFileMeta, &[u8])],
+    accepted: &[Accepted<'_>],
 ) -> Result<Vec<NewFile>, DomainError> {
     let mut stored: Vec<NewFile> = Vec::new();
     for (field, meta, bytes) in accepted {

@@ -1,0 +1,757 @@
+//! Electronic requests end to end: a citizen signs in by SMS code, files a request with
+//! documents, gets a tracking code and promised date, follows it; staff move it through the
+//! workflow from the inbox. Bad input stores nothing; nothing crosses municipalities.
+
+use axum::http::StatusCode;
+use desk_authz::{Authorizer, Role, Subject};
+use desk_core::tracking::TrackingCode;
+use desk_db::Tenant;
+use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
+use desk_tests::{TestApp, TestDb};
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00 not a pdf";
+
+async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
+    let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+        tenant: TestDb::new_tenant(slug),
+        first_admin: Some(FirstAdmin {
+            username: format!("admin-{slug}"),
+            display_name: "مدیر شهرداری".into(),
+            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
+        }),
+    };
+    desk_tenant_admin::onboard(&app.db.platform, authz, &Actor::Cli, "test", &req)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Two municipalities with their admins, and the app rebuilt to load their policies.
+async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
+    let app = TestApp::new().await;
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    authz
+        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    let alpha = onboard(&app, &authz, "alpha").await;
+    let beta = onboard(&app, &authz, "beta").await;
+    (app.rebuild().await, alpha, beta)
+}
+
+/// A published service of the template that asks for documents, and how many.
+fn service_with_documents() -> (String, usize) {
+    let card = desk_core::template::national_template()
+        .unwrap()
+        .iter()
+        .find(|c| (2..=4).contains(&c.documents.len()))
+        .unwrap();
+    (card.code.clone(), card.documents.len())
+}
+
+async fn count(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(tenant.scope())
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    n
+}
+
+fn files_on_disk(app: &TestApp) -> usize {
+    fn walk(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() { walk(&p) } else { 1 }
+                })
+                .sum()
+        })
+    }
+    walk(&app.uploads)
+}
+
+/// The applicant's fields of the default form.
+fn applicant(key: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("applicant_national_code", "۰۴۹۹۳۷۰۸۹۹".to_owned()),
+        (
+            "full_name",
+            "زهرا <script>alert(1)</script> احمدی".to_owned(),
+        ),
+        ("postal_code", "8173653111".to_owned()),
+        ("address", "اصفهان، خیابان چهارباغ، کوچه ۱۲".to_owned()),
+        ("description", "درخواست آزمایشی".to_owned()),
+        ("idempotency_key", key.to_owned()),
+    ]
+}
+
+async fn submit(
+    app: &TestApp,
+    cookie: &str,
+    host: &str,
+    code: &str,
+    fields: &[(&str, String)],
+    files: &[(&str, &str, &[u8])],
+) -> desk_tests::TestResponse {
+    let form = app
+        .get_as(cookie, host, &format!("/services/{code}/apply"))
+        .await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    let csrf = form.csrf();
+    let mut all: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.push(("csrf", &csrf));
+    app.post_multipart_files(
+        cookie,
+        host,
+        &format!("/services/{code}/apply"),
+        &all,
+        files,
+    )
+    .await
+}
+
+fn doc_names(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("doc_{i}")).collect()
+}
+
+#[tokio::test]
+async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_workflow() {
+    let (app, alpha, _beta) = two_municipalities().await;
+    let (code, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let files: Vec<(&str, &str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), "../../etc/سند مالکیت.pdf", PDF))
+        .collect();
+
+    // Signing in: a code goes out by SMS (sealed at rest, only its hash kept).
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "۰۹۱۲ ۳۴۵ ۶۷۸۹")
+        .await;
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from citizens where mobile = '+989123456789'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from notifications where kind = 'sign_in_code' and body like '%{code}%' and secret_ciphertext is not null").await,
+        1
+    );
+
+    // Filing: one request, its first event, its files, and an SMS with its job.
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-0000000001"),
+        &files,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let location = res.location.clone().unwrap();
+    let tracking = location.trim_start_matches("/requests/").to_owned();
+    TrackingCode::parse(&tracking).expect("a tracking code with a valid check digit");
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from requests").await,
+        1
+    );
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from request_events").await,
+        1
+    );
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from request_files").await,
+        i64::try_from(docs).unwrap()
+    );
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from notifications where kind = 'request_event'"
+        )
+        .await,
+        1
+    );
+    let queued: i64 = sqlx::query_scalar(
+        "select count(*) from apalis.jobs where job_type = 'send_sms' and status = 'Pending'",
+    )
+    .fetch_one(app.db.platform.pool_for_infrastructure())
+    .await
+    .unwrap();
+    assert_eq!(queued, 2, "the sign-in code and the receipt SMS");
+    assert_eq!(files_on_disk(&app), docs);
+
+    // The receipt: tracking code, promised date in Jalali, steps; names are stored safely.
+    let page = app.get_as(&citizen, "alpha.test", &location).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("رسید خدمت") && page.text.contains("موعد پاسخ"));
+    assert!(page.text.contains("&lt;script&gt;") && !page.text.contains("<script>alert"));
+    assert!(!page.text.contains("../"));
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from request_files where file_name like '%/%' or file_name like '%..%'"
+        )
+        .await,
+        0
+    );
+
+    // A double submit (refresh, retry) returns the first request.
+    let again = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-0000000001"),
+        &files,
+    )
+    .await;
+    assert_eq!(again.location.as_deref(), Some(location.as_str()));
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from requests").await,
+        1
+    );
+    assert_eq!(files_on_disk(&app), docs, "the replay's files are not kept");
+
+    // Public lookup needs the matching mobile number.
+    let found = app
+        .post_form(
+            None,
+            "alpha.test",
+            "/track",
+            &[("tracking_code", &tracking), ("mobile", "09123456789")],
+        )
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert!(found.text.contains("ثبت شده"));
+    let wrong = app
+        .post_form(
+            None,
+            "alpha.test",
+            "/track",
+            &[("tracking_code", &tracking), ("mobile", "09120000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+    assert!(!wrong.text.contains("ثبت شده"));
+
+    // My requests lists it; the file downloads as an attachment with its real type.
+    let mine = app.get_as(&citizen, "alpha.test", "/my-requests").await;
+    assert!(mine.text.contains(&tracking));
+    let file_id = count(&app, &alpha, "select min(id) from request_files").await;
+    let dl = app
+        .get_as(
+            &citizen,
+            "alpha.test",
+            &format!("{location}/files/{file_id}"),
+        )
+        .await;
+    assert_eq!(dl.status, StatusCode::OK);
+    assert!(dl.text.starts_with("%PDF-"));
+
+    // Staff: the inbox shows it; an invalid transition is refused with a clear message.
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let inbox = app.get_as(&admin, "alpha.test", "/staff/inbox").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    assert!(inbox.text.contains(&tracking));
+    let view = app
+        .get_as(&admin, "alpha.test", &format!("/staff/requests/{tracking}"))
+        .await;
+    assert_eq!(view.status, StatusCode::OK);
+    let csrf = view.csrf();
+    let act = |action: &'static str, note: &'static str| {
+        let (admin, csrf, tracking) = (admin.clone(), csrf.clone(), tracking.clone());
+        let app = &app;
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                &format!("/staff/requests/{tracking}/act"),
+                &[("csrf", &csrf), ("action", action), ("note", note)],
+            )
+            .await
+        }
+    };
+    let refused = act("deliver", "").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("ممکن نیست"), "{}", refused.text);
+    assert_eq!(act("accept", "").await.status, StatusCode::SEE_OTHER);
+    let no_reason = act("reject", "").await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        act("request_documents", "تصویر پروانه کسب را هم بفرستید.")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // The citizen adds the documents; an executable posing as a PDF is refused.
+    let page = app.get_as(&citizen, "alpha.test", &location).await;
+    assert!(page.text.contains("ارسال مدارک تکمیلی"));
+    let ccsrf = page.csrf();
+    let exe = app
+        .post_multipart(
+            &citizen,
+            "alpha.test",
+            &format!("{location}/documents"),
+            &[("csrf", &ccsrf)],
+            ("extra", "license.pdf", ELF),
+        )
+        .await;
+    assert_eq!(exe.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let ok = app
+        .post_multipart(
+            &citizen,
+            "alpha.test",
+            &format!("{location}/documents"),
+            &[("csrf", &ccsrf)],
+            ("extra", "license.pdf", PDF),
+        )
+        .await;
+    assert!(ok.status.is_redirection(), "{}", ok.text);
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from request_files").await,
+        i64::try_from(docs + 1).unwrap()
+    );
+
+    assert_eq!(act("approve", "").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(act("deliver", "").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from requests where state = 'delivered'"
+        )
+        .await,
+        1
+    );
+    // Every step is on the timeline; the notifying ones queued an SMS each
+    // (receipt, accept, documents, approve, deliver).
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from request_events").await,
+        6
+    );
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from notifications where kind = 'request_event'"
+        )
+        .await,
+        5
+    );
+    let timeline = app.get_as(&citizen, "alpha.test", &location).await;
+    assert!(timeline.text.contains("تحویل شده") && timeline.text.contains("تصویر پروانه کسب"));
+    // A delivered request has left the open inbox.
+    let inbox = app.get_as(&admin, "alpha.test", "/staff/inbox").await;
+    assert!(!inbox.text.contains(&tracking));
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_message_and_stores_nothing() {
+    let (app, alpha, _beta) = two_municipalities().await;
+    let (code, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09121111111")
+        .await;
+
+    let with = |field: &'static str, value: &str| {
+        let mut f = applicant("idem-key-bad-input-01");
+        f.retain(|(k, _)| *k != field);
+        if !value.is_empty() {
+            f.push((field, value.to_owned()));
+        }
+        f
+    };
+    // An invalid national code; a missing required field; a date or number out of range
+    // would be the same path (unit-tested in desk-core).
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &with("applicant_national_code", "0499370898"),
+        &pdfs,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text.contains("«کد ملی متقاضی» معتبر نیست"),
+        "{}",
+        res.text
+    );
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &with("address", ""),
+        &pdfs,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text.contains("لازم است"));
+    // What was typed is kept (escaped) so the citizen need not type it again.
+    assert!(res.text.contains("&lt;script&gt;"));
+
+    // A missing document, an executable named .pdf, an oversized file.
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-bad-input-02"),
+        &pdfs[1..],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut exe = pdfs.clone();
+    exe[0] = (names[0].as_str(), "deed.pdf", ELF);
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-bad-input-03"),
+        &exe,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text.contains("PDF"), "{}", res.text);
+    let mut big = PDF.to_vec();
+    big.resize(6 * 1024 * 1024, b' ');
+    let mut large = pdfs.clone();
+    large[0] = (names[0].as_str(), "big.pdf", &big);
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-bad-input-04"),
+        &large,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A forged CSRF token, and a service that does not exist.
+    let mut fields: Vec<(&str, &str)> = vec![("csrf", "forged")];
+    let owned = applicant("idem-key-bad-input-05");
+    fields.extend(owned.iter().map(|(k, v)| (*k, v.as_str())));
+    let res = app
+        .post_multipart_files(
+            &citizen,
+            "alpha.test",
+            &format!("/services/{code}/apply"),
+            &fields,
+            &pdfs,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    let res = app
+        .get_as(&citizen, "alpha.test", "/services/NO-SUCH-1/apply")
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+
+    // A malformed body is a clear 4xx, never a 5xx.
+    let res = app
+        .send_bytes(
+            "POST",
+            "alpha.test",
+            &format!("/services/{code}/apply"),
+            b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nunterminated".to_vec(),
+            &[
+                ("cookie", &citizen),
+                ("content-type", "multipart/form-data; boundary=x"),
+            ],
+        )
+        .await;
+    assert!(res.status.is_client_error(), "{}", res.status);
+
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from requests").await,
+        0
+    );
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from request_files").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from notifications where kind = 'request_event'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(files_on_disk(&app), 0, "rejected uploads leave no files");
+
+    // Without a session the form sends the citizen to sign in.
+    let res = app
+        .get("alpha.test", &format!("/services/{code}/apply"))
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert!(
+        res.location
+            .unwrap()
+            .starts_with("/sign-in?next=/services/")
+    );
+    app.db.finish().await;
+}
+
+#[tokio::test]
+async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
+    let (app, alpha, _beta) = two_municipalities().await;
+    let send = |mobile: &'static str| {
+        let app = &app;
+        async move {
+            app.post_form(None, "alpha.test", "/sign-in", &[("mobile", mobile)])
+                .await
+        }
+    };
+    // A malformed number is a Persian message, not a send.
+    let res = send("0912345").await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text.contains("شماره همراه معتبر نیست"));
+
+    // Three codes per number per ten minutes.
+    for _ in 0..3 {
+        assert_eq!(send("09122222222").await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        send("+989122222222").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(send("09123333333").await.status, StatusCode::OK);
+
+    // The code itself is nowhere in the database in clear.
+    let code = app.last_sign_in_code(&alpha, "09123333333").await;
+    let clear = count(
+        &app,
+        &alpha,
+        &format!(
+            "select count(*) from notifications where body like '%{code}%'
+             union all select count(*) from citizen_sign_in_codes where encode(code_hash, 'escape') like '%{code}%'
+             order by 1 desc limit 1"
+        ),
+    )
+    .await;
+    assert_eq!(clear, 0);
+
+    // Wrong codes use up the attempts; then even the right code no longer works.
+    let check = |code: String| {
+        let app = &app;
+        async move {
+            app.post_form(
+                None,
+                "alpha.test",
+                "/sign-in/code",
+                &[("mobile", "09123333333"), ("code", &code)],
+            )
+            .await
+        }
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        assert_eq!(
+            check(wrong.to_owned()).await.status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(
+        check(code.clone()).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // An expired code does not work either.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    sqlx::query("delete from citizen_sign_in_codes where mobile = '+989123333333'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(send("09124444444").await.status, StatusCode::OK);
+    let code = app.last_sign_in_code(&alpha, "09124444444").await;
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    sqlx::query("update citizen_sign_in_codes set expires_at = now() - interval '1 second'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let res = app
+        .post_form(
+            None,
+            "alpha.test",
+            "/sign-in/code",
+            &[("mobile", "09124444444"), ("code", &code)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.cookie.is_none());
+    app.db.finish().await;
+}
+
+#[tokio::test]
+async fn requests_of_one_municipality_are_unreachable_from_another() {
+    let (app, alpha, beta) = two_municipalities().await;
+    let (code, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
+    let mobile = "09125555555";
+    let citizen_a = app.citizen_sign_in(&alpha, "alpha.test", mobile).await;
+    let res = submit(
+        &app,
+        &citizen_a,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-cross-00001"),
+        &pdfs,
+    )
+    .await;
+    let location = res.location.unwrap();
+    let tracking = location.trim_start_matches("/requests/").to_owned();
+    let file_id = count(&app, &alpha, "select min(id) from request_files").await;
+
+    // The same person signed in at beta, beta's staff, and beta's public lookup.
+    let citizen_b = app.citizen_sign_in(&beta, "beta.test", mobile).await;
+    let staff_b = app.staff_sign_in(&beta, "admin-beta").await;
+    for (cookie, path) in [
+        (&citizen_b, location.clone()),
+        (&citizen_b, format!("{location}/files/{file_id}")),
+        (&staff_b, format!("/staff/requests/{tracking}")),
+        (
+            &staff_b,
+            format!("/staff/requests/{tracking}/files/{file_id}"),
+        ),
+    ] {
+        let res = app.get_as(cookie, "beta.test", &path).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!res.text.contains("%PDF"));
+    }
+    let mine_b = app.get_as(&citizen_b, "beta.test", "/my-requests").await;
+    assert!(!mine_b.text.contains(&tracking));
+    let inbox_b = app.get_as(&staff_b, "beta.test", "/staff/inbox").await;
+    assert!(!inbox_b.text.contains(&tracking));
+    let lookup = app
+        .post_form(
+            None,
+            "beta.test",
+            "/track",
+            &[("tracking_code", &tracking), ("mobile", mobile)],
+        )
+        .await;
+    assert_eq!(lookup.status, StatusCode::NOT_FOUND);
+    // Beta's staff cannot act on it with beta's session and CSRF token.
+    let view_b = app.get_as(&staff_b, "beta.test", "/staff/inbox").await;
+    let home_b = app.get_as(&staff_b, "beta.test", "/staff").await;
+    let csrf_b = home_b.csrf();
+    let _ = view_b;
+    let res = app
+        .post_form(
+            Some(&staff_b),
+            "beta.test",
+            &format!("/staff/requests/{tracking}/act"),
+            &[("csrf", &csrf_b), ("action", "accept")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    // Alpha's cookies are worthless on beta's host and beta's on alpha's.
+    let res = app.get_as(&citizen_a, "beta.test", "/my-requests").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let res = app.get_as(&citizen_b, "alpha.test", &location).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let res = app
+        .get_as(
+            &staff_b,
+            "alpha.test",
+            &format!("/staff/requests/{tracking}"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    // A staff member without a role in alpha sees nothing there either.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let nobody = desk_db::staff::insert_staff(&mut tx, "nobody", "بی‌نقش", None, false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let nobody_cookie = app.staff_sign_in(&alpha, &nobody.username).await;
+    let res = app
+        .get_as(
+            &nobody_cookie,
+            "alpha.test",
+            &format!("/staff/requests/{tracking}"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    // Still untouched.
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from request_events").await,
+        1
+    );
+    assert_eq!(count(&app, &beta, "select count(*) from requests").await, 0);
+    // A desk clerk of alpha, given the role, does see it.
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    authz
+        .assign(
+            &Subject::Staff {
+                tenant: alpha.id,
+                id: nobody.id,
+            },
+            Role::DeskStaff,
+            Some(alpha.id),
+        )
+        .await
+        .unwrap();
+    let app = app.rebuild().await;
+    let res = app
+        .get_as(
+            &nobody_cookie,
+            "alpha.test",
+            &format!("/staff/requests/{tracking}"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
