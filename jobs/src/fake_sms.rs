@@ -247,7 +247,41 @@ pub fn router(outbox: Outbox) -> Router {
             post(ghasedak),
         )
         .route("/magfa/api/http/sms/v2/send", post(magfa))
+        .route("/outbox", axum::routing::get(show_outbox))
         .with_state(outbox)
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The demo's window on what was "sent": newest first, so a newcomer can read the sign-in
+/// code a citizen would get on their phone.
+async fn show_outbox(State(outbox): State<Outbox>) -> axum::response::Html<String> {
+    let rows: String = outbox
+        .messages()
+        .iter()
+        .rev()
+        .take(200)
+        .map(|m| {
+            format!(
+                "<tr><td>{}</td><td dir=\"ltr\">{}</td><td>{}</td></tr>",
+                m.provider,
+                escape_html(&m.to),
+                escape_html(&m.text).replace('\n', "<br>")
+            )
+        })
+        .collect();
+    axum::response::Html(format!(
+        "<!doctype html><html lang=\"fa\" dir=\"rtl\"><meta charset=\"utf-8\">\
+         <meta http-equiv=\"refresh\" content=\"5\"><title>پیامک‌های نمایشی</title>\
+         <body style=\"font-family: Vazirmatn, Tahoma, sans-serif\"><h1>پیامک‌های فرستاده‌شده (نمایشی)</h1>\
+         <p>این صفحه پیامک‌هایی را نشان می‌دهد که در حالت نمایشی به جای اپراتور واقعی دریافت شده‌اند.</p>\
+         <table border=\"1\" cellpadding=\"6\"><tr><th>اپراتور</th><th>گیرنده</th><th>متن</th></tr>{rows}</table></body></html>"
+    ))
 }
 
 /// Starts the fake provider on a loopback port; returns its base URL and outbox.

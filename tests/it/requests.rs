@@ -755,3 +755,128 @@ async fn requests_of_one_municipality_are_unreachable_from_another() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+async fn add_account(app: &TestApp, tenant: &Tenant, provider: &str, api_key: &str) {
+    let key = desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap();
+    let creds = serde_json::json!({ "api_key": api_key }).to_string();
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(tenant.scope())
+        .await
+        .unwrap();
+    desk_db::settings::add_sms_account(&mut tx, provider, "خط اصلی", "3000505", |id| {
+        key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes())
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
+    let (app, alpha, beta) = two_municipalities().await;
+    add_account(&app, &alpha, "kavenegar", "alpha-kavenegar-key").await;
+    add_account(&app, &beta, "smsir", "beta-smsir-key").await;
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker_db = app.db.second_pool(6).await;
+    let worker = tokio::spawn(desk_jobs::run_workers(
+        worker_db,
+        desk_core::PublicUrls {
+            scheme: "http".into(),
+            port: None,
+        },
+        Some(desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap()),
+        desk_jobs::sms::Endpoints::all_at(&fake),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let wait_for = |n: usize| {
+        let outbox = outbox.clone();
+        async move {
+            for _ in 0..100 {
+                if outbox.messages().len() >= n {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            outbox.messages()
+        }
+    };
+
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09126666666")
+        .await;
+    let code = app.last_sign_in_code(&alpha, "09126666666").await;
+    let (service, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &service,
+        &applicant("idem-key-sms-0000001"),
+        &pdfs,
+    )
+    .await;
+    let tracking = res
+        .location
+        .unwrap()
+        .trim_start_matches("/requests/")
+        .to_owned();
+    app.citizen_sign_in(&beta, "beta.test", "09127777777").await;
+
+    let sent = wait_for(3).await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    let to_alpha: Vec<_> = sent.iter().filter(|m| m.to == "09126666666").collect();
+    assert_eq!(to_alpha.len(), 2);
+    assert!(
+        to_alpha
+            .iter()
+            .all(|m| m.provider == "kavenegar" && m.account == "alpha-kavenegar-key")
+    );
+    assert!(
+        to_alpha
+            .iter()
+            .any(|m| m.text.contains(&code) && !m.text.contains("{code}"))
+    );
+    assert!(to_alpha.iter().any(|m| m.text.contains(&tracking)));
+    let to_beta: Vec<_> = sent.iter().filter(|m| m.to == "09127777777").collect();
+    assert_eq!(to_beta.len(), 1);
+    assert_eq!(
+        (to_beta[0].provider, to_beta[0].account.as_str()),
+        ("smsir", "beta-smsir-key")
+    );
+    assert!(to_beta[0].text.contains(&beta.name_fa) && !to_beta[0].text.contains(&alpha.name_fa));
+
+    // Sent messages are marked and forget their secret; the timeline shows the SMS went out.
+    for _ in 0..50 {
+        if count(
+            &app,
+            &alpha,
+            "select count(*) from notifications where status = 'sent'",
+        )
+        .await
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from notifications where status = 'sent' and secret_ciphertext is null and provider_message_id is not null").await,
+        2
+    );
+    let page = app
+        .get_as(&citizen, "alpha.test", &format!("/requests/{tracking}"))
+        .await;
+    assert!(page.text.contains("پیامک فرستاده شد"));
+    stop_tx.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

@@ -91,10 +91,15 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         magfa_url: fake.magfa,
     };
     let config = &config;
+    if let Some(key) = config.master_key() {
+        ensure_demo_sms_accounts(&platform, &key).await?;
+    }
     let authz = Authorizer::load(&platform).await?;
     authz.watch(&platform).await?;
     let router = app::build(config, platform.clone(), authz).await?;
     print_welcome(config, port);
+    println!("  SMS the demo \"sent\" (sign-in codes for citizens): {fake_sms}/outbox");
+    println!();
     print_staff_links(config, &platform).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -168,6 +173,37 @@ pub async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> 
         let req = commands::onboarding_from(platform, &config.http.base_domain, &args).await?;
         desk_tenant_admin::onboard(platform, &authz, &Actor::Cli, "demo", &req).await?;
         println!("created demo municipality {slug}");
+    }
+    Ok(())
+}
+
+/// Gives each demo municipality an SMS account at the fake provider (once), so sign-in codes
+/// and request updates are "sent" and show on the fake provider's outbox page.
+async fn ensure_demo_sms_accounts(
+    platform: &PlatformDb,
+    key: &desk_core::secret::MasterKey,
+) -> anyhow::Result<()> {
+    for (slug, _, _) in DEMO_TENANTS {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(tenant) = platform.tenant_by_slug(&parsed).await? else {
+            continue;
+        };
+        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
+        if desk_db::settings::list_sms_accounts(&mut tx)
+            .await?
+            .is_empty()
+        {
+            let creds = serde_json::json!({ "api_key": format!("demo-{slug}") }).to_string();
+            desk_db::settings::add_sms_account(
+                &mut tx,
+                "kavenegar",
+                "خط نمایشی",
+                "3000505",
+                |id| key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes()),
+            )
+            .await?;
+        }
+        tx.commit().await?;
     }
     Ok(())
 }
