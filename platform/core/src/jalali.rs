@@ -134,6 +134,11 @@ impl JalaliDate {
         }
     }
 
+    /// A Gregorian day as Iranians read it: `۱۴۰۴/۰۱/۱۵`.
+    pub fn persian_of(date: NaiveDate) -> String {
+        crate::text::persian_digits(&Self::from_gregorian(date).to_string())
+    }
+
     /// Year, month (1 = Farvardin) and day.
     pub fn ymd(self) -> (i32, u32, u32) {
         (self.year, self.month, self.day)

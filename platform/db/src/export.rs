@@ -19,6 +19,7 @@ const NOT_EXPORTED: &[&str] = &[
     "staff_sign_in_tokens",
     "citizen_sessions",
     "citizen_sign_in_codes",
+    "api_keys",
 ];
 
 fn safe_ident(name: &str) -> Result<&str, DomainError> {

@@ -7,10 +7,13 @@
 //! [`PlatformDb`]. Other crates never see a bare `PgPool`, except the job system and casbin
 //! through `PlatformDb::pool_for_infrastructure`, which their APIs require.
 
+pub mod api_keys;
 pub mod catalog;
 pub mod citizens;
 pub mod embedded;
 pub mod export;
+pub mod files;
+pub mod intake;
 pub mod jobs;
 pub mod migrate;
 pub mod notifications;

@@ -15,9 +15,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
 use desk_authz::{Action, Resource};
+use desk_core::DomainError;
 use desk_core::tracking::TrackingCode;
-use desk_core::{DomainError, FieldErrors};
-use desk_db::requests::{self, Actor, Change, EventInput, Scope};
+use desk_db::intake;
+use desk_db::requests::{self, Actor, Scope};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -219,16 +220,6 @@ struct ActForm {
     unit_id: String,
 }
 
-/// The SMS a transition sends the citizen.
-fn step_sms(tenant_name: &str, tracking: &str, state_label: &str, note: Option<&str>) -> String {
-    let mut body = format!("میز خدمت {tenant_name}: درخواست {tracking} اکنون «{state_label}» است.");
-    if let Some(note) = note {
-        let short: String = note.chars().take(120).collect();
-        body.push_str(&format!(" توضیح: {short}"));
-    }
-    body
-}
-
 async fn act(
     State(state): State<WebState>,
     me: StaffSession,
@@ -241,76 +232,27 @@ async fn act(
         let roles = state.authz.staff_role_keys(me.tenant.id, me.staff.id).await;
         let role_refs: Vec<&str> = roles.iter().map(String::as_str).collect();
         let note = form.note.trim();
-        let note = (!note.is_empty()).then_some(note);
-        if note.is_some_and(|n| n.chars().count() > 2000) {
-            return Err(FieldErrors::single(
-                "note",
-                "note_too_long",
-                "توضیح باید حداکثر ۲۰۰۰ نویسه باشد.",
-            )
-            .into());
-        }
-        let transition = detail
-            .workflow
-            .transition(&detail.request.state, &form.action, &role_refs, note)
-            .map_err(|e| match e {
-                desk_core::workflow::TransitionError::RoleNotAllowed => DomainError::Forbidden,
-                other => FieldErrors::single("action", other.code(), other.message_fa()).into(),
-            })?
-            .clone();
-        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let unit_id = if form.action == "forward" {
-            let id: i64 = form.unit_id.parse().map_err(|_| {
-                DomainError::from(FieldErrors::single(
-                    "unit_id",
-                    "unit",
-                    "واحدی را که درخواست به آن ارجاع می‌شود انتخاب کنید.",
-                ))
-            })?;
-            if !requests::units(&mut tx).await?.iter().any(|u| u.id == id) {
-                return Err(DomainError::NotFound);
-            }
-            Some(id)
+            form.unit_id.parse().ok()
         } else {
             None
         };
-        let calendar = desk_db::settings::working_calendar(&mut tx, local_today()).await?;
-        let due = detail
-            .workflow
-            .state(&transition.to)
-            .and_then(|s| s.sla_days)
-            .map(|d| calendar.promised_date(local_today(), d));
-        let to_label = detail
-            .workflow
-            .state(&transition.to)
-            .map_or(transition.to.as_str(), |s| s.label_fa.as_str());
-        let sms = transition.notify_citizen.then(|| {
-            step_sms(
-                &me.tenant.name_fa,
-                &detail.request.tracking_code,
-                to_label,
-                note,
-            )
-        });
-        requests::apply_change(
-            &mut tx,
+        intake::act(
+            &state.platform,
+            &state.files,
+            &me.tenant,
             &detail.request,
-            &Change {
-                event: EventInput {
-                    actor: Actor::Staff(me.staff.id),
-                    action: &transition.action,
-                    from_state: Some(&detail.request.state),
-                    to_state: &transition.to,
-                    note,
-                    unit_id,
-                },
-                state_due_on: due,
-                sms_body: sms,
-                files: Vec::new(),
+            &detail.workflow,
+            &intake::Act {
+                action: &form.action,
+                roles: &role_refs,
+                actor: Actor::Staff(me.staff.id),
+                note: (!note.is_empty()).then_some(note),
+                unit_id,
+                files: &intake::Submission::default(),
             },
         )
         .await?;
-        tx.commit().await?;
         Ok::<_, DomainError>(detail.request.tracking_code)
     }
     .await;

@@ -16,7 +16,6 @@ mod pages;
 mod requests;
 mod resolve;
 mod staff;
-pub mod store;
 mod themes;
 
 pub use dispatch::app;
@@ -47,7 +46,7 @@ pub struct WebState {
     /// Take the client address from `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
     /// Uploaded documents.
-    pub files: store::FileStore,
+    pub files: desk_db::files::FileStore,
     /// Per-address limits of the public sites.
     pub limits: Arc<limits::SiteLimits>,
 }

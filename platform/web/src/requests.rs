@@ -11,18 +11,18 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use desk_core::catalog::ServiceCard;
-use desk_core::form::{FieldKind, FormField, FormSchema};
+use desk_core::form::{FieldKind, FormSchema};
 use desk_core::jalali::JalaliDate;
 use desk_core::text::persian_digits;
 use desk_core::tracking::TrackingCode;
 use desk_core::workflow::Workflow;
-use desk_core::{DomainError, FieldError, FieldErrors, TenantId};
-use desk_db::requests::{self, Actor, Change, EventInput, NewFile, Request, StoredFile};
+use desk_core::{DomainError, FieldError, FieldErrors};
+use desk_db::intake::{self, Intake, Submission};
+use desk_db::requests::{self, Actor, Request, StoredFile};
 use desk_db::{Tenant, TenantTx};
 use serde_json::{Value, json};
-use sha2::Digest;
 use std::collections::HashMap;
 
 /// The largest request body a form with files may send (per-field limits are checked too).
@@ -44,14 +44,11 @@ pub(crate) fn request_routes() -> Router<WebState> {
         .route("/requests/{tracking}/files/{id}", get(download))
 }
 
-/// Today in the municipality's calendar (Iran Standard Time, UTC+03:30, no daylight saving).
-pub(crate) fn local_today() -> NaiveDate {
-    (Utc::now() + chrono::Duration::minutes(210)).date_naive()
-}
+pub(crate) use desk_db::intake::local_today;
 
 /// A date as Iranians read it: `۱۴۰۴/۰۱/۱۵`.
 pub(crate) fn jalali_fa(d: NaiveDate) -> String {
-    persian_digits(&JalaliDate::from_gregorian(d).to_string())
+    JalaliDate::persian_of(d)
 }
 
 fn state_label(workflow: &Workflow, key: &str) -> String {
@@ -352,23 +349,6 @@ async fn show_form(
     }
 }
 
-/// A multipart form as sent: text values per name, and files per name.
-#[derive(Default)]
-pub(crate) struct Submission {
-    pub(crate) values: HashMap<String, Vec<String>>,
-    pub(crate) files: HashMap<String, (String, Vec<u8>)>,
-}
-
-impl Submission {
-    /// The first value of a text field (or empty).
-    pub(crate) fn value(&self, name: &str) -> &str {
-        self.values
-            .get(name)
-            .and_then(|v| v.first())
-            .map_or("", String::as_str)
-    }
-}
-
 fn bad_body() -> DomainError {
     FieldErrors::single(
         "form",
@@ -404,174 +384,6 @@ pub(crate) async fn read_multipart(mut multipart: Multipart) -> Result<Submissio
     Ok(out)
 }
 
-/// A file that passed its field's checks: the field, what was learnt, the bytes.
-pub(crate) type Accepted<'a> = (&'a FormField, desk_core::form::StoredFileMeta, &'a [u8]);
-
-/// Checks the files a form asks for; returns the accepted ones (field, meta, bytes) or the
-/// errors. `only` limits the check to some fields (documents added later).
-pub(crate) fn check_files<'a>(
-    schema: &'a FormSchema,
-    submission: &'a Submission,
-    only: Option<&[&str]>,
-) -> Result<Vec<Accepted<'a>>, Vec<FieldError>> {
-    let mut accepted = Vec::new();
-    let mut errors = Vec::new();
-    for field in schema.file_fields() {
-        if only.is_some_and(|names| !names.contains(&field.name.as_str())) {
-            continue;
-        }
-        match submission.files.get(&field.name) {
-            Some((name, bytes)) => match field.check_file(name, bytes) {
-                Ok(meta) => accepted.push((field, meta, bytes.as_slice())),
-                Err(e) => errors.push(e),
-            },
-            None if field.required && only.is_none() => errors.push(FieldError {
-                field: field.name.clone(),
-                code: "required",
-                message: format!("«{}» لازم است.", field.label_fa),
-            }),
-            None => {}
-        }
-    }
-    if errors.is_empty() {
-        Ok(accepted)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Writes accepted files to the store; on any failure removes what was written.
-pub(crate) async fn store_files(
-    state: &WebState,
-    tenant: TenantId,
-    accepted: &[Accepted<'_>],
-) -> Result<Vec<NewFile>, DomainError> {
-    let mut stored: Vec<NewFile> = Vec::new();
-    for (field, meta, bytes) in accepted {
-        match state.files.put(tenant, bytes).await {
-            Ok(key) => stored.push(NewFile {
-                field: field.name.clone(),
-                file_name: meta.safe_name.clone(),
-                content_type: meta.content_type.to_owned(),
-                size: i64::try_from(meta.size).unwrap_or(i64::MAX),
-                sha256: sha2::Sha256::digest(bytes).to_vec(),
-                storage_key: key,
-            }),
-            Err(e) => {
-                remove_files(state, tenant, &stored).await;
-                return Err(e);
-            }
-        }
-    }
-    Ok(stored)
-}
-
-/// Removes stored files whose records did not commit.
-pub(crate) async fn remove_files(state: &WebState, tenant: TenantId, files: &[NewFile]) {
-    for f in files {
-        state.files.delete(tenant, &f.storage_key).await;
-    }
-}
-
-/// What a submission needs besides the form: who files it and how.
-pub(crate) struct Intake {
-    pub(crate) citizen_id: Option<i64>,
-    pub(crate) mobile: String,
-    pub(crate) channel: requests::Channel,
-    pub(crate) registered_by: Option<i64>,
-}
-
-/// Validates and stores a submission of `service` (form values and files), in one transaction
-/// with its first event and SMS. Files are written first and removed again if the transaction
-/// fails, so nothing partial remains. `Err(Ok(errors))` are the citizen's mistakes.
-pub(crate) async fn file_request(
-    state: &WebState,
-    tenant: &Tenant,
-    service: &desk_db::catalog::PublishedService,
-    submission: &Submission,
-    intake: Intake,
-) -> Result<requests::Submitted, Result<Vec<FieldError>, DomainError>> {
-    let schema = service.card.form_schema();
-    let mut errors = Vec::new();
-    let values = schema
-        .validate(&submission.values)
-        .map_err(|e| errors.extend(e.0));
-    let files = check_files(&schema, submission, None).map_err(|e| errors.extend(e));
-    let idempotency_key = submission.value("idempotency_key").trim().to_owned();
-    if !idempotency_key.is_empty() && !(16..=100).contains(&idempotency_key.len()) {
-        errors.push(FieldError {
-            field: "idempotency_key".to_owned(),
-            code: "idempotency_key",
-            message: "فرم نامعتبر است؛ صفحه را دوباره باز کنید.".to_owned(),
-        });
-    }
-    let (Ok(values), Ok(files)) = (values, files) else {
-        return Err(Ok(errors));
-    };
-    if !errors.is_empty() {
-        return Err(Ok(errors));
-    }
-    let stored = store_files(state, tenant.id, &files).await.map_err(Err)?;
-    let text = |name: &str| values.get(name).and_then(Value::as_str).map(str::to_owned);
-    let submitted = async {
-        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let today = local_today();
-        let calendar = desk_db::settings::working_calendar(&mut tx, today).await?;
-        let workflow = service.card.workflow();
-        let initial_sla = workflow.state(&workflow.initial).and_then(|s| s.sla_days);
-        let promised_on = calendar.promised_date(today, service.card.duration_days);
-        let new = requests::NewRequest {
-            service_id: service.id,
-            service_code: service.card.code.clone(),
-            citizen_id: intake.citizen_id,
-            mobile: intake.mobile.clone(),
-            national_code: text("applicant_national_code"),
-            applicant_name: text("full_name"),
-            channel: intake.channel,
-            form: values.clone(),
-            submitted_on: today,
-            promised_on,
-            state: workflow.initial.clone(),
-            state_due_on: initial_sla.map(|d| calendar.promised_date(today, d)),
-            registered_by: intake.registered_by,
-            idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.clone()),
-            files: stored.clone(),
-            sms_body: Some(format!(
-                "درخواست «{}» شما در میز خدمت {} ثبت شد. کد رهگیری: {{tracking}} — موعد پاسخ: {}",
-                service.card.title_fa,
-                tenant.name_fa,
-                jalali_fa(promised_on)
-            )),
-        };
-        let submitted = requests::submit(&mut tx, &new).await?;
-        if let (Some(citizen), requests::Submitted::Created(_)) = (intake.citizen_id, &submitted) {
-            desk_db::citizens::update_citizen_identity(
-                &mut tx,
-                citizen,
-                new.national_code.as_deref(),
-                new.applicant_name.as_deref(),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok::<_, DomainError>(submitted)
-    }
-    .await;
-    match submitted {
-        Ok(s) => {
-            if matches!(s, requests::Submitted::Replayed(_)) {
-                // The first submission already has its files.
-                remove_files(state, tenant.id, &stored).await;
-            }
-            Ok(s)
-        }
-        Err(e) => {
-            remove_files(state, tenant.id, &stored).await;
-            Err(Err(e))
-        }
-    }
-}
-
 async fn submit(
     State(state): State<WebState>,
     me: CitizenSession,
@@ -597,20 +409,29 @@ async fn submit(
         channel: requests::Channel::Web,
         registered_by: None,
     };
-    match file_request(&state, &tenant, &service, &submission, intake).await {
+    match intake::file_request(
+        &state.platform,
+        &state.files,
+        &tenant,
+        &service,
+        &submission,
+        intake,
+    )
+    .await
+    {
         Ok(done) => {
             Redirect::to(&format!("/requests/{}", done.request().tracking_code)).into_response()
         }
-        Err(Ok(errors)) => form_page(
+        Err(DomainError::Validation(errors)) => form_page(
             &state,
             &tenant,
             &service.card,
             &me.csrf,
             submission.value("idempotency_key"),
             &submission.values,
-            &errors,
+            &errors.0,
         ),
-        Err(Err(e)) => failure(&state, &tenant, &e),
+        Err(e) => failure(&state, &tenant, &e),
     }
 }
 
@@ -720,80 +541,26 @@ async fn provide_documents(
         Err(e) => return failure(&state, &tenant, &e),
     };
     let note = submission.value("note").trim().to_owned();
-    let transition = match detail.workflow.transition(
-        &detail.request.state,
-        "provide_documents",
-        &["citizen"],
-        None,
-    ) {
-        Ok(t) => t.clone(),
-        Err(e) => {
-            return failure(
-                &state,
-                &tenant,
-                &FieldErrors::single("action", e.code(), e.message_fa()).into(),
-            );
-        }
-    };
-    // The added documents come in one file field, checked like the form's own.
-    let schema = FormSchema {
-        fields: vec![FormField {
-            name: "extra".to_owned(),
-            label_fa: "مدرک تکمیلی".to_owned(),
-            help_fa: None,
-            required: true,
-            kind: FieldKind::File {
-                accept: ["application/pdf", "image/jpeg", "image/png"]
-                    .map(str::to_owned)
-                    .to_vec(),
-                max_bytes: desk_core::form::DEFAULT_FILE_BYTES,
-            },
-        }],
-    };
-    let accepted = match check_files(&schema, &submission, None) {
-        Ok(a) => a,
-        Err(errors) => return failure(&state, &tenant, &FieldErrors(errors).into()),
-    };
-    let stored = match store_files(&state, tenant.id, &accepted).await {
-        Ok(s) => s,
-        Err(e) => return failure(&state, &tenant, &e),
-    };
-    let done = async {
-        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let calendar = desk_db::settings::working_calendar(&mut tx, local_today()).await?;
-        let due = detail
-            .workflow
-            .state(&transition.to)
-            .and_then(|s| s.sla_days)
-            .map(|d| calendar.promised_date(local_today(), d));
-        requests::apply_change(
-            &mut tx,
-            &detail.request,
-            &Change {
-                event: EventInput {
-                    actor: Actor::Citizen,
-                    action: &transition.action,
-                    from_state: Some(&detail.request.state),
-                    to_state: &transition.to,
-                    note: (!note.is_empty()).then_some(note.as_str()),
-                    unit_id: None,
-                },
-                state_due_on: due,
-                sms_body: None,
-                files: stored.clone(),
-            },
-        )
-        .await?;
-        tx.commit().await
-    }
+    let done = intake::act(
+        &state.platform,
+        &state.files,
+        &tenant,
+        &detail.request,
+        &detail.workflow,
+        &intake::Act {
+            action: "provide_documents",
+            roles: &["citizen"],
+            actor: Actor::Citizen,
+            note: (!note.is_empty()).then_some(note.as_str()),
+            unit_id: None,
+            files: &submission,
+        },
+    )
     .await;
     match done {
-        Ok(()) => {
+        Ok(_) => {
             Redirect::to(&format!("/requests/{}", detail.request.tracking_code)).into_response()
         }
-        Err(e) => {
-            remove_files(&state, tenant.id, &stored).await;
-            failure(&state, &tenant, &e)
-        }
+        Err(e) => failure(&state, &tenant, &e),
     }
 }

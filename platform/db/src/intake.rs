@@ -1,0 +1,336 @@
+//! The request use cases every surface shares (citizen portal, in-person desk, GraphQL,
+//! Open311): filing a request (form validated by the service's schema, files checked by
+//! content and stored, one transaction with its first event and SMS) and moving a request
+//! through its workflow. Citizens' mistakes come back as `DomainError::Validation` with a
+//! Persian message per field; nothing partial is ever left behind.
+
+use crate::catalog::PublishedService;
+use crate::files::FileStore;
+use crate::requests::{self, Actor, Change, Channel, EventInput, NewFile, Request, Submitted};
+use crate::{PlatformDb, Tenant};
+use chrono::{NaiveDate, Utc};
+use desk_core::form::{FieldKind, FormField, FormSchema, StoredFileMeta};
+use desk_core::jalali::JalaliDate;
+use desk_core::workflow::{TransitionError, Workflow};
+use desk_core::{DomainError, FieldError, FieldErrors, TenantId};
+use serde_json::Value;
+use sha2::Digest;
+use std::collections::HashMap;
+
+/// Today in the municipality's calendar (Iran Standard Time, UTC+03:30, no daylight saving).
+pub fn local_today() -> NaiveDate {
+    (Utc::now() + chrono::Duration::minutes(210)).date_naive()
+}
+
+/// A form as sent: text values per name, and files (name as sent, bytes) per field.
+#[derive(Debug, Default, Clone)]
+pub struct Submission {
+    /// Text values (a multi-select may have several).
+    pub values: HashMap<String, Vec<String>>,
+    /// Files by field.
+    pub files: HashMap<String, (String, Vec<u8>)>,
+}
+
+impl Submission {
+    /// The first value of a text field (or empty).
+    pub fn value(&self, name: &str) -> &str {
+        self.values
+            .get(name)
+            .and_then(|v| v.first())
+            .map_or("", String::as_str)
+    }
+}
+
+/// A file that passed its field's checks: the field, what was learnt, the bytes.
+pub type Accepted<'a> = (&'a FormField, StoredFileMeta, &'a [u8]);
+
+/// Checks the files `schema` asks for; returns the accepted ones or an error per field.
+pub fn check_files<'a>(
+    schema: &'a FormSchema,
+    submission: &'a Submission,
+) -> Result<Vec<Accepted<'a>>, Vec<FieldError>> {
+    let mut accepted = Vec::new();
+    let mut errors = Vec::new();
+    for field in schema.file_fields() {
+        match submission.files.get(&field.name) {
+            Some((name, bytes)) => match field.check_file(name, bytes) {
+                Ok(meta) => accepted.push((field, meta, bytes.as_slice())),
+                Err(e) => errors.push(e),
+            },
+            None if field.required => errors.push(FieldError {
+                field: field.name.clone(),
+                code: "required",
+                message: format!("«{}» لازم است.", field.label_fa),
+            }),
+            None => {}
+        }
+    }
+    if errors.is_empty() {
+        Ok(accepted)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Writes accepted files to the store; on any failure removes what was written.
+pub async fn store_files(
+    store: &FileStore,
+    tenant: TenantId,
+    accepted: &[Accepted<'_>],
+) -> Result<Vec<NewFile>, DomainError> {
+    let mut stored: Vec<NewFile> = Vec::new();
+    for (field, meta, bytes) in accepted {
+        match store.put(tenant, bytes).await {
+            Ok(key) => stored.push(NewFile {
+                field: field.name.clone(),
+                file_name: meta.safe_name.clone(),
+                content_type: meta.content_type.to_owned(),
+                size: i64::try_from(meta.size).unwrap_or(i64::MAX),
+                sha256: sha2::Sha256::digest(bytes).to_vec(),
+                storage_key: key,
+            }),
+            Err(e) => {
+                remove_files(store, tenant, &stored).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// Removes stored files whose records did not commit.
+pub async fn remove_files(store: &FileStore, tenant: TenantId, files: &[NewFile]) {
+    for f in files {
+        store.delete(tenant, &f.storage_key).await;
+    }
+}
+
+/// Who files a request and how.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    /// The signed-in citizen, if any.
+    pub citizen_id: Option<i64>,
+    /// Canonical mobile for updates and lookup.
+    pub mobile: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Staff member registering it at the desk.
+    pub registered_by: Option<i64>,
+}
+
+/// Validates and stores a submission of `service`, in one transaction with its first event
+/// and SMS. Files are written first and removed again if the transaction fails (or if the
+/// idempotency key shows the submission is a replay), so nothing partial remains.
+pub async fn file_request(
+    db: &PlatformDb,
+    store: &FileStore,
+    tenant: &Tenant,
+    service: &PublishedService,
+    submission: &Submission,
+    intake: Intake,
+) -> Result<Submitted, DomainError> {
+    let schema = service.card.form_schema();
+    let mut errors = Vec::new();
+    let values = schema
+        .validate(&submission.values)
+        .map_err(|e| errors.extend(e.0));
+    let files = check_files(&schema, submission).map_err(|e| errors.extend(e));
+    let idempotency_key = submission.value("idempotency_key").trim().to_owned();
+    if !idempotency_key.is_empty() && !(16..=100).contains(&idempotency_key.len()) {
+        errors.push(FieldError {
+            field: "idempotency_key".to_owned(),
+            code: "idempotency_key",
+            message: "کلید یکتایی درخواست باید ۱۶ تا ۱۰۰ نویسه باشد؛ صفحه را دوباره باز کنید."
+                .to_owned(),
+        });
+    }
+    let (Ok(values), Ok(files), true) = (values, files, errors.is_empty()) else {
+        return Err(FieldErrors(errors).into());
+    };
+    let stored = store_files(store, tenant.id, &files).await?;
+    let text = |name: &str| values.get(name).and_then(Value::as_str).map(str::to_owned);
+    let submitted = async {
+        let mut tx = db.tenant_db().begin(tenant.scope()).await?;
+        let today = local_today();
+        let calendar = crate::settings::working_calendar(&mut tx, today).await?;
+        let workflow = service.card.workflow();
+        let initial_sla = workflow.state(&workflow.initial).and_then(|s| s.sla_days);
+        let promised_on = calendar.promised_date(today, service.card.duration_days);
+        let new = requests::NewRequest {
+            service_id: service.id,
+            service_code: service.card.code.clone(),
+            citizen_id: intake.citizen_id,
+            mobile: intake.mobile.clone(),
+            national_code: text("applicant_national_code"),
+            applicant_name: text("full_name"),
+            channel: intake.channel,
+            form: values.clone(),
+            submitted_on: today,
+            promised_on,
+            state: workflow.initial.clone(),
+            state_due_on: initial_sla.map(|d| calendar.promised_date(today, d)),
+            registered_by: intake.registered_by,
+            idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.clone()),
+            files: stored.clone(),
+            sms_body: Some(format!(
+                "درخواست «{}» شما در میز خدمت {} ثبت شد. کد رهگیری: {{tracking}} — موعد پاسخ: {}",
+                service.card.title_fa,
+                tenant.name_fa,
+                JalaliDate::persian_of(promised_on)
+            )),
+        };
+        let submitted = requests::submit(&mut tx, &new).await?;
+        if let (Some(citizen), Submitted::Created(_)) = (intake.citizen_id, &submitted) {
+            crate::citizens::update_citizen_identity(
+                &mut tx,
+                citizen,
+                new.national_code.as_deref(),
+                new.applicant_name.as_deref(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok::<_, DomainError>(submitted)
+    }
+    .await;
+    if !matches!(submitted, Ok(Submitted::Created(_))) {
+        // A failure, or a replay whose first submission already has its files.
+        remove_files(store, tenant.id, &stored).await;
+    }
+    submitted
+}
+
+/// The one file field documents added later come in (checked like the form's own files).
+pub fn extra_documents_form() -> FormSchema {
+    FormSchema {
+        fields: vec![FormField {
+            name: "extra".to_owned(),
+            label_fa: "مدرک تکمیلی".to_owned(),
+            help_fa: None,
+            required: true,
+            kind: FieldKind::File {
+                accept: ["application/pdf", "image/jpeg", "image/png"]
+                    .map(str::to_owned)
+                    .to_vec(),
+                max_bytes: desk_core::form::DEFAULT_FILE_BYTES,
+            },
+        }],
+    }
+}
+
+/// A workflow action to take on a request.
+#[derive(Debug, Clone)]
+pub struct Act<'a> {
+    /// The action key (`accept`, `approve`, ...).
+    pub action: &'a str,
+    /// The roles of whoever acts (`citizen`, staff role keys).
+    pub roles: &'a [&'a str],
+    /// Who acts.
+    pub actor: Actor,
+    /// A note (reason, message to the citizen).
+    pub note: Option<&'a str>,
+    /// Unit to forward to (`forward`).
+    pub unit_id: Option<i64>,
+    /// Files that come with the step (documents the citizen adds).
+    pub files: &'a Submission,
+}
+
+/// The domain error for a refused transition: the role's refusal is `Forbidden`, the rest
+/// a Persian message on the `action` field.
+pub fn transition_error(e: &TransitionError) -> DomainError {
+    match e {
+        TransitionError::RoleNotAllowed => DomainError::Forbidden,
+        other => FieldErrors::single("action", other.code(), other.message_fa()).into(),
+    }
+}
+
+/// Moves `request` through `workflow` (refusing what the workflow does not allow from its
+/// state for these roles), records the event, the files and the SMS if the transition
+/// notifies. Returns the new state's key.
+pub async fn act(
+    db: &PlatformDb,
+    store: &FileStore,
+    tenant: &Tenant,
+    request: &Request,
+    workflow: &Workflow,
+    act: &Act<'_>,
+) -> Result<String, DomainError> {
+    if act.note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(FieldErrors::single(
+            "note",
+            "note_too_long",
+            "توضیح باید حداکثر ۲۰۰۰ نویسه باشد.",
+        )
+        .into());
+    }
+    let transition = workflow
+        .transition(&request.state, act.action, act.roles, act.note)
+        .map_err(|e| transition_error(&e))?
+        .clone();
+    if transition.action == "forward" && act.unit_id.is_none() {
+        return Err(FieldErrors::single(
+            "unit_id",
+            "unit",
+            "واحدی را که درخواست به آن ارجاع می‌شود انتخاب کنید.",
+        )
+        .into());
+    }
+    let accepted = if transition.action == "provide_documents" {
+        let schema = extra_documents_form();
+        let accepted = check_files(&schema, act.files).map_err(FieldErrors)?;
+        store_files(store, tenant.id, &accepted).await?
+    } else {
+        Vec::new()
+    };
+    let done = async {
+        let mut tx = db.tenant_db().begin(tenant.scope()).await?;
+        if let Some(unit) = act.unit_id
+            && !requests::units(&mut tx).await?.iter().any(|u| u.id == unit)
+        {
+            return Err(DomainError::NotFound);
+        }
+        let today = local_today();
+        let calendar = crate::settings::working_calendar(&mut tx, today).await?;
+        let to = workflow.state(&transition.to);
+        let due = to
+            .and_then(|s| s.sla_days)
+            .map(|d| calendar.promised_date(today, d));
+        let to_label = to.map_or(transition.to.as_str(), |s| s.label_fa.as_str());
+        let sms = transition.notify_citizen.then(|| {
+            let mut body = format!(
+                "میز خدمت {}: درخواست {} اکنون «{to_label}» است.",
+                tenant.name_fa, request.tracking_code
+            );
+            if let Some(note) = act.note {
+                let short: String = note.chars().take(120).collect();
+                body.push_str(&format!(" توضیح: {short}"));
+            }
+            body
+        });
+        requests::apply_change(
+            &mut tx,
+            request,
+            &Change {
+                event: EventInput {
+                    actor: act.actor,
+                    action: &transition.action,
+                    from_state: Some(&request.state),
+                    to_state: &transition.to,
+                    note: act.note,
+                    unit_id: act.unit_id,
+                },
+                state_due_on: due,
+                sms_body: sms,
+                files: accepted.clone(),
+            },
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = done {
+        remove_files(store, tenant.id, &accepted).await;
+        return Err(e);
+    }
+    Ok(transition.to)
+}
