@@ -3,7 +3,6 @@
 //! Weekly days off are configurable (Friday everywhere; many municipalities also close on
 //! Thursday), and official holidays are passed in as Gregorian dates by the caller.
 
-use crate::error::{FieldError, FieldErrors};
 use chrono::{Datelike, NaiveDate, Weekday};
 use std::collections::BTreeSet;
 
@@ -67,55 +66,10 @@ impl Default for WorkingCalendar {
     }
 }
 
-/// Parses weekday names such as `fri`, `Thursday` (English, case-insensitive, three-letter or
-/// full) for the `weekly_off` setting; empty entries are skipped and duplicates dropped.
-pub fn parse_weekdays(raw: &[String]) -> Result<Vec<Weekday>, FieldErrors> {
-    let mut days = Vec::new();
-    let mut errors = Vec::new();
-    for entry in raw {
-        let name = entry.trim().to_ascii_lowercase();
-        if name.is_empty() {
-            continue;
-        }
-        let day = match name.as_str() {
-            "sat" | "saturday" => Weekday::Sat,
-            "sun" | "sunday" => Weekday::Sun,
-            "mon" | "monday" => Weekday::Mon,
-            "tue" | "tuesday" => Weekday::Tue,
-            "wed" | "wednesday" => Weekday::Wed,
-            "thu" | "thursday" => Weekday::Thu,
-            "fri" | "friday" => Weekday::Fri,
-            _ => {
-                errors.push(FieldError {
-                    field: "weekly_off".to_owned(),
-                    code: "weekday_invalid",
-                    message: format!("روز هفتهٔ «{}» شناخته نشد.", entry.trim()),
-                });
-                continue;
-            }
-        };
-        if !days.contains(&day) {
-            days.push(day);
-        }
-    }
-    if errors.is_empty() {
-        Ok(days)
-    } else {
-        Err(FieldErrors(errors))
-    }
-}
-
-/// The Persian name of a weekday (شنبه ... جمعه).
-pub fn weekday_fa(w: Weekday) -> &'static str {
-    match w {
-        Weekday::Sat => "شنبه",
-        Weekday::Sun => "یکشنبه",
-        Weekday::Mon => "دوشنبه",
-        Weekday::Tue => "سه‌شنبه",
-        Weekday::Wed => "چهارشنبه",
-        Weekday::Thu => "پنجشنبه",
-        Weekday::Fri => "جمعه",
-    }
+/// The weekday of an ISO number (1 = Monday ... 7 = Sunday), as the `work_week` setting
+/// stores days off.
+pub fn weekday_from_iso(n: u32) -> Option<Weekday> {
+    Weekday::try_from(u8::try_from(n.checked_sub(1)?).ok()?).ok()
 }
 
 #[cfg(test)]
@@ -230,26 +184,11 @@ mod tests {
     }
 
     #[test]
-    fn weekday_names() {
-        let raw: Vec<String> = ["fri", " Thursday ", "FRI", "", "sat"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            parse_weekdays(&raw).unwrap(),
-            vec![Weekday::Fri, Weekday::Thu, Weekday::Sat]
-        );
-        let bad: Vec<String> = vec!["friday".into(), "jomeh".into(), "xyz".into()];
-        let err = parse_weekdays(&bad).unwrap_err();
-        assert_eq!(err.0.len(), 2);
-        assert!(
-            err.0
-                .iter()
-                .all(|e| e.field == "weekly_off" && e.code == "weekday_invalid")
-        );
-        assert!(err.0[0].message.contains("jomeh"));
-        assert_eq!(weekday_fa(Weekday::Tue), "سه‌شنبه");
-        assert_eq!(weekday_fa(Weekday::Fri), "جمعه");
-        assert_eq!(weekday_fa(Weekday::Sat), "شنبه");
+    fn iso_weekdays() {
+        assert_eq!(weekday_from_iso(1), Some(Weekday::Mon));
+        assert_eq!(weekday_from_iso(5), Some(Weekday::Fri));
+        assert_eq!(weekday_from_iso(7), Some(Weekday::Sun));
+        assert_eq!(weekday_from_iso(0), None);
+        assert_eq!(weekday_from_iso(8), None);
     }
 }

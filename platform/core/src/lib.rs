@@ -13,6 +13,7 @@ pub mod form;
 pub mod host;
 pub mod jalali;
 pub mod jobs;
+pub mod limiter;
 pub mod mobile;
 pub mod national_code;
 pub mod secret;

@@ -355,22 +355,20 @@ pub async fn latest_sms_tests(
     .map_err(internal)
 }
 
-/// The setting that lists the weekly days off (English weekday names; Friday when unset).
-pub const WEEKLY_OFF_KEY: &str = "calendar.weekly_off";
-
-/// The municipality's working calendar: weekly days off and its holidays from `from` on.
+/// The municipality's working calendar: its weekly days off (the `work_week` setting, ISO
+/// weekday numbers, Friday when unset) and its holidays from `from` on.
 pub async fn working_calendar(
     tx: &mut TenantTx,
     from: NaiveDate,
 ) -> Result<desk_core::calendar::WorkingCalendar, DomainError> {
-    let weekly_off = match get_setting(tx, WEEKLY_OFF_KEY).await? {
-        Some(value) => {
-            let names: Vec<String> =
-                serde_json::from_value(value).map_err(|e| DomainError::Internal(e.into()))?;
-            desk_core::calendar::parse_weekdays(&names)?
-        }
-        None => vec![chrono::Weekday::Fri],
+    let days_off: Vec<u32> = match get_setting(tx, "work_week").await? {
+        Some(week) => serde_json::from_value(week["days_off"].clone()).unwrap_or_default(),
+        None => vec![5],
     };
+    let weekly_off = days_off
+        .into_iter()
+        .filter_map(desk_core::calendar::weekday_from_iso)
+        .collect();
     let days: Vec<NaiveDate> =
         sqlx::query_scalar("select day from holidays where day >= $1 order by day")
             .bind(from)
