@@ -4,32 +4,120 @@
 //! Must not depend on the web, jobs or tenant-admin crates. The SDL is committed in
 //! `graphql/schema.graphql`; a test fails when code and file drift.
 
+mod requests;
+
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{
-    Context, EmptyMutation, EmptySubscription, ErrorExtensions, Object, Schema, SimpleObject,
+    Context, EmptySubscription, ErrorExtensions, MergedObject, Object, Schema, SimpleObject,
 };
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::{Extension, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State};
+use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
-use desk_db::{Tenant, TenantDb};
+use desk_core::DomainError;
+use desk_core::limiter::AttemptLimiter;
+use desk_db::api_keys::ApiKey;
+use desk_db::files::FileStore;
+use desk_db::{PlatformDb, Tenant};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The tenant API schema.
-pub type TenantSchema = Schema<TenantQuery, EmptyMutation, EmptySubscription>;
+pub type TenantSchema = Schema<TenantQuery, TenantMutation, EmptySubscription>;
 
 /// Builds the tenant schema with depth and complexity limits.
 pub fn tenant_schema() -> TenantSchema {
-    Schema::build(TenantQuery, EmptyMutation, EmptySubscription)
-        .limit_depth(12)
-        .limit_complexity(500)
-        .finish()
+    Schema::build(
+        TenantQuery::default(),
+        TenantMutation::default(),
+        EmptySubscription,
+    )
+    .limit_depth(12)
+    .limit_complexity(500)
+    .finish()
 }
 
-/// Root of the tenant API.
+/// Root of the tenant API's queries.
+#[derive(Debug, Default, MergedObject)]
+pub struct TenantQuery(CatalogQuery, requests::RequestQuery);
+
+/// Root of the tenant API's mutations.
+#[derive(Debug, Default, MergedObject)]
+pub struct TenantMutation(requests::RequestMutation);
+
+/// Catalog queries.
 #[derive(Debug, Default)]
-pub struct TenantQuery;
+pub struct CatalogQuery;
+
+/// What the API works with, shared by every request.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Registry and tenant transactions.
+    pub platform: PlatformDb,
+    /// Uploaded documents.
+    pub files: FileStore,
+    /// Failed public lookups per client address.
+    pub lookups: Arc<AttemptLimiter>,
+    /// Take the client address from `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+}
+
+/// Who is calling: the API key of this municipality they presented (if valid), and from
+/// where.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// A live key found in this municipality's schema.
+    pub key: Option<ApiKey>,
+    /// Client address.
+    pub source: String,
+}
+
+/// A domain error as a GraphQL error with a stable `extensions.code` (and the field errors
+/// under `extensions.fields`). Internal causes are logged, never returned.
+pub fn gql_error(e: DomainError) -> async_graphql::Error {
+    let (code, message) = match &e {
+        DomainError::NotFound => ("NOT_FOUND", "not found".to_owned()),
+        DomainError::Forbidden => ("FORBIDDEN", "forbidden".to_owned()),
+        DomainError::Conflict(m) => ("CONFLICT", m.clone()),
+        DomainError::Validation(f) => ("BAD_USER_INPUT", f.to_string()),
+        DomainError::RateLimited { message, .. } => ("RATE_LIMITED", message.clone()),
+        DomainError::Internal(err) => {
+            tracing::error!(error = %err, "API request failed");
+            ("INTERNAL", "internal error".to_owned())
+        }
+    };
+    async_graphql::Error::new(message).extend_with(|_, ext| {
+        ext.set("code", code);
+        match &e {
+            DomainError::Validation(f) => {
+                let fields: Vec<async_graphql::Value> =
+                    f.0.iter()
+                        .map(|x| {
+                            let mut m = async_graphql::indexmap::IndexMap::new();
+                            m.insert(
+                                async_graphql::Name::new("field"),
+                                async_graphql::Value::from(x.field.clone()),
+                            );
+                            m.insert(
+                                async_graphql::Name::new("code"),
+                                async_graphql::Value::from(x.code),
+                            );
+                            m.insert(
+                                async_graphql::Name::new("message"),
+                                async_graphql::Value::from(x.message.clone()),
+                            );
+                            async_graphql::Value::Object(m)
+                        })
+                        .collect();
+                ext.set("fields", fields);
+            }
+            DomainError::RateLimited { retry_after, .. } => ext.set("retryAfter", *retry_after),
+            _ => {}
+        }
+    })
+}
 
 /// A province of Iran.
 #[derive(Debug, SimpleObject)]
@@ -141,7 +229,7 @@ fn internal(e: desk_core::DomainError) -> async_graphql::Error {
 }
 
 #[Object]
-impl TenantQuery {
+impl CatalogQuery {
     /// Published services, optionally in one category and matching `search` (Persian text is
     /// normalized: Arabic yeh/kaf, digits, ZWNJ).
     async fn services(
@@ -151,7 +239,7 @@ impl TenantQuery {
         category: Option<String>,
     ) -> async_graphql::Result<Vec<Service>> {
         let tenant = ctx.data::<Arc<Tenant>>()?;
-        let db = ctx.data::<TenantDb>()?;
+        let db = ctx.data::<Services>()?.platform.tenant_db();
         let folded = search.as_deref().map(desk_core::text::normalize_for_search);
         let mut tx = db.begin(tenant.scope()).await.map_err(internal)?;
         let found =
@@ -169,7 +257,7 @@ impl TenantQuery {
         code: String,
     ) -> async_graphql::Result<Option<Service>> {
         let tenant = ctx.data::<Arc<Tenant>>()?;
-        let db = ctx.data::<TenantDb>()?;
+        let db = ctx.data::<Services>()?.platform.tenant_db();
         let mut tx = db.begin(tenant.scope()).await.map_err(internal)?;
         let found = desk_db::catalog::published_service(&mut tx, &code)
             .await
@@ -196,30 +284,80 @@ impl TenantQuery {
 #[derive(Clone)]
 struct ApiState {
     schema: TenantSchema,
-    db: TenantDb,
+    services: Services,
 }
 
-/// `/graphql` for a municipality's host: GraphiQL on GET, queries on POST.
-pub fn tenant_router(schema: TenantSchema, db: TenantDb) -> Router {
+/// The largest API request (a multipart request carries files).
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// `/graphql` for a municipality's host: GraphiQL on GET, queries on POST (multipart for
+/// uploads). `Authorization: Bearer <key>` authenticates with a key of this municipality.
+pub fn tenant_router(schema: TenantSchema, services: Services) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(execute))
-        .with_state(ApiState { schema, db })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(ApiState { schema, services })
 }
 
 async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
+/// The key presented in `Authorization: Bearer …`, looked up in this municipality's schema.
+async fn caller(
+    services: &Services,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    peer: Option<&ConnectInfo<SocketAddr>>,
+) -> Result<Caller, DomainError> {
+    let source = desk_core::limiter::client_address(
+        services.trust_forwarded_for,
+        peer.map(|c| c.0.ip()),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+    );
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let key = match presented {
+        Some(k) => {
+            let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
+            let key = desk_db::api_keys::authenticate(&mut tx, k).await?;
+            tx.commit().await?;
+            key
+        }
+        None => None,
+    };
+    Ok(Caller { key, source })
+}
+
 async fn execute(
     State(state): State<ApiState>,
     Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     req: GraphQLRequest,
 ) -> GraphQLResponse {
-    state
-        .schema
-        .execute(req.into_inner().data(tenant).data(state.db.clone()))
-        .await
-        .into()
+    let req = req.into_inner();
+    match caller(
+        &state.services,
+        &tenant,
+        &headers,
+        peer.as_ref().map(|p| &p.0),
+    )
+    .await
+    {
+        Ok(caller) => state
+            .schema
+            .execute(req.data(tenant).data(state.services.clone()).data(caller))
+            .await
+            .into(),
+        Err(e) => async_graphql::Response::from_errors(vec![
+            gql_error(e).into_server_error(async_graphql::Pos::default()),
+        ])
+        .into(),
+    }
 }
 
 #[cfg(test)]

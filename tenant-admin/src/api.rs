@@ -34,30 +34,7 @@ pub fn platform_schema() -> PlatformSchema {
         .finish()
 }
 
-fn gql_error(e: DomainError) -> async_graphql::Error {
-    let (code, message) = match &e {
-        DomainError::NotFound => ("NOT_FOUND", "not found".to_owned()),
-        DomainError::Forbidden => ("FORBIDDEN", "forbidden".to_owned()),
-        DomainError::Conflict(m) => ("CONFLICT", m.clone()),
-        DomainError::RateLimited { .. } => ("RATE_LIMITED", "too many requests".to_owned()),
-        DomainError::Validation(f) => ("BAD_USER_INPUT", f.to_string()),
-        DomainError::Internal(err) => {
-            tracing::error!(error = %err, "platform API request failed");
-            ("INTERNAL", "internal error".to_owned())
-        }
-    };
-    async_graphql::Error::new(message).extend_with(|_, ext| {
-        ext.set("code", code);
-        if let DomainError::Validation(f) = &e {
-            ext.set(
-                "fields",
-                f.0.iter()
-                    .map(|x| format!("{}:{}", x.field, x.code))
-                    .collect::<Vec<_>>(),
-            );
-        }
-    })
-}
+use desk_graphql::gql_error;
 
 struct Caller {
     actor: Actor,

@@ -1,6 +1,7 @@
 //! Integration tests of Miz against a real PostgreSQL (one binary, for link time).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod api;
 mod authz;
 mod catalog;
 mod hosts;

@@ -68,6 +68,28 @@ impl AttemptLimiter {
     }
 }
 
+/// Where a request comes from: the peer address, or, behind a trusted proxy, the first valid
+/// address of its `X-Forwarded-For`; `unknown` when neither is known.
+pub fn client_address(
+    trust_forwarded_for: bool,
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: Option<&str>,
+) -> String {
+    let forwarded = || {
+        forwarded_for?
+            .split(',')
+            .next()?
+            .trim()
+            .parse::<std::net::IpAddr>()
+            .ok()
+    };
+    trust_forwarded_for
+        .then(forwarded)
+        .flatten()
+        .or(peer)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,11 +145,13 @@ pub struct Request {
     pub assignee: Option<(i64, String)>,
     /// Who registered it at the desk.
     pub registered_by: Option<(i64, String)>,
+    /// Last change (state, assignment).
+    pub updated_at: DateTime<Utc>,
 }
 
 const REQUEST_SELECT: &str = "select r.id, r.tracking_code, r.service_code, r.service_id, s.title as service_title,
             r.citizen_id, r.mobile, r.national_code, r.applicant_name, r.channel, r.state, r.form,
-            r.submitted_at, r.submitted_on, r.promised_on, r.state_due_on,
+            r.submitted_at, r.submitted_on, r.promised_on, r.state_due_on, r.updated_at,
             u.id as unit_id, u.name as unit_name, a.id as assignee_id, a.display_name as assignee_name,
             g.id as registrar_id, g.display_name as registrar_name
        from requests r
@@ -189,6 +191,7 @@ fn request_from_row(r: &sqlx::postgres::PgRow) -> Result<Request, DomainError> {
         unit: pair(r, "unit_id", "unit_name")?,
         assignee: pair(r, "assignee_id", "assignee_name")?,
         registered_by: pair(r, "registrar_id", "registrar_name")?,
+        updated_at: r.try_get("updated_at").map_err(internal)?,
     })
 }
 
@@ -779,4 +782,26 @@ pub async fn staff_unit(tx: &mut TenantTx, staff_id: i64) -> Result<Option<i64>,
         .await
         .map_err(internal)?;
     Ok(unit.flatten())
+}
+
+/// Requests changed after the keyset cursor `(updated_at, id)`, oldest change first: what an
+/// integrator polls to follow status changes.
+pub async fn changed_after(
+    tx: &mut TenantTx,
+    after: Option<(DateTime<Utc>, i64)>,
+    limit: i64,
+) -> Result<Vec<Request>, DomainError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{REQUEST_SELECT}
+          where ($1::timestamptz is null or (r.updated_at, r.id) > ($1, $2))
+          order by r.updated_at, r.id
+          limit $3"
+    )))
+    .bind(after.map(|a| a.0))
+    .bind(after.map_or(0, |a| a.1))
+    .bind(limit.clamp(1, 200))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    rows.iter().map(request_from_row).collect()
 }

@@ -53,7 +53,15 @@ pub async fn build(
     };
     let tenant_app = desk_web::tenant_router(web.clone()).merge(desk_graphql::tenant_router(
         desk_graphql::tenant_schema(),
-        platform.tenant_db(),
+        desk_graphql::Services {
+            platform: platform.clone(),
+            files: web.files.clone(),
+            lookups: Arc::new(desk_core::limiter::AttemptLimiter::new(
+                20,
+                Duration::from_secs(15 * 60),
+            )),
+            trust_forwarded_for: config.http.trust_forwarded_for,
+        },
     ));
     let portal = desk_tenant_admin::PlatformPortal::new(
         platform.clone(),

@@ -6,6 +6,7 @@
 //! themed "not found" page. Suspended municipalities get a notice page, and their API refuses.
 //! Must not depend on the GraphQL, jobs or tenant-admin crates: the binary hands their routers in.
 
+mod api_keys;
 mod catalog_editor;
 mod citizen;
 mod dispatch;
@@ -59,5 +60,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(citizen::citizen_routes())
         .merge(requests::request_routes())
         .merge(inbox::inbox_routes())
+        .merge(api_keys::api_key_routes())
         .with_state(state)
 }

@@ -15,22 +15,11 @@ pub fn client_address(
     peer: Option<&ConnectInfo<SocketAddr>>,
     headers: &HeaderMap,
 ) -> String {
-    let forwarded = || {
-        headers
-            .get("x-forwarded-for")?
-            .to_str()
-            .ok()?
-            .split(',')
-            .next()?
-            .trim()
-            .parse::<std::net::IpAddr>()
-            .ok()
-    };
-    trust_forwarded_for
-        .then(forwarded)
-        .flatten()
-        .or_else(|| peer.map(|c| c.0.ip()))
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+    desk_core::limiter::client_address(
+        trust_forwarded_for,
+        peer.map(|c| c.0.ip()),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// Per-address limits of a municipality's public site (keys carry the tenant, so one

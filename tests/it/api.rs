@@ -1,0 +1,467 @@
+//! The tenant GraphQL API for requests: API keys made by the municipality admin (shown once,
+//! hashed at rest, scoped, revocable, worthless on another municipality's host), filing with
+//! uploads, the public status lookup, pages, polling changes and workflow actions.
+
+use axum::http::StatusCode;
+use desk_authz::Authorizer;
+use desk_db::Tenant;
+use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
+use desk_tests::{TestApp, TestDb};
+use serde_json::{Value, json};
+
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+const SERVICE: &str = "MUN-REV-002";
+
+async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
+    let req = Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+        tenant: TestDb::new_tenant(slug),
+        first_admin: Some(FirstAdmin {
+            username: format!("admin-{slug}"),
+            display_name: "مدیر".into(),
+            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
+        }),
+    };
+    desk_tenant_admin::onboard(&app.db.platform, authz, &Actor::Cli, "test", &req)
+        .await
+        .unwrap()
+        .0
+}
+
+async fn gql(app: &TestApp, host: &str, key: Option<&str>, query: &str, variables: Value) -> Value {
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(a) = &auth {
+        headers.push(("authorization", a.as_str()));
+    }
+    let res = app
+        .send("POST", host, "/graphql", Some(&body), &headers)
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    serde_json::from_str(&res.text).unwrap()
+}
+
+fn code(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
+}
+
+const SUBMIT: &str = "mutation($input: SubmitRequestInput!) { submitRequest(input: $input) { trackingCode promisedOn replayed } }";
+
+/// A GraphQL multipart request (files for the form's file fields).
+async fn submit_with_file(
+    app: &TestApp,
+    host: &str,
+    key: &str,
+    national_code: &str,
+    idempotency_key: &str,
+) -> Value {
+    let operations = json!({
+        "query": SUBMIT,
+        "variables": { "input": {
+            "serviceCode": SERVICE,
+            "mobile": "۰۹۱۲۸۸۸۸۸۸۸",
+            "idempotencyKey": idempotency_key,
+            "values": {
+                "applicant_national_code": national_code,
+                "full_name": "رضا کریمی",
+                "address": "اصفهان، خیابان هزارجریب",
+            },
+            "files": [{ "field": "doc_1", "file": null }],
+        }},
+    });
+    let map = json!({ "0": ["variables.input.files.0.file"] });
+    const B: &str = "gql-boundary-31";
+    let mut body = Vec::new();
+    for (name, value) in [
+        ("operations", operations.to_string()),
+        ("map", map.to_string()),
+    ] {
+        body.extend_from_slice(
+            format!("--{B}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{B}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"bill.pdf\"\r\nContent-Type: application/pdf\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(PDF);
+    body.extend_from_slice(format!("\r\n--{B}--\r\n").as_bytes());
+    let auth = format!("Bearer {key}");
+    let ct = format!("multipart/form-data; boundary={B}");
+    let res = app
+        .send_bytes(
+            "POST",
+            host,
+            "/graphql",
+            body,
+            &[("authorization", &auth), ("content-type", &ct)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    serde_json::from_str(&res.text).unwrap()
+}
+
+/// The municipality admin makes a key in the staff portal; returns it as shown once.
+async fn make_key(
+    app: &TestApp,
+    tenant: &Tenant,
+    host: &str,
+    scopes: &[&str],
+    role: &str,
+) -> String {
+    let admin = app
+        .staff_sign_in(tenant, &format!("admin-{}", tenant.slug.as_str()))
+        .await;
+    let page = app.get_as(&admin, host, "/staff/api-keys").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let csrf = page.csrf();
+    let mut fields = vec![
+        ("csrf", csrf.as_str()),
+        ("name", "سامانه درآمد"),
+        ("role", role),
+    ];
+    fields.extend(scopes.iter().map(|s| ("scope", *s)));
+    let made = app
+        .post_form(Some(&admin), host, "/staff/api-keys", &fields)
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let start = made.text.find("miz_").unwrap();
+    let key = made.text[start..start + 68].to_owned();
+    assert!(key[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+    // Shown once: the list shows only its prefix.
+    let again = app.get_as(&admin, host, "/staff/api-keys").await;
+    assert!(!again.text.contains(&key) && again.text.contains(&key[..12]));
+    key
+}
+
+#[tokio::test]
+async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipality() {
+    let app = TestApp::new().await;
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    authz
+        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    let alpha = onboard(&app, &authz, "alpha").await;
+    let beta = onboard(&app, &authz, "beta").await;
+    let app = app.rebuild().await;
+    let full = make_key(
+        &app,
+        &alpha,
+        "alpha.test",
+        &["requests:submit", "requests:read", "requests:act"],
+        "department_head",
+    )
+    .await;
+    let reader = make_key(&app, &alpha, "alpha.test", &["requests:read"], "").await;
+
+    // Hashes only at rest.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let clear: i64 = sqlx::query_scalar(
+        "select count(*) from api_keys where encode(key_hash, 'hex') like '%' || $1 || '%' or prefix = $2",
+    )
+    .bind(&full[4..])
+    .bind(&full)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(clear, 0);
+
+    // No key, a key of another municipality, a made-up key: not authenticated.
+    let list = "{ requests(first: 10) { edges { cursor node { trackingCode state channel } } pageInfo { hasNextPage endCursor } } }";
+    assert_eq!(
+        code(&gql(&app, "alpha.test", None, list, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        code(&gql(&app, "beta.test", Some(&full), list, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let forged = format!("miz_{}", "0".repeat(64));
+    assert_eq!(
+        code(&gql(&app, "alpha.test", Some(&forged), list, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    // Scope enforced per operation.
+    let denied = submit_with_file(
+        &app,
+        "alpha.test",
+        &reader,
+        "0499370899",
+        "gql-idem-key-000001",
+    )
+    .await;
+    assert_eq!(code(&denied), "FORBIDDEN");
+
+    // Filing with an upload; a replay returns the same request.
+    let filed = submit_with_file(
+        &app,
+        "alpha.test",
+        &full,
+        "0499370899",
+        "gql-idem-key-000001",
+    )
+    .await;
+    let tracking = filed["data"]["submitRequest"]["trackingCode"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(filed["data"]["submitRequest"]["replayed"], false);
+    let replay = submit_with_file(
+        &app,
+        "alpha.test",
+        &full,
+        "0499370899",
+        "gql-idem-key-000001",
+    )
+    .await;
+    assert_eq!(
+        replay["data"]["submitRequest"]["trackingCode"],
+        tracking.as_str()
+    );
+    assert_eq!(replay["data"]["submitRequest"]["replayed"], true);
+    // Bad input: a stable code and the field.
+    let bad = submit_with_file(
+        &app,
+        "alpha.test",
+        &full,
+        "1234567890",
+        "gql-idem-key-000002",
+    )
+    .await;
+    assert_eq!(code(&bad), "BAD_USER_INPUT");
+    assert!(
+        bad["errors"][0]["extensions"]["fields"][0]["field"] == "applicant_national_code",
+        "{bad}"
+    );
+    let second = submit_with_file(
+        &app,
+        "alpha.test",
+        &full,
+        "0790419904",
+        "gql-idem-key-000003",
+    )
+    .await;
+    let second_code = second["data"]["submitRequest"]["trackingCode"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Pages.
+    let page = gql(&app, "alpha.test", Some(&reader), "{ requests(first: 1) { edges { cursor node { trackingCode channel } } pageInfo { hasNextPage endCursor } } }", json!({})).await;
+    assert_eq!(
+        page["data"]["requests"]["edges"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        page["data"]["requests"]["edges"][0]["node"]["channel"],
+        "api"
+    );
+    assert_eq!(page["data"]["requests"]["pageInfo"]["hasNextPage"], true);
+    let cursor = page["data"]["requests"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap();
+    let next = gql(&app, "alpha.test", Some(&reader), "query($a: String) { requests(first: 5, after: $a) { edges { node { trackingCode } } pageInfo { hasNextPage } } }", json!({ "a": cursor })).await;
+    let codes: Vec<&str> = [&page, &next]
+        .iter()
+        .flat_map(|p| p["data"]["requests"]["edges"].as_array().unwrap().iter())
+        .map(|e| e["node"]["trackingCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes.len(), 2);
+    assert!(codes.contains(&tracking.as_str()) && codes.contains(&second_code.as_str()));
+    assert_eq!(
+        code(
+            &gql(
+                &app,
+                "alpha.test",
+                Some(&reader),
+                "{ requests(after: \"garbage\") { edges { cursor } } }",
+                json!({})
+            )
+            .await
+        ),
+        "BAD_USER_INPUT"
+    );
+
+    // Polling changes: after the first change cursor, only later changes come.
+    let changes = "query($a: String) { requestChanges(after: $a) { edges { cursor node { trackingCode state } } pageInfo { endCursor } } }";
+    let all = gql(
+        &app,
+        "alpha.test",
+        Some(&reader),
+        changes,
+        json!({ "a": null }),
+    )
+    .await;
+    let end = all["data"]["requestChanges"]["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let quiet = gql(
+        &app,
+        "alpha.test",
+        Some(&reader),
+        changes,
+        json!({ "a": end }),
+    )
+    .await;
+    assert_eq!(
+        quiet["data"]["requestChanges"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Acting as the key's role: refused transitions carry their code.
+    let act = "mutation($t: String!, $a: String!, $n: String) { transitionRequest(trackingCode: $t, action: $a, note: $n) { state stateLabel timeline { action state } } }";
+    let wrong = gql(
+        &app,
+        "alpha.test",
+        Some(&full),
+        act,
+        json!({ "t": tracking, "a": "deliver" }),
+    )
+    .await;
+    assert_eq!(code(&wrong), "BAD_USER_INPUT");
+    assert_eq!(
+        code(
+            &gql(
+                &app,
+                "alpha.test",
+                Some(&reader),
+                act,
+                json!({ "t": tracking, "a": "accept" })
+            )
+            .await
+        ),
+        "FORBIDDEN"
+    );
+    let done = gql(
+        &app,
+        "alpha.test",
+        Some(&full),
+        act,
+        json!({ "t": tracking, "a": "accept" }),
+    )
+    .await;
+    assert_eq!(
+        done["data"]["transitionRequest"]["state"], "in_review",
+        "{done}"
+    );
+    let moved = gql(
+        &app,
+        "alpha.test",
+        Some(&reader),
+        changes,
+        json!({ "a": end }),
+    )
+    .await;
+    let edges = moved["data"]["requestChanges"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1);
+    assert_eq!(edges[0]["node"]["trackingCode"], tracking.as_str());
+    // The same code from beta's host: not found.
+    assert_eq!(
+        code(
+            &gql(
+                &app,
+                "beta.test",
+                Some(&full),
+                act,
+                json!({ "t": tracking, "a": "approve" })
+            )
+            .await
+        ),
+        "UNAUTHENTICATED"
+    );
+
+    // The public lookup needs the right mobile, and is per municipality.
+    let status = "query($t: String!, $m: String!) { request(trackingCode: $t, mobile: $m) { state stateLabel promisedOn timeline { action } } }";
+    let found = gql(
+        &app,
+        "alpha.test",
+        None,
+        status,
+        json!({ "t": tracking, "m": "09128888888" }),
+    )
+    .await;
+    assert_eq!(found["data"]["request"]["state"], "in_review");
+    assert_eq!(
+        found["data"]["request"]["timeline"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let other = gql(
+        &app,
+        "alpha.test",
+        None,
+        status,
+        json!({ "t": tracking, "m": "09120000001" }),
+    )
+    .await;
+    assert!(other["data"]["request"].is_null());
+    let there = gql(
+        &app,
+        "beta.test",
+        None,
+        status,
+        json!({ "t": tracking, "m": "09128888888" }),
+    )
+    .await;
+    assert!(there["data"]["request"].is_null());
+    assert_eq!(
+        code(
+            &gql(
+                &app,
+                "alpha.test",
+                None,
+                status,
+                json!({ "t": "123", "m": "x" })
+            )
+            .await
+        ),
+        "BAD_USER_INPUT"
+    );
+
+    // Revoked and expired keys stop working.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    sqlx::query("update api_keys set expires_at = now() - interval '1 minute' where prefix = $1")
+        .bind(&reader[..12])
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let full_id: i64 = sqlx::query_scalar("select id from api_keys where prefix = $1")
+        .bind(&full[..12])
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    desk_db::api_keys::revoke(&mut tx, full_id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        code(&gql(&app, "alpha.test", Some(&reader), list, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    assert_eq!(
+        code(&gql(&app, "alpha.test", Some(&full), list, json!({})).await),
+        "UNAUTHENTICATED"
+    );
+    let _ = beta;
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
