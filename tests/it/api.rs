@@ -465,3 +465,164 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+async fn key_for(app: &TestApp, tenant: &Tenant, scopes: &[&str]) -> String {
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(tenant.scope())
+        .await
+        .unwrap();
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+    let (key, _) = desk_db::api_keys::create(&mut tx, "open311", &scopes, None, None, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    key
+}
+
+#[tokio::test]
+async fn open311_serves_the_catalog_and_takes_requests_only_with_a_key_of_the_municipality() {
+    let app = TestApp::new().await;
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    let alpha = onboard(&app, &authz, "alpha").await;
+    let beta = onboard(&app, &authz, "beta").await;
+    let submit_key = key_for(&app, &alpha, &["requests:submit"]).await;
+    let read_key = key_for(&app, &alpha, &["requests:read"]).await;
+    let beta_key = key_for(&app, &beta, &["requests:submit", "requests:read"]).await;
+
+    let list = app.get("alpha.test", "/open311/v2/services.json").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let list: Value = serde_json::from_str(&list.text).unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["service_code"] == SERVICE)
+    );
+    let one = app
+        .get(
+            "alpha.test",
+            &format!("/open311/v2/services/{SERVICE}.json"),
+        )
+        .await;
+    let one: Value = serde_json::from_str(&one.text).unwrap();
+    let attrs = one["attributes"].as_array().unwrap();
+    assert!(
+        attrs
+            .iter()
+            .any(|a| a["code"] == "applicant_national_code" && a["required"] == true)
+    );
+    assert!(attrs.iter().any(|a| {
+        a["code"] == "doc_1"
+            && a["datatype_description"]
+                .as_str()
+                .unwrap()
+                .contains("multipart")
+    }));
+    assert_eq!(
+        app.get("alpha.test", "/open311/v2/services/NOPE.json")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let post = |key: String, host: &'static str, national: &'static str| {
+        let app = &app;
+        async move {
+            app.post_multipart(
+                "",
+                host,
+                "/open311/v2/requests.json",
+                &[
+                    ("api_key", key.as_str()),
+                    ("service_code", SERVICE),
+                    ("phone", "09129999999"),
+                    ("attribute[applicant_national_code]", national),
+                    ("attribute[full_name]", "مریم رضایی"),
+                    ("attribute[address]", "اصفهان، میدان نقش جهان"),
+                    ("description", "از سامانه شهری"),
+                ],
+                ("attribute[doc_1]", "bill.pdf", PDF),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        post(String::new(), "alpha.test", "0499370899").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(read_key.clone(), "alpha.test", "0499370899")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(submit_key.clone(), "beta.test", "0499370899")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = post(submit_key.clone(), "alpha.test", "1111111112").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("applicant_national_code"), "{}", bad.text);
+    let made = post(submit_key.clone(), "alpha.test", "0499370899").await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
+    let made: Value = serde_json::from_str(&made.text).unwrap();
+    let id = made[0]["service_request_id"].as_str().unwrap().to_owned();
+    let token = made[0]["token"].as_str().unwrap().to_owned();
+
+    // Reading needs requests:read of this municipality.
+    let path = format!("/open311/v2/requests/{id}.json");
+    assert_eq!(
+        app.get("alpha.test", &path).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("alpha.test", &format!("{path}?api_key={submit_key}"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get("beta.test", &format!("{path}?api_key={beta_key}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let got = app
+        .get("alpha.test", &format!("{path}?api_key={read_key}"))
+        .await;
+    assert_eq!(got.status, StatusCode::OK);
+    let got: Value = serde_json::from_str(&got.text).unwrap();
+    assert_eq!(got[0]["status"], "open");
+    assert_eq!(got[0]["service_code"], SERVICE);
+    assert!(!got.to_string().contains("09129999999") && !got.to_string().contains("0499370899"));
+    let by_token = app
+        .get(
+            "alpha.test",
+            &format!("/open311/v2/tokens/{token}.json?api_key={read_key}"),
+        )
+        .await;
+    let by_token: Value = serde_json::from_str(&by_token.text).unwrap();
+    assert_eq!(by_token[0]["service_request_id"], id.as_str());
+    let all = app
+        .get(
+            "alpha.test",
+            &format!("/open311/v2/requests.json?api_key={read_key}&status=open"),
+        )
+        .await;
+    let all: Value = serde_json::from_str(&all.text).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let none = app
+        .get(
+            "beta.test",
+            &format!("/open311/v2/requests.json?api_key={beta_key}"),
+        )
+        .await;
+    assert_eq!(none.text, "[]");
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

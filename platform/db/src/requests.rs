@@ -805,3 +805,15 @@ pub async fn changed_after(
     .map_err(internal)?;
     rows.iter().map(request_from_row).collect()
 }
+
+/// The tracking code of the request filed with an idempotency key (Open311 tokens).
+pub async fn tracking_by_idempotency_key(
+    tx: &mut TenantTx,
+    key: &str,
+) -> Result<Option<String>, DomainError> {
+    sqlx::query_scalar("select tracking_code from requests where idempotency_key = $1")
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)
+}

@@ -160,7 +160,7 @@ async fn create_key(
 }
 
 /// Decodes `application/x-www-form-urlencoded` into pairs, keeping repeats.
-fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
         &format!("/?{}", String::from_utf8_lossy(body))
             .parse()

@@ -13,6 +13,7 @@ mod dispatch;
 mod inbox;
 pub mod limits;
 mod metrics;
+mod open311;
 mod pages;
 mod requests;
 mod resolve;
@@ -61,5 +62,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(requests::request_routes())
         .merge(inbox::inbox_routes())
         .merge(api_keys::api_key_routes())
+        .merge(open311::open311_routes())
         .with_state(state)
 }
