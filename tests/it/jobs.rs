@@ -83,8 +83,11 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         port: Some(8080),
     };
     let key = desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap();
+    // Workers get their own pool, as `desk worker` has in its own process (each queue holds
+    // a listening connection).
+    let worker_db = db.second_pool(8).await;
     let worker = tokio::spawn(desk_jobs::run_workers(
-        db.platform.clone(),
+        worker_db,
         urls,
         Some(key.clone()),
         desk_jobs::sms::Endpoints::default(),

@@ -25,6 +25,26 @@ pub enum BenchCommand {
     Tenancy(TenancyArgs),
     /// Service card page throughput and latency, each request for a random municipality.
     Cards(CardsArgs),
+    /// Request submission throughput and latency (GraphQL with API keys, random
+    /// municipalities), next to pgbench running the same SQL on the same database.
+    Submit(SubmitArgs),
+}
+
+/// Options of `desk bench submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Municipalities (each onboarded with the national catalog and one bench service).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) tenants: usize,
+    /// Seconds of load, for the app and again for pgbench.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) seconds: u64,
+    /// Requests in flight (and pgbench clients).
+    #[arg(long, default_value_t = 16)]
+    pub(crate) concurrency: usize,
+    /// Where the embedded PostgreSQL lives when DATABASE_URL is not set.
+    #[arg(long, default_value = ".desk-bench")]
+    pub(crate) data_dir: PathBuf,
 }
 
 /// Options of `desk bench cards`.
@@ -68,18 +88,24 @@ pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode>
             })
             .await
         }
+        BenchCommand::Submit(args) => {
+            with_scratch(config, &args.data_dir, async |db| {
+                crate::bench_submit::submit_in(config, &args, db).await
+            })
+            .await
+        }
     }
 }
 
-struct Stats {
-    median: Duration,
-    p90: Duration,
-    p99: Duration,
-    min: Duration,
-    max: Duration,
+pub(crate) struct Stats {
+    pub(crate) median: Duration,
+    pub(crate) p90: Duration,
+    pub(crate) p99: Duration,
+    pub(crate) min: Duration,
+    pub(crate) max: Duration,
 }
 
-fn stats(mut xs: Vec<Duration>) -> Stats {
+pub(crate) fn stats(mut xs: Vec<Duration>) -> Stats {
     xs.sort();
     let at = |q: f64| xs[((xs.len() - 1) as f64 * q).round() as usize];
     Stats {
@@ -91,11 +117,11 @@ fn stats(mut xs: Vec<Duration>) -> Stats {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn onboarding(slug: &str) -> anyhow::Result<Onboarding> {
+pub(crate) fn onboarding(slug: &str) -> anyhow::Result<Onboarding> {
     Ok(Onboarding {
         theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
         tenant: new_tenant(slug)?,
@@ -135,7 +161,7 @@ async fn sample_onboarding(
     Ok(stats(times))
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
