@@ -325,19 +325,12 @@ impl RequestQuery {
             Some((day.parse().ok()?, id.parse().ok()?))
         })?;
         let first = usize::try_from(first).unwrap_or(20);
-        let terminal: Vec<String> = desk_core::workflow::Workflow::default_municipal()
-            .states
-            .into_iter()
-            .filter(|s| s.terminal)
-            .map(|s| s.key)
-            .collect();
         let rows = async {
             let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
             let rows = requests::inbox(
                 &mut tx,
                 Scope::All,
                 state.as_deref(),
-                &terminal,
                 after,
                 i64::try_from(first).unwrap_or(20) + 1,
             )

@@ -50,6 +50,8 @@ create table requests (
     applicant_name text,
     channel text not null check (channel in ('web', 'in_person', 'api', 'open311')),
     state text not null check (state ~ '^[a-z][a-z0-9_]{0,39}$'),
+    -- In a terminal state of its workflow (each service may have its own).
+    closed boolean not null default false,
     form jsonb not null,
     submitted_at timestamptz not null default now(),
     -- Dates in the municipality's calendar (Asia/Tehran).
@@ -65,7 +67,8 @@ create table requests (
     constraint requests_tracking_code_key unique (tracking_code),
     constraint requests_idempotency_key unique (idempotency_key)
 );
-create index requests_inbox_idx on requests (state, promised_on);
+create index requests_inbox_idx on requests (promised_on, id) where not closed;
+create index requests_state_idx on requests (state, promised_on);
 create index requests_citizen_idx on requests (citizen_id, submitted_at desc);
 create index requests_assignee_idx on requests (assignee_id) where assignee_id is not null;
 

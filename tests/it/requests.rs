@@ -880,3 +880,155 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+#[tokio::test]
+async fn the_admins_own_form_and_workflow_govern_new_requests() {
+    let (app, alpha, _beta) = two_municipalities().await;
+    let (code, _) = service_with_documents();
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let page = app
+        .get_as(&admin, "alpha.test", &format!("/staff/catalog/{code}"))
+        .await;
+    assert!(page.text.contains("form_json") && page.text.contains("&quot;initial&quot;"));
+    let csrf = page.csrf();
+    let form = serde_json::json!({
+        "type": "object",
+        "x-order": ["applicant_national_code", "full_name", "usage", "visit_date"],
+        "required": ["applicant_national_code", "full_name", "usage"],
+        "properties": {
+            "applicant_national_code": { "type": "string", "format": "national-code", "title": "کد ملی" },
+            "full_name": { "type": "string", "title": "نام", "maxLength": 100 },
+            "usage": { "type": "string", "title": "کاربری", "enum": ["home", "shop"], "x-enum-labels": ["مسکونی", "تجاری"] },
+            "visit_date": { "type": "string", "format": "jalali-date", "title": "تاریخ بازدید", "formatMinimum": "1404/01/01" },
+        },
+    });
+    // A two-step workflow: the desk answers at once.
+    let workflow = serde_json::json!({
+        "initial": "submitted",
+        "states": [
+            { "key": "submitted", "label_fa": "ثبت شده", "sla_days": 2, "terminal": false },
+            { "key": "answered", "label_fa": "پاسخ داده شد", "sla_days": null, "terminal": true },
+        ],
+        "transitions": [
+            { "action": "answer", "label_fa": "پاسخ", "from": ["submitted"], "to": "answered",
+              "roles": ["desk_staff", "tenant_admin"], "notify_citizen": true, "needs_note": true },
+        ],
+    });
+    let save = |form: String, workflow: String| {
+        let (admin, csrf, code) = (admin.clone(), csrf.clone(), code.clone());
+        let app = &app;
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                &format!("/staff/catalog/{code}"),
+                &[
+                    ("csrf", &csrf),
+                    ("op", "save"),
+                    ("title_fa", "خدمت با فرم ویژه"),
+                    ("description_fa", "شرح"),
+                    ("duration_days", "۳"),
+                    ("unit_fa", "واحد شهرسازی"),
+                    ("form_json", &form),
+                    ("workflow_json", &workflow),
+                ],
+            )
+            .await
+        }
+    };
+    // Broken JSON and a workflow with a dangling transition are refused with a message.
+    let res = save("{ not json".into(), String::new()).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text.contains("JSON"));
+    let mut dangling = workflow.clone();
+    dangling["transitions"][0]["to"] = "nowhere".into();
+    let res = save(form.to_string(), dangling.to_string()).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let res = save(form.to_string(), workflow.to_string()).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            &format!("/staff/catalog/{code}"),
+            &[("csrf", &csrf), ("op", "publish")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09121212121")
+        .await;
+    let apply = app
+        .get_as(&citizen, "alpha.test", &format!("/services/{code}/apply"))
+        .await;
+    assert!(apply.text.contains("تجاری") && !apply.text.contains("doc_1"));
+    let base = vec![
+        ("applicant_national_code", "0499370899".to_owned()),
+        ("full_name", "سارا".to_owned()),
+        ("idempotency_key", "idem-key-own-form-001".to_owned()),
+    ];
+    let mut bad = base.clone();
+    bad.push(("usage", "factory".to_owned()));
+    bad.push(("visit_date", "1403/12/30".to_owned()));
+    let res = submit(&app, &citizen, "alpha.test", &code, &bad, &[]).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text.contains("کاربری") && res.text.contains("تاریخ بازدید"),
+        "{}",
+        res.text
+    );
+    let mut good = base.clone();
+    good.push(("usage", "shop".to_owned()));
+    let res = submit(&app, &citizen, "alpha.test", &code, &good, &[]).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let location = res.location.unwrap();
+    let receipt = app.get_as(&citizen, "alpha.test", &location).await;
+    assert!(receipt.text.contains("واحد شهرسازی") && receipt.text.contains("تجاری"));
+
+    // Staff see only the workflow's own action; it needs a note.
+    let tracking = location.trim_start_matches("/requests/");
+    let view = app
+        .get_as(&admin, "alpha.test", &format!("/staff/requests/{tracking}"))
+        .await;
+    assert!(view.text.contains("value=\"answer\"") && !view.text.contains("value=\"accept\""));
+    let act = |action: &'static str, note: &'static str| {
+        let (admin, csrf, path) = (
+            admin.clone(),
+            view.csrf(),
+            format!("/staff/requests/{tracking}/act"),
+        );
+        let app = &app;
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                &path,
+                &[("csrf", &csrf), ("action", action), ("note", note)],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        act("accept", "").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        act("answer", "").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        act("answer", "پروانه صادر شد.").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from requests where state = 'answered'"
+        )
+        .await,
+        1
+    );
+    app.db.finish().await;
+}

@@ -170,6 +170,9 @@ pub async fn file_request(
             state: workflow.initial.clone(),
             state_due_on: initial_sla.map(|d| calendar.promised_date(today, d)),
             registered_by: intake.registered_by,
+            unit_name: Some(service.card.unit_fa.trim())
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
             idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.clone()),
             files: stored.clone(),
             sms_body: Some(format!(
@@ -320,6 +323,7 @@ pub async fn act(
                     unit_id: act.unit_id,
                 },
                 state_due_on: due,
+                closes: to.is_some_and(|s| s.terminal),
                 sms_body: sms,
                 files: accepted.clone(),
             },

@@ -96,6 +96,8 @@ pub struct NewRequest {
     pub state_due_on: Option<NaiveDate>,
     /// Staff member who registered it (in-person desk).
     pub registered_by: Option<i64>,
+    /// Name of the unit responsible for the service (found or added).
+    pub unit_name: Option<String>,
     /// Makes a repeated submission return the first one.
     pub idempotency_key: Option<String>,
     /// Files.
@@ -129,6 +131,8 @@ pub struct Request {
     pub channel: String,
     /// Current state key.
     pub state: String,
+    /// In a terminal state.
+    pub closed: bool,
     /// Form values.
     pub form: serde_json::Value,
     /// When filed.
@@ -150,7 +154,7 @@ pub struct Request {
 }
 
 const REQUEST_SELECT: &str = "select r.id, r.tracking_code, r.service_code, r.service_id, s.title as service_title,
-            r.citizen_id, r.mobile, r.national_code, r.applicant_name, r.channel, r.state, r.form,
+            r.citizen_id, r.mobile, r.national_code, r.applicant_name, r.channel, r.state, r.closed, r.form,
             r.submitted_at, r.submitted_on, r.promised_on, r.state_due_on, r.updated_at,
             u.id as unit_id, u.name as unit_name, a.id as assignee_id, a.display_name as assignee_name,
             g.id as registrar_id, g.display_name as registrar_name
@@ -183,6 +187,7 @@ fn request_from_row(r: &sqlx::postgres::PgRow) -> Result<Request, DomainError> {
         applicant_name: r.try_get("applicant_name").map_err(internal)?,
         channel: r.try_get("channel").map_err(internal)?,
         state: r.try_get("state").map_err(internal)?,
+        closed: r.try_get("closed").map_err(internal)?,
         form: r.try_get("form").map_err(internal)?,
         submitted_at: r.try_get("submitted_at").map_err(internal)?,
         submitted_on: r.try_get("submitted_on").map_err(internal)?,
@@ -239,6 +244,10 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
         }
     }
     let form = serde_json::Value::Object(new.form.clone());
+    let unit_id = match &new.unit_name {
+        Some(name) => Some(unit_by_name(tx, name).await?),
+        None => None,
+    };
     let mut attempt = 0;
     let (id, tracking) = loop {
         attempt += 1;
@@ -246,8 +255,8 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
         let inserted = sqlx::query_scalar::<_, i64>(
             "insert into requests (tracking_code, service_id, service_code, citizen_id, mobile,
                  national_code, applicant_name, channel, state, form, submitted_on, promised_on,
-                 state_due_on, registered_by, idempotency_key)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                 state_due_on, registered_by, idempotency_key, unit_id)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
              on conflict on constraint requests_tracking_code_key do nothing
              returning id",
         )
@@ -266,6 +275,7 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
         .bind(new.state_due_on)
         .bind(new.registered_by)
         .bind(&new.idempotency_key)
+        .bind(unit_id)
         .fetch_optional(&mut **tx)
         .await
         .map_err(internal)?;
@@ -403,6 +413,8 @@ pub struct Change<'a> {
     pub event: EventInput<'a>,
     /// When the new state's SLA ends.
     pub state_due_on: Option<NaiveDate>,
+    /// Whether the new state is terminal (the request leaves the open inbox).
+    pub closes: bool,
     /// SMS to the citizen, if the transition notifies.
     pub sms_body: Option<String>,
     /// Files the citizen added with this step.
@@ -424,6 +436,7 @@ pub async fn apply_change(
                 state_due_on = case when state = $3 then state_due_on else $4 end,
                 unit_id = coalesce($5, unit_id),
                 assignee_id = case when $5::bigint is null then assignee_id else null end,
+                closed = $6,
                 updated_at = now()
           where id = $1 and state = $2",
     )
@@ -432,6 +445,7 @@ pub async fn apply_change(
     .bind(change.event.to_state)
     .bind(change.state_due_on)
     .bind(change.event.unit_id)
+    .bind(change.closes)
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
@@ -534,13 +548,12 @@ pub enum Scope {
     Unassigned,
 }
 
-/// A page of the inbox: open requests (not in `terminal` states), overdue and due soon first
-/// (by promised date, then id), after the keyset cursor `(promised_on, id)`.
+/// A page of the inbox: open requests (or those in `state`), overdue and due soon first (by
+/// promised date, then id), after the keyset cursor `(promised_on, id)`.
 pub async fn inbox(
     tx: &mut TenantTx,
     scope: Scope,
     state: Option<&str>,
-    terminal: &[String],
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> Result<Vec<Request>, DomainError> {
@@ -552,16 +565,15 @@ pub async fn inbox(
     };
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{REQUEST_SELECT}
-          where ($1::text is null and r.state <> all ($2::text[]) or r.state = $1)
-            and ($3::bigint is null or r.assignee_id = $3)
-            and ($4::bigint is null or r.unit_id = $4)
-            and (not $5 or r.assignee_id is null)
-            and ($6::date is null or (r.promised_on, r.id) > ($6, $7))
+          where ($1::text is null and not r.closed or r.state = $1)
+            and ($2::bigint is null or r.assignee_id = $2)
+            and ($3::bigint is null or r.unit_id = $3)
+            and (not $4 or r.assignee_id is null)
+            and ($5::date is null or (r.promised_on, r.id) > ($5, $6))
           order by r.promised_on, r.id
-          limit $8"
+          limit $7"
     )))
     .bind(state)
-    .bind(terminal)
     .bind(mine)
     .bind(unit)
     .bind(unassigned)
@@ -734,6 +746,20 @@ pub async fn units(tx: &mut TenantTx) -> Result<Vec<Unit>, DomainError> {
         .into_iter()
         .map(|(id, name)| Unit { id, name })
         .collect())
+}
+
+/// The id of the unit of that name, added if missing (without a write when it exists, so
+/// concurrent submissions do not queue on the unit's row).
+async fn unit_by_name(tx: &mut TenantTx, name: &str) -> Result<i64, DomainError> {
+    let found: Option<i64> = sqlx::query_scalar("select id from units where name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(internal)?;
+    match found {
+        Some(id) => Ok(id),
+        None => Ok(add_unit(tx, name).await?.id),
+    }
 }
 
 /// Adds a unit (or returns the existing one of that name).

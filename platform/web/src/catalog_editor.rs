@@ -94,6 +94,8 @@ async fn show_card(
                 json!({
                     "tenant": TenantView::of(&me.tenant), "csrf": me.csrf(), "card": card, "can_edit": can_edit,
                     "steps": card.steps.join("\n"), "documents": card.documents.join("\n"),
+                    "form_json": serde_json::to_string_pretty(&card.form_schema().to_json_schema()).unwrap_or_default(),
+                    "workflow_json": serde_json::to_string_pretty(&card.workflow()).unwrap_or_default(),
                     "published": entry.as_ref().and_then(|e| e.published), "draft": entry.as_ref().and_then(|e| e.draft),
                     "hidden": entry.as_ref().is_some_and(|e| e.hidden),
                 }),
@@ -120,6 +122,38 @@ struct CardForm {
     steps: String,
     #[serde(default)]
     documents: String,
+    #[serde(default)]
+    unit_fa: String,
+    /// The request form as JSON Schema (empty: the default form).
+    #[serde(default)]
+    form_json: String,
+    /// The workflow as JSON (empty: the default workflow).
+    #[serde(default)]
+    workflow_json: String,
+}
+
+/// Parses an optional JSON text field of the editor; a syntax error names the field.
+fn json_field(
+    raw: &str,
+    field: &str,
+    what: &str,
+) -> Result<Option<serde_json::Value>, DomainError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(raw).map(Some).map_err(|e| {
+        desk_core::FieldErrors::single(
+            field,
+            "json",
+            format!(
+                "{what} JSON درستی نیست (سطر {}، ستون {}).",
+                e.line(),
+                e.column()
+            ),
+        )
+        .into()
+    })
 }
 
 fn lines(text: &str) -> Vec<String> {
@@ -155,13 +189,42 @@ async fn change_card(
                             "مدت انجام را به روز کاری و با رقم وارد کنید.",
                         ))
                     })?;
+                let documents = lines(&form.documents);
+                // What equals the default is not stored, so the default form follows the
+                // documents and the default workflow follows new releases.
+                let form_schema =
+                    json_field(&form.form_json, "form_json", "فرم درخواست")?.filter(|v| {
+                        desk_core::form::FormSchema::from_json_schema(v).map_or(true, |f| {
+                            f != desk_core::form::FormSchema::default_for(&base.documents)
+                                && f != desk_core::form::FormSchema::default_for(&documents)
+                        })
+                    });
+                let workflow = match json_field(&form.workflow_json, "workflow_json", "گردش کار")?
+                {
+                    Some(v) => Some(
+                        serde_json::from_value::<desk_core::workflow::Workflow>(v).map_err(
+                            |e| {
+                                DomainError::from(desk_core::FieldErrors::single(
+                                    "workflow_json",
+                                    "workflow",
+                                    format!("ساختار گردش کار نادرست است: {e}"),
+                                ))
+                            },
+                        )?,
+                    ),
+                    None => None,
+                }
+                .filter(|w| *w != desk_core::workflow::Workflow::default_municipal());
                 let card = ServiceCard {
                     title_fa: form.title_fa.trim().to_owned(),
                     description_fa: form.description_fa.trim().to_owned(),
                     duration_days,
                     fee_description_fa: form.fee_description_fa.trim().to_owned(),
                     steps: lines(&form.steps),
-                    documents: lines(&form.documents),
+                    documents,
+                    unit_fa: form.unit_fa.trim().to_owned(),
+                    form: form_schema,
+                    workflow,
                     ..base
                 };
                 catalog::save_draft(&mut tx, &card).await?;

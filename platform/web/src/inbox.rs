@@ -50,17 +50,6 @@ pub(crate) fn parse_cursor(raw: &str) -> Option<(NaiveDate, i64)> {
     Some((day.parse().ok()?, id.parse().ok()?))
 }
 
-/// The terminal states of the default workflow (the inbox shows open requests).
-fn terminal_states() -> Vec<String> {
-    let workflow = desk_core::workflow::Workflow::default_municipal();
-    workflow
-        .states
-        .iter()
-        .filter(|s| s.terminal)
-        .map(|s| s.key.clone())
-        .collect()
-}
-
 async fn show_inbox(
     State(state): State<WebState>,
     me: StaffSession,
@@ -82,17 +71,25 @@ async fn show_inbox(
             &mut tx,
             scope,
             state_filter,
-            &terminal_states(),
             parse_cursor(&q.after),
             PAGE + 1,
         )
         .await?;
+        // State names come from each service's own workflow (a few distinct cards per page).
+        let mut workflows = std::collections::HashMap::new();
+        for r in &rows {
+            if !workflows.contains_key(&r.service_id)
+                && let Some(card) = desk_db::catalog::card_by_id(&mut tx, r.service_id).await?
+            {
+                workflows.insert(r.service_id, card.workflow());
+            }
+        }
         tx.commit().await?;
-        Ok::<_, DomainError>((rows, unit.is_some()))
+        Ok::<_, DomainError>((rows, unit.is_some(), workflows))
     }
     .await;
     match listed {
-        Ok((mut rows, has_unit)) => {
+        Ok((mut rows, has_unit, workflows)) => {
             let more = rows.len() > usize::try_from(PAGE).unwrap_or(50);
             rows.truncate(usize::try_from(PAGE).unwrap_or(50));
             let next = more
@@ -104,7 +101,9 @@ async fn show_inbox(
                 .map(|r| {
                     let mut v = summary_view(r);
                     v["state_label"] = json!(
-                        workflow
+                        workflows
+                            .get(&r.service_id)
+                            .unwrap_or(&workflow)
                             .state(&r.state)
                             .map_or(r.state.as_str(), |s| s.label_fa.as_str())
                     );

@@ -200,19 +200,13 @@ async fn key_with(
     }
 }
 
-fn closed(state: &str) -> bool {
-    desk_core::workflow::Workflow::default_municipal()
-        .state(state)
-        .is_some_and(|s| s.terminal)
-}
-
 fn request_view(r: &DeskRequest) -> Value {
     let label = desk_core::workflow::Workflow::default_municipal()
         .state(&r.state)
         .map_or(r.state.clone(), |s| s.label_fa.clone());
     json!({
         "service_request_id": r.tracking_code,
-        "status": if closed(&r.state) { "closed" } else { "open" },
+        "status": if r.closed { "closed" } else { "open" },
         "status_notes": label,
         "service_name": r.service_title,
         "service_code": r.service_code,
@@ -266,7 +260,7 @@ async fn list_requests(
             json_ok(Value::Array(
                 rows.iter()
                     .filter(|r| wanted_code.is_none_or(|c| &r.service_code == c))
-                    .filter(|r| wanted_status.is_none_or(|s| (s == "closed") == closed(&r.state)))
+                    .filter(|r| wanted_status.is_none_or(|s| (s == "closed") == r.closed))
                     .take(1000)
                     .map(request_view)
                     .collect(),
