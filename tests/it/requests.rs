@@ -1025,10 +1025,13 @@ async fn the_admins_own_form_and_workflow_govern_new_requests() {
         count(
             &app,
             &alpha,
-            "select count(*) from requests where state = 'answered'"
+            "select count(*) from requests where state = 'answered' and closed"
         )
         .await,
         1
     );
+    // Its own terminal state closes it: it leaves the open inbox.
+    let inbox = app.get_as(&admin, "alpha.test", "/staff/inbox").await;
+    assert!(!inbox.text.contains(tracking));
     app.db.finish().await;
 }
