@@ -294,6 +294,79 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(refused.text.contains("ممکن نیست"), "{}", refused.text);
     assert_eq!(act("accept", "").await.status, StatusCode::SEE_OTHER);
+    // Units: the admin adds one, joins it, and forwards the request there.
+    let settings = app.get_as(&admin, "alpha.test", "/staff/settings").await;
+    let scsrf = settings.csrf();
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/units",
+            &[("csrf", &scsrf), ("name", "واحد درآمد")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let unit = count(
+        &app,
+        &alpha,
+        "select id from units where name = 'واحد درآمد'",
+    )
+    .await;
+    let me_id = count(
+        &app,
+        &alpha,
+        "select id from staff where username = 'admin-alpha'",
+    )
+    .await;
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/staff-unit",
+            &[
+                ("csrf", &scsrf),
+                ("staff_id", &me_id.to_string()),
+                ("unit_id", &unit.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let before = app
+        .get_as(&admin, "alpha.test", "/staff/inbox?scope=unit")
+        .await;
+    assert!(!before.text.contains(&tracking));
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            &format!("/staff/requests/{tracking}/act"),
+            &[
+                ("csrf", &csrf),
+                ("action", "forward"),
+                ("note", "برای بررسی عوارض"),
+                ("unit_id", &unit.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let after = app
+        .get_as(&admin, "alpha.test", "/staff/inbox?scope=unit")
+        .await;
+    assert!(after.text.contains(&tracking));
+    // Claiming puts it in "mine".
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            &format!("/staff/requests/{tracking}/assign"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let mine = app
+        .get_as(&admin, "alpha.test", "/staff/inbox?scope=mine")
+        .await;
+    assert!(mine.text.contains(&tracking));
     let no_reason = act("reject", "").await;
     assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
@@ -343,11 +416,12 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
         .await,
         1
     );
-    // Every step is on the timeline; the notifying ones queued an SMS each
-    // (receipt, accept, documents, approve, deliver).
+    // Every step is on the timeline (submit, accept, forward, claim, documents asked and
+    // given, approve, deliver); the notifying ones queued an SMS each (receipt, accept,
+    // documents, approve, deliver).
     assert_eq!(
         count(&app, &alpha, "select count(*) from request_events").await,
-        6
+        8
     );
     assert_eq!(
         count(

@@ -35,6 +35,8 @@ pub(crate) fn staff_routes() -> Router<WebState> {
         .route("/staff/settings/contact", post(save_contact))
         .route("/staff/settings/work-week", post(save_work_week))
         .route("/staff/settings/holidays", post(change_holiday))
+        .route("/staff/settings/units", post(add_unit))
+        .route("/staff/settings/staff-unit", post(set_staff_unit))
         .route("/staff/settings/sms", post(add_sms_account))
         .route("/staff/settings/sms/{id}/test", post(test_sms_account))
         .route(
@@ -350,6 +352,15 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
         let holidays = settings::list_holidays(&mut tx).await?;
         let accounts = settings::list_sms_accounts(&mut tx).await?;
         let tests = settings::latest_sms_tests(&mut tx).await?;
+        let units = desk_db::requests::units(&mut tx).await?;
+        let members = staff::list_staff(&mut tx).await?;
+        let mut member_units = Vec::with_capacity(members.len());
+        for m in &members {
+            member_units.push(json!({
+                "id": m.id, "name": m.display_name,
+                "unit": desk_db::requests::staff_unit(&mut tx, m.id).await?,
+            }));
+        }
         tx.commit().await?;
         let days_off: Vec<u32> = serde_json::from_value(week["days_off"].clone()).unwrap_or_default();
         let weekdays: Vec<_> = WEEKDAYS
@@ -383,6 +394,8 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
         Ok::<_, DomainError>(json!({
             "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "theme": theme, "contact": contact,
             "weekdays": weekdays, "holidays": holidays, "accounts": accounts, "providers": providers,
+            "units": units.iter().map(|u| json!({ "id": u.id, "name": u.name })).collect::<Vec<_>>(),
+            "members": member_units,
             "can_edit": me.require(&state, Action::Update).await.is_ok(),
             "secrets_ready": state.secrets.is_some(),
         }))
@@ -574,6 +587,65 @@ async fn change_holiday(
         } else {
             settings::delete_holiday(tx, day).await
         }
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct UnitForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn add_unit(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<UnitForm>,
+) -> Response {
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        desk_db::requests::add_unit(tx, &form.name)
+            .await
+            .map(|_| ())
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct StaffUnitForm {
+    #[serde(default)]
+    csrf: String,
+    staff_id: i64,
+    /// Empty: no unit.
+    #[serde(default)]
+    unit_id: String,
+}
+
+async fn set_staff_unit(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<StaffUnitForm>,
+) -> Response {
+    settings_change(&state, &me, &form.csrf, async |tx| {
+        let unit = match form.unit_id.as_str() {
+            "" => None,
+            raw => {
+                let id: i64 = raw.parse().map_err(|_| DomainError::NotFound)?;
+                if !desk_db::requests::units(tx)
+                    .await?
+                    .iter()
+                    .any(|u| u.id == id)
+                {
+                    return Err(DomainError::NotFound);
+                }
+                Some(id)
+            }
+        };
+        if staff::staff_by_id(tx, form.staff_id).await?.is_none() {
+            return Err(DomainError::NotFound);
+        }
+        desk_db::requests::set_staff_unit(tx, form.staff_id, unit).await
     })
     .await
 }
