@@ -1,5 +1,5 @@
-//! `send_sms`: delivers one message of a municipality's SMS outbox (sign-in codes, request
-//! steps) through its first enabled provider account. The secret part of a message (a sign-in
+//! `send_sms`: delivers one message of a municipality's SMS outbox (sign-in codes, staff
+//! welcomes with their one-time link, request steps) through its first enabled provider account. The secret part of a message (a sign-in
 //! code) is opened only in memory; no database connection is held during the provider call.
 //! Retryable provider errors (busy, rate-limited, transport) fail the job so apalis retries it;
 //! the rest are recorded on the message and not retried.
@@ -49,12 +49,14 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     };
     let mut body = message.body.clone();
     if let Some(secret) = &message.secret {
-        let purpose = match message.kind.as_str() {
-            "sign_in_code" => format!("sign_in_code:{recipient}"),
+        // Each kind seals its secret for its own purpose, and fills its own placeholder.
+        let (purpose, placeholder) = match (message.kind.as_str(), message.staff_id) {
+            ("sign_in_code", _) => (format!("sign_in_code:{recipient}"), "{code}"),
+            ("staff_welcome", Some(staff)) => (format!("notification_secret:{staff}"), "{link}"),
             _ => return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await,
         };
         match key.open(tenant.id, &purpose, secret) {
-            Ok(plain) => body = body.replace("{code}", &String::from_utf8_lossy(&plain)),
+            Ok(plain) => body = body.replace(placeholder, &String::from_utf8_lossy(&plain)),
             Err(_) => {
                 return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await;
             }

@@ -62,13 +62,14 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
         &format!("notification_secret:{}", member.id),
         link.as_bytes(),
     )?;
-    // The link lives only sealed; the SMS sender (#6) opens it and fills in `{link}`.
+    // The link lives only sealed; the `send_sms` job opens it and fills in `{link}`.
     let body = format!(
         "{} گرامی، حساب کاربری شما در میز خدمت {} ساخته شد. نام کاربری: {}. ورود (یک‌بار، تا سه روز): {{link}}",
         member.display_name, tenant.name_fa, member.username
     );
-    let written =
-        staff::record_welcome(&mut tx, &member, &body, &sealed, &task_id.to_string()).await?;
+    let written = staff::record_welcome(&mut tx, &member, &body, &sealed, &task_id.to_string())
+        .await?
+        .is_some();
     if written {
         tx.commit().await?;
     } else {

@@ -77,6 +77,9 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         .await
         .unwrap();
 
+    // Alpha has an SMS account at the fake provider: the welcome goes out through it.
+    desk_tests::add_sms_account(&db.platform, &a, "ghasedak", "alpha-ghasedak").await;
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let urls = desk_core::PublicUrls {
         scheme: "http".into(),
@@ -90,7 +93,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         worker_db,
         urls,
         Some(key.clone()),
-        desk_jobs::sms::Endpoints::default(),
+        desk_jobs::sms::Endpoints::all_at(&fake),
         async {
             let _ = stop_rx.await;
         },
@@ -98,36 +101,43 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     let mut delivered = Vec::new();
     for _ in 0..100 {
         delivered = welcomes(&db, &a).await;
-        if !delivered.is_empty() {
+        if !delivered.is_empty() && !outbox.messages().is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The SMS carries the opened link; the stored body keeps only the placeholder.
+    let sent = outbox.messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].provider, sent[0].to.as_str()),
+        ("ghasedak", "09120000001")
+    );
+    assert!(
+        sent[0]
+            .text
+            .contains("http://alpha.test:8080/staff/sign-in/"),
+        "{}",
+        sent[0].text
+    );
     stop_tx.send(()).unwrap();
     worker.await.unwrap().unwrap();
 
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].0, "+989120000001");
     assert!(delivered[0].1.contains("admin-alpha") && delivered[0].1.contains(&a.name_fa));
-    // The one-time link is never stored in clear: the body has a placeholder, the link is
-    // sealed for alpha and opens to a link on alpha's host.
+    // The one-time link is never stored in clear: the body has a placeholder, and once the
+    // SMS has gone the sealed link is forgotten too.
     assert!(delivered[0].1.contains("{link}") && !delivered[0].1.contains("/staff/sign-in/"));
     let mut tx = db.platform.tenant_db().begin(a.scope()).await.unwrap();
-    let (staff_id, nonce, ciphertext): (i64, Vec<u8>, Vec<u8>) = sqlx::query_as(
-        "select staff_id, secret_nonce, secret_ciphertext from notifications where kind = 'staff_welcome'",
+    let (status, secret): (String, Option<Vec<u8>>) = sqlx::query_as(
+        "select status, secret_ciphertext from notifications where kind = 'staff_welcome'",
     )
     .fetch_one(&mut *tx)
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let sealed = desk_core::secret::Sealed { nonce, ciphertext };
-    let purpose = format!("notification_secret:{staff_id}");
-    let link = String::from_utf8(key.open(a.id, &purpose, &sealed).unwrap()).unwrap();
-    assert!(
-        link.starts_with("http://alpha.test:8080/staff/sign-in/"),
-        "{link}"
-    );
-    assert!(key.open(b.id, &purpose, &sealed).is_err());
+    assert_eq!((status.as_str(), secret), ("sent", None));
     assert!(!delivered[0].1.contains("beta"));
     assert!(
         welcomes(&db, &b).await.is_empty(),

@@ -830,29 +830,11 @@ async fn requests_of_one_municipality_are_unreachable_from_another() {
     app.db.finish().await;
 }
 
-async fn add_account(app: &TestApp, tenant: &Tenant, provider: &str, api_key: &str) {
-    let key = desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap();
-    let creds = serde_json::json!({ "api_key": api_key }).to_string();
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
-    desk_db::settings::add_sms_account(&mut tx, provider, "خط اصلی", "3000505", |id| {
-        key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes())
-    })
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-}
-
 #[tokio::test]
 async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
     let (app, alpha, beta) = two_municipalities().await;
-    add_account(&app, &alpha, "kavenegar", "alpha-kavenegar-key").await;
-    add_account(&app, &beta, "smsir", "beta-smsir-key").await;
+    desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar-key").await;
+    desk_tests::add_sms_account(&app.db.platform, &beta, "smsir", "beta-smsir-key").await;
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker_db = app.db.second_pool(6).await;
@@ -949,6 +931,26 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
         .get_as(&citizen, "alpha.test", &format!("/requests/{tracking}"))
         .await;
     assert!(page.text.contains("پیامک فرستاده شد"));
+    // The admins' welcomes went to a number the fake provider says has no credit: recorded
+    // as failed with that reason, and not retried (no credit is not a passing fault).
+    for tenant in [&alpha, &beta] {
+        for _ in 0..50 {
+            if count(&app, tenant, "select count(*) from notifications where kind = 'staff_welcome' and status = 'failed'").await == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            count(&app, tenant, "select count(*) from notifications where kind = 'staff_welcome' and status = 'failed' and error_code = 'no_credit'").await,
+            1
+        );
+    }
+    assert!(
+        !sent
+            .iter()
+            .chain(outbox.messages().iter())
+            .any(|m| m.to == "09130000000")
+    );
     stop_tx.send(()).unwrap();
     worker.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&app.uploads);

@@ -23,6 +23,24 @@ static SWEPT: OnceCell<()> = OnceCell::const_new();
 pub const TEST_MASTER_KEY: &str =
     "6d697a2d746573742d6d61737465722d6b65792d666f722d6f6e6c792d746573";
 
+/// Gives `tenant` an SMS account at `provider` with this API key (sealed with the test key).
+pub async fn add_sms_account(
+    platform: &PlatformDb,
+    tenant: &Tenant,
+    provider: &str,
+    api_key: &str,
+) {
+    let key = desk_core::secret::MasterKey::from_hex(TEST_MASTER_KEY).unwrap();
+    let creds = serde_json::json!({ "api_key": api_key }).to_string();
+    let mut tx = platform.tenant_db().begin(tenant.scope()).await.unwrap();
+    desk_db::settings::add_sms_account(&mut tx, provider, "خط اصلی", "3000505", |id| {
+        key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes())
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// The province id of Isfahan in the seeded provinces.
 pub const ISFAHAN: i16 = 4;
 /// The province id of Tehran.

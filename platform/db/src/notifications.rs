@@ -73,6 +73,8 @@ pub struct Outgoing {
     pub kind: String,
     /// Canonical mobile number.
     pub recipient: Option<String>,
+    /// The staff member a welcome is for.
+    pub staff_id: Option<i64>,
     /// Text, possibly with a `{code}` or `{link}` placeholder.
     pub body: String,
     /// The sealed secret for the placeholder.
@@ -84,7 +86,7 @@ pub struct Outgoing {
 /// One notification by id.
 pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, DomainError> {
     let row = sqlx::query(
-        "select id, kind, recipient, body, secret_nonce, secret_ciphertext, status
+        "select id, kind, recipient, staff_id, body, secret_nonce, secret_ciphertext, status
            from notifications where id = $1",
     )
     .bind(id)
@@ -98,6 +100,7 @@ pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, Do
             id: r.try_get("id").map_err(internal)?,
             kind: r.try_get("kind").map_err(internal)?,
             recipient: r.try_get("recipient").map_err(internal)?,
+            staff_id: r.try_get("staff_id").map_err(internal)?,
             body: r.try_get("body").map_err(internal)?,
             secret: nonce
                 .zip(ciphertext)

@@ -85,20 +85,21 @@ pub async fn staff_by_id(tx: &mut TenantTx, id: i64) -> Result<Option<Staff>, Do
     .transpose()
 }
 
-/// Records a welcome notification for a staff member once; a second call is a no-op. The body
-/// holds a `{link}` placeholder; the one-time link itself is stored sealed. Returns whether a
-/// row was written.
+/// Records a welcome notification for a staff member once, with the `send_sms` job that
+/// delivers it; a second call is a no-op. The body holds a `{link}` placeholder; the one-time
+/// link itself is stored sealed. Returns the notification's id if a row was written.
 pub async fn record_welcome(
     tx: &mut TenantTx,
     staff: &Staff,
     body: &str,
     sealed_link: &desk_core::secret::Sealed,
     job_id: &str,
-) -> Result<bool, DomainError> {
-    let done = sqlx::query(
+) -> Result<Option<i64>, DomainError> {
+    let id: Option<i64> = sqlx::query_scalar(
         "insert into notifications (kind, staff_id, recipient, body, job_id, secret_nonce, secret_ciphertext)
          values ('staff_welcome', $1, $2, $3, $4, $5, $6)
-         on conflict on constraint notifications_kind_staff_key do nothing",
+         on conflict on constraint notifications_kind_staff_key do nothing
+         returning id",
     )
     .bind(staff.id)
     .bind(&staff.mobile)
@@ -106,10 +107,21 @@ pub async fn record_welcome(
     .bind(job_id)
     .bind(&sealed_link.nonce)
     .bind(&sealed_link.ciphertext)
-    .execute(&mut **tx)
+    .fetch_optional(&mut **tx)
     .await
     .map_err(internal)?;
-    Ok(done.rows_affected() == 1)
+    if let Some(id) = id {
+        let tenant_id = tx.tenant_id();
+        crate::jobs::enqueue(
+            tx,
+            &desk_core::jobs::SendSms {
+                tenant_id,
+                notification_id: id,
+            },
+        )
+        .await?;
+    }
+    Ok(id)
 }
 
 /// Stores a one-time sign-in token (its hash) for a staff member.

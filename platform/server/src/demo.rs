@@ -78,6 +78,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
     let mut config = config.clone();
     config.http.public_scheme = "http".to_owned();
     config.http.public_port = Some(port);
+    config.web.uploads_dir = args.data_dir.join("uploads");
     if config.secrets.master_key.is_none() {
         config.secrets.master_key = Some(demo_master_key(&args.data_dir)?);
     }
