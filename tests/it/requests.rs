@@ -1111,3 +1111,56 @@ async fn the_admins_own_form_and_workflow_govern_new_requests() {
     assert!(!inbox.text.contains(tracking));
     app.db.finish().await;
 }
+
+#[tokio::test]
+async fn documents_can_live_in_an_s3_compatible_store_under_the_municipalitys_prefix() {
+    let (endpoint, objects) = desk_db::files::fake_s3::spawn("miz-key", "miz-secret")
+        .await
+        .unwrap();
+    let app = TestApp::with_config(move |c| {
+        c.storage.s3_endpoint = Some(endpoint.clone());
+        c.storage.s3_bucket = "docs".into();
+        c.storage.s3_access_key = "miz-key".into();
+        c.storage.s3_secret_key = Some("miz-secret".into());
+    })
+    .await;
+    let authz = Authorizer::load(&app.db.platform).await.unwrap();
+    let alpha = onboard(&app, &authz, "alpha").await;
+    let app = app.rebuild().await;
+    let (code, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09123434343")
+        .await;
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-s3-000001"),
+        &pdfs,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let stored: Vec<String> = objects.lock().unwrap().keys().cloned().collect();
+    assert_eq!(stored.len(), docs);
+    assert!(
+        stored
+            .iter()
+            .all(|k| k.starts_with(&format!("docs/t{}/", alpha.id))),
+        "{stored:?}"
+    );
+    assert_eq!(files_on_disk(&app), 0, "nothing on the local disk");
+    let file_id = count(&app, &alpha, "select min(id) from request_files").await;
+    let dl = app
+        .get_as(
+            &citizen,
+            "alpha.test",
+            &format!("{}/files/{file_id}", res.location.unwrap()),
+        )
+        .await;
+    assert_eq!(dl.status, StatusCode::OK);
+    assert!(dl.text.starts_with("%PDF-"));
+    app.db.finish().await;
+}

@@ -149,8 +149,12 @@ pub struct TestApp {
     pub db: TestDb,
     /// Where this app stores uploads (a fresh directory per app).
     pub uploads: std::path::PathBuf,
+    adjust: Adjust,
     router: axum::Router,
 }
+
+/// A change to the app's configuration, kept for rebuilds.
+type Adjust = std::sync::Arc<dyn Fn(&mut desk::config::Config) + Send + Sync>;
 
 /// A response as a test reads it.
 pub struct TestResponse {
@@ -179,23 +183,33 @@ impl TestResponse {
 impl TestApp {
     /// Builds the app (host cache disabled so status changes show at once).
     pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    /// Builds the app with a configuration changed by `adjust` (on top of the test defaults).
+    pub async fn with_config(
+        adjust: impl Fn(&mut desk::config::Config) + Send + Sync + 'static,
+    ) -> Self {
         let db = TestDb::new().await;
         let uploads =
             std::env::temp_dir().join(format!("desk-test-uploads-{}", uuid::Uuid::new_v4()));
-        let router = Self::router(&db, &uploads).await;
+        let adjust: Adjust = std::sync::Arc::new(adjust);
+        let router = Self::router(&db, &uploads, &adjust).await;
         Self {
             db,
             uploads,
+            adjust,
             router,
         }
     }
 
-    async fn router(db: &TestDb, uploads: &std::path::Path) -> axum::Router {
+    async fn router(db: &TestDb, uploads: &std::path::Path, adjust: &Adjust) -> axum::Router {
         let mut config = desk::config::Config::default();
         config.web.uploads_dir = uploads.to_owned();
         config.http.base_domain = "test".to_owned();
         config.http.site_cache_ttl_ms = 0;
         config.secrets.master_key = Some(TEST_MASTER_KEY.to_owned());
+        adjust(&mut config);
         let authz = desk_authz::Authorizer::load(&db.platform).await.unwrap();
         desk::app::build(&config, db.platform.clone(), authz)
             .await
@@ -204,10 +218,11 @@ impl TestApp {
 
     /// Builds the router again (the app loads the policies when it is built).
     pub async fn rebuild(self) -> Self {
-        let router = Self::router(&self.db, &self.uploads).await;
+        let router = Self::router(&self.db, &self.uploads, &self.adjust).await;
         Self {
             db: self.db,
             uploads: self.uploads,
+            adjust: self.adjust,
             router,
         }
     }

@@ -48,7 +48,7 @@ pub async fn build(
         secrets: config.master_key(),
         secure_cookies: config.http.secure_cookies,
         trust_forwarded_for: config.http.trust_forwarded_for,
-        files: desk_db::files::FileStore::local(&config.web.uploads_dir),
+        files: config.file_store(),
         limits: Arc::default(),
     };
     let tenant_app = desk_web::tenant_router(web.clone()).merge(desk_graphql::tenant_router(

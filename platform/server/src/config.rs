@@ -25,6 +25,51 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// SMS providers.
     pub sms: SmsConfig,
+    /// Where uploaded documents are stored.
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: uploads go to `web.uploads_dir` unless an S3-compatible endpoint is given.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// S3-compatible endpoint URL (`https://s3.example.ir`); unset: the local directory.
+    pub s3_endpoint: Option<String>,
+    /// Bucket (path-style addressing).
+    pub s3_bucket: String,
+    /// Signing region.
+    pub s3_region: String,
+    /// Access key id.
+    pub s3_access_key: String,
+    /// Secret key; give it as a file (`DESK_STORAGE__S3_SECRET_KEY_FILE`); never printed.
+    pub s3_secret_key: Option<String>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            s3_endpoint: None,
+            s3_bucket: "miz-uploads".to_owned(),
+            s3_region: "us-east-1".to_owned(),
+            s3_access_key: String::new(),
+            s3_secret_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("s3_bucket", &self.s3_bucket)
+            .field("s3_region", &self.s3_region)
+            .field("s3_access_key", &self.s3_access_key)
+            .field(
+                "s3_secret_key",
+                &self.s3_secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 /// `[sms]`: where each provider's API is (the real services by default).
@@ -296,7 +341,33 @@ impl Config {
         if self.migrate.concurrency == 0 {
             anyhow::bail!("invalid configuration: migrate.concurrency must be at least 1");
         }
+        if let Some(endpoint) = &self.storage.s3_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                anyhow::bail!("invalid configuration: storage.s3_endpoint must be an http(s) URL");
+            }
+            if self.storage.s3_access_key.is_empty() || self.storage.s3_secret_key.is_none() {
+                anyhow::bail!(
+                    "invalid configuration: storage.s3_endpoint needs storage.s3_access_key and storage.s3_secret_key"
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The upload store: the S3-compatible bucket when configured, else the local directory.
+    pub fn file_store(&self) -> desk_db::files::FileStore {
+        match (&self.storage.s3_endpoint, &self.storage.s3_secret_key) {
+            (Some(endpoint), Some(secret)) => {
+                desk_db::files::FileStore::s3(desk_db::files::S3Config {
+                    endpoint: endpoint.clone(),
+                    bucket: self.storage.s3_bucket.clone(),
+                    region: self.storage.s3_region.clone(),
+                    access_key: self.storage.s3_access_key.clone(),
+                    secret_key: secret.clone(),
+                })
+            }
+            _ => desk_db::files::FileStore::local(&self.web.uploads_dir),
+        }
     }
 
     /// The master key, if configured (validated at load, so an invalid one never gets here).
@@ -434,6 +505,14 @@ mod tests {
                 "base_domain",
             ),
             (vec![("DESK_LOG__FORMAT", "xml")], "xml"),
+            (
+                vec![("DESK_STORAGE__S3_ENDPOINT", "https://s3.example.ir")],
+                "s3_secret_key",
+            ),
+            (
+                vec![("DESK_STORAGE__S3_ENDPOINT", "s3.example.ir")],
+                "s3_endpoint",
+            ),
             (vec![("DESK_SECRETS__MASTER_KEY", "short")], "master_key"),
             (
                 vec![("DESK_DATABASE__URL_FILE", "/nonexistent/secret")],
