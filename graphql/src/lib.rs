@@ -10,7 +10,7 @@ use async_graphql::http::GraphiQLSource;
 use async_graphql::{
     Context, EmptySubscription, ErrorExtensions, MergedObject, Object, Schema, SimpleObject,
 };
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State};
 use axum::http::HeaderMap;
@@ -332,15 +332,40 @@ async fn caller(
     Ok(Caller { key, source })
 }
 
+/// Files per multipart request, and the size of each (the body as a whole is bounded by
+/// `BODY_LIMIT`, which axum enforces while reading it).
+const MAX_FILES: usize = 30;
+
 async fn execute(
     State(state): State<ApiState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     headers: HeaderMap,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    req: GraphQLRequest,
-) -> GraphQLResponse {
-    let req = req.into_inner();
-    match caller(
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let options = async_graphql::http::MultipartOptions::default()
+        .max_file_size(usize::try_from(desk_core::form::MAX_FILE_BYTES).unwrap_or(usize::MAX))
+        .max_num_files(MAX_FILES);
+    let batch = match async_graphql::http::receive_batch_body(
+        content_type,
+        futures::io::Cursor::new(body),
+        options,
+    )
+    .await
+    {
+        Ok(batch) => batch,
+        Err(e) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("invalid GraphQL request: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let response: GraphQLResponse = match caller(
         &state.services,
         &tenant,
         &headers,
@@ -350,14 +375,15 @@ async fn execute(
     {
         Ok(caller) => state
             .schema
-            .execute(req.data(tenant).data(state.services.clone()).data(caller))
+            .execute_batch(batch.data(tenant).data(state.services.clone()).data(caller))
             .await
             .into(),
         Err(e) => async_graphql::Response::from_errors(vec![
             gql_error(e).into_server_error(async_graphql::Pos::default()),
         ])
         .into(),
-    }
+    };
+    response.into_response()
 }
 
 #[cfg(test)]

@@ -277,7 +277,9 @@ pub struct RequestQuery;
 #[Object]
 impl RequestQuery {
     /// Where a request stands: needs its tracking code and the mobile number it was filed
-    /// with (no key needed; failed lookups are limited per client address).
+    /// with (no key needed; lookups are limited per client address, and each costs 50 of the
+    /// query's complexity budget of 500).
+    #[graphql(complexity = 50)]
     async fn request(
         &self,
         ctx: &Context<'_>,
@@ -289,9 +291,11 @@ impl RequestQuery {
         if !services.lookups.may_try(&limit_key) {
             return Err(gql_error(DomainError::RateLimited {
                 retry_after: services.lookups.retry_after(&limit_key),
-                message: "too many failed lookups".into(),
+                message: "too many lookups".into(),
             }));
         }
+        // Counted before it runs, so aliased fields resolving concurrently cannot slip past.
+        services.lookups.record(&limit_key, false);
         let code = TrackingCode::parse(&tracking_code).map_err(|e| gql_error(e.into()))?;
         let mobile = MobileNumber::parse(&mobile).map_err(|e| gql_error(e.into()))?;
         let found = async {
@@ -303,7 +307,6 @@ impl RequestQuery {
         }
         .await
         .map_err(gql_error)?;
-        services.lookups.record(&limit_key, found.is_some());
         match found {
             Some(r) => Ok(Some(status(services, tenant, r).await.map_err(gql_error)?)),
             None => Ok(None),

@@ -70,6 +70,8 @@ create table requests (
 create index requests_inbox_idx on requests (promised_on, id) where not closed;
 create index requests_state_idx on requests (state, promised_on);
 create index requests_citizen_idx on requests (citizen_id, submitted_at desc);
+create index requests_mobile_idx on requests (mobile, submitted_at desc);
+create index requests_changes_idx on requests (updated_at, id);
 create index requests_assignee_idx on requests (assignee_id) where assignee_id is not null;
 
 create table request_events (

@@ -5,28 +5,11 @@
 use axum::http::StatusCode;
 use desk_authz::Authorizer;
 use desk_db::Tenant;
-use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
-use desk_tests::{TestApp, TestDb};
+use desk_tests::TestApp;
 use serde_json::{Value, json};
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const SERVICE: &str = "MUN-REV-002";
-
-async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
-    let req = Onboarding {
-        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
-        tenant: TestDb::new_tenant(slug),
-        first_admin: Some(FirstAdmin {
-            username: format!("admin-{slug}"),
-            display_name: "مدیر".into(),
-            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
-        }),
-    };
-    desk_tenant_admin::onboard(&app.db.platform, authz, &Actor::Cli, "test", &req)
-        .await
-        .unwrap()
-        .0
-}
 
 async fn gql(app: &TestApp, host: &str, key: Option<&str>, query: &str, variables: Value) -> Value {
     let body = json!({ "query": query, "variables": variables }).to_string();
@@ -143,8 +126,8 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
         .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
         .await
         .unwrap();
-    let alpha = onboard(&app, &authz, "alpha").await;
-    let beta = onboard(&app, &authz, "beta").await;
+    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
+    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
     let app = app.rebuild().await;
     let full = make_key(
         &app,
@@ -293,6 +276,9 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
 
     // Polling changes: after the first change cursor, only later changes come.
     let changes = "query($a: String) { requestChanges(after: $a) { edges { cursor node { trackingCode state } } pageInfo { endCursor } } }";
+    // Changes show once they are older than the polling lag.
+    let lag = desk_db::requests::CHANGES_LAG + std::time::Duration::from_millis(200);
+    tokio::time::sleep(lag).await;
     let all = gql(
         &app,
         "alpha.test",
@@ -301,6 +287,13 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
         json!({ "a": null }),
     )
     .await;
+    assert_eq!(
+        all["data"]["requestChanges"]["edges"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     let end = all["data"]["requestChanges"]["pageInfo"]["endCursor"]
         .as_str()
         .unwrap()
@@ -357,6 +350,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
         done["data"]["transitionRequest"]["state"], "in_review",
         "{done}"
     );
+    tokio::time::sleep(lag).await;
     let moved = gql(
         &app,
         "alpha.test",
@@ -433,6 +427,32 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
         "BAD_USER_INPUT"
     );
 
+    // Many lookups in one query are refused by the complexity budget (50 each, 500 in all).
+    let many: String = (0..11)
+        .map(|i| {
+            format!(
+                "l{i}: request(trackingCode: \"{tracking}\", mobile: \"09128888888\") {{ state }}"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let refused = gql(
+        &app,
+        "alpha.test",
+        None,
+        &format!("{{ {many} }}"),
+        json!({}),
+    )
+    .await;
+    assert!(
+        refused["data"].is_null()
+            && refused["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("complex"),
+        "{refused}"
+    );
+
     // Revoked and expired keys stop working.
     let mut tx = app
         .db
@@ -486,8 +506,8 @@ async fn key_for(app: &TestApp, tenant: &Tenant, scopes: &[&str]) -> String {
 async fn open311_serves_the_catalog_and_takes_requests_only_with_a_key_of_the_municipality() {
     let app = TestApp::new().await;
     let authz = Authorizer::load(&app.db.platform).await.unwrap();
-    let alpha = onboard(&app, &authz, "alpha").await;
-    let beta = onboard(&app, &authz, "beta").await;
+    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
+    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
     let submit_key = key_for(&app, &alpha, &["requests:submit"]).await;
     let read_key = key_for(&app, &alpha, &["requests:read"]).await;
     let beta_key = key_for(&app, &beta, &["requests:submit", "requests:read"]).await;

@@ -6,27 +6,10 @@ use axum::http::StatusCode;
 use desk_authz::{Authorizer, Role, Subject};
 use desk_core::tracking::TrackingCode;
 use desk_db::Tenant;
-use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
-use desk_tests::{TestApp, TestDb};
+use desk_tests::TestApp;
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00 not a pdf";
-
-async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
-    let req = Onboarding {
-        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
-        tenant: TestDb::new_tenant(slug),
-        first_admin: Some(FirstAdmin {
-            username: format!("admin-{slug}"),
-            display_name: "مدیر شهرداری".into(),
-            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
-        }),
-    };
-    desk_tenant_admin::onboard(&app.db.platform, authz, &Actor::Cli, "test", &req)
-        .await
-        .unwrap()
-        .0
-}
 
 /// Two municipalities with their admins, and the app rebuilt to load their policies.
 async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
@@ -36,8 +19,8 @@ async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
         .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
         .await
         .unwrap();
-    let alpha = onboard(&app, &authz, "alpha").await;
-    let beta = onboard(&app, &authz, "beta").await;
+    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
+    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
     (app.rebuild().await, alpha, beta)
 }
 
@@ -610,6 +593,25 @@ async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(res.text.contains("شماره همراه معتبر نیست"));
 
+    // A sign-in posted from another site is refused (no SMS on a stranger's behalf).
+    let forged = app
+        .send(
+            "POST",
+            "alpha.test",
+            "/sign-in",
+            Some("mobile=09128080808"),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from citizen_sign_in_codes").await,
+        0
+    );
+
     // Three codes per number per ten minutes.
     for _ in 0..3 {
         assert_eq!(send("09122222222").await.status, StatusCode::OK);
@@ -1125,7 +1127,7 @@ async fn documents_can_live_in_an_s3_compatible_store_under_the_municipalitys_pr
     })
     .await;
     let authz = Authorizer::load(&app.db.platform).await.unwrap();
-    let alpha = onboard(&app, &authz, "alpha").await;
+    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
     let app = app.rebuild().await;
     let (code, docs) = service_with_documents();
     let names = doc_names(docs);

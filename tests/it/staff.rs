@@ -5,27 +5,10 @@ use axum::http::StatusCode;
 use desk_authz::{Authorizer, Role, Subject};
 use desk_core::PublicUrls;
 use desk_core::secret::{MasterKey, Sealed};
-use desk_db::Tenant;
-use desk_tenant_admin::{Actor, FirstAdmin, Onboarding};
-use desk_tests::{TEST_MASTER_KEY, TestApp, TestDb};
+use desk_tenant_admin::Actor;
+use desk_tests::{TEST_MASTER_KEY, TestApp};
 
 const SECRET: &str = "kn-SECRET-4f7a9c1e";
-
-async fn onboard(app: &TestApp, authz: &Authorizer, slug: &str) -> Tenant {
-    let req = Onboarding {
-        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
-        tenant: TestDb::new_tenant(slug),
-        first_admin: Some(FirstAdmin {
-            username: format!("admin-{slug}"),
-            display_name: "مدیر".into(),
-            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
-        }),
-    };
-    desk_tenant_admin::onboard(&app.db.platform, authz, &Actor::Cli, "test", &req)
-        .await
-        .unwrap()
-        .0
-}
 
 #[tokio::test]
 async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
@@ -37,8 +20,8 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
         .await
         .unwrap();
-    let alpha = onboard(&app, &authz, "alpha").await;
-    let beta = onboard(&app, &authz, "beta").await;
+    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
+    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
     let mut tx = app
         .db
         .platform

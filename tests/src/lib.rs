@@ -23,6 +23,30 @@ static SWEPT: OnceCell<()> = OnceCell::const_new();
 pub const TEST_MASTER_KEY: &str =
     "6d697a2d746573742d6d61737465722d6b65792d666f722d6f6e6c792d746573";
 
+/// Onboards `slug` through the real onboarding (national catalog, theme) with a first admin
+/// `admin-<slug>` (mobile 09130000000).
+pub async fn onboard(platform: &PlatformDb, authz: &desk_authz::Authorizer, slug: &str) -> Tenant {
+    let req = desk_tenant_admin::Onboarding {
+        theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),
+        tenant: TestDb::new_tenant(slug),
+        first_admin: Some(desk_tenant_admin::FirstAdmin {
+            username: format!("admin-{slug}"),
+            display_name: "مدیر".into(),
+            mobile: desk_core::MobileNumber::parse("09130000000").unwrap(),
+        }),
+    };
+    desk_tenant_admin::onboard(
+        platform,
+        authz,
+        &desk_tenant_admin::Actor::Cli,
+        "test",
+        &req,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
 /// Gives `tenant` an SMS account at `provider` with this API key (sealed with the test key).
 pub async fn add_sms_account(
     platform: &PlatformDb,

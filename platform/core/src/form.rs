@@ -288,6 +288,16 @@ fn name_list(
     names
 }
 
+/// Names the desk's own forms and APIs send beside the fields (CSRF token, idempotency key,
+/// Open311's key, service and phone).
+pub const RESERVED_NAMES: &[&str] = &[
+    "csrf",
+    "idempotency_key",
+    "api_key",
+    "service_code",
+    "phone",
+];
+
 /// Reads one property; pushes its problems to `errors` and returns `None` if there were any.
 fn read_field(
     name: &str,
@@ -302,6 +312,13 @@ fn read_field(
             &at,
             "form_name_invalid",
             format!("نام فیلد «{name}» باید با حرف کوچک لاتین شروع شود و فقط حروف کوچک لاتین، رقم و _ داشته باشد (حداکثر ۴۰ نویسه)."),
+        ));
+    }
+    if RESERVED_NAMES.contains(&name) {
+        errors.push(error(
+            &at,
+            "form_name_reserved",
+            format!("نام «{name}» را خود سامانه به کار می‌برد؛ نام دیگری برگزینید."),
         ));
     }
     let Some(prop) = prop.as_object() else {
@@ -1716,5 +1733,20 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(values.len(), 3);
+    }
+
+    #[test]
+    fn names_the_desk_sends_itself_are_reserved() {
+        for name in RESERVED_NAMES {
+            let schema = serde_json::json!({
+                "type": "object",
+                "properties": { *name: { "type": "string", "title": "x" } },
+            });
+            let err = FormSchema::from_json_schema(&schema).unwrap_err();
+            assert!(
+                err.0.iter().any(|e| e.code == "form_name_reserved"),
+                "{name}"
+            );
+        }
     }
 }

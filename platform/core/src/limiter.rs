@@ -68,8 +68,9 @@ impl AttemptLimiter {
     }
 }
 
-/// Where a request comes from: the peer address, or, behind a trusted proxy, the first valid
-/// address of its `X-Forwarded-For`; `unknown` when neither is known.
+/// Where a request comes from: the peer address, or, behind one trusted proxy, the address that
+/// proxy appended last to `X-Forwarded-For` (earlier entries are whatever the client sent);
+/// `unknown` when neither is known.
 pub fn client_address(
     trust_forwarded_for: bool,
     peer: Option<std::net::IpAddr>,
@@ -77,7 +78,7 @@ pub fn client_address(
 ) -> String {
     let forwarded = || {
         forwarded_for?
-            .split(',')
+            .rsplit(',')
             .next()?
             .trim()
             .parse::<std::net::IpAddr>()

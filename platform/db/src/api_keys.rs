@@ -5,18 +5,16 @@ use crate::internal;
 use crate::tenant_tx::TenantTx;
 use chrono::{DateTime, Utc};
 use desk_core::{DomainError, FieldErrors};
-use sqlx::Row;
 
-/// What a key may do.
+/// What a key may do (the catalog is public and needs no key).
 pub const SCOPES: &[(&str, &str)] = &[
-    ("catalog:read", "خواندن شناسنامه خدمات"),
     ("requests:submit", "ثبت درخواست"),
     ("requests:read", "خواندن درخواست‌ها"),
     ("requests:act", "اقدام روی درخواست‌ها"),
 ];
 
 /// A key as lists show it (never the key itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApiKey {
     /// Row id.
     pub id: i64,
@@ -43,20 +41,6 @@ impl ApiKey {
     pub fn has(&self, scope: &str) -> bool {
         self.scopes.iter().any(|s| s == scope)
     }
-}
-
-fn from_row(r: &sqlx::postgres::PgRow) -> Result<ApiKey, DomainError> {
-    Ok(ApiKey {
-        id: r.try_get("id").map_err(internal)?,
-        name: r.try_get("name").map_err(internal)?,
-        prefix: r.try_get("prefix").map_err(internal)?,
-        scopes: r.try_get("scopes").map_err(internal)?,
-        role: r.try_get("role").map_err(internal)?,
-        created_at: r.try_get("created_at").map_err(internal)?,
-        expires_at: r.try_get("expires_at").map_err(internal)?,
-        revoked_at: r.try_get("revoked_at").map_err(internal)?,
-        last_used_at: r.try_get("last_used_at").map_err(internal)?,
-    })
 }
 
 const COLUMNS: &str =
@@ -96,7 +80,7 @@ pub async fn create(
     let secret = desk_core::secret::new_token();
     let key = format!("miz_{secret}");
     let prefix = format!("miz_{}", &secret[..8]);
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let key_row: ApiKey = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "insert into api_keys (name, prefix, key_hash, scopes, role, expires_at, created_by)
          values ($1, $2, sha256(convert_to($3, 'UTF8')), $4, $5, $6, $7)
          returning {COLUMNS}"
@@ -111,7 +95,7 @@ pub async fn create(
     .fetch_one(&mut **tx)
     .await
     .map_err(internal)?;
-    Ok((key, from_row(&row)?))
+    Ok((key, key_row))
 }
 
 /// The live key (not revoked, not expired) matching `key`, marking it used.
@@ -119,7 +103,7 @@ pub async fn authenticate(tx: &mut TenantTx, key: &str) -> Result<Option<ApiKey>
     if !(key.len() == 68 && key.starts_with("miz_")) {
         return Ok(None);
     }
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "update api_keys set last_used_at = now()
           where key_hash = sha256(convert_to($1, 'UTF8')) and revoked_at is null
             and (expires_at is null or expires_at > now())
@@ -128,19 +112,17 @@ pub async fn authenticate(tx: &mut TenantTx, key: &str) -> Result<Option<ApiKey>
     .bind(key)
     .fetch_optional(&mut **tx)
     .await
-    .map_err(internal)?;
-    row.as_ref().map(from_row).transpose()
+    .map_err(internal)
 }
 
 /// Every key, newest first.
 pub async fn list(tx: &mut TenantTx) -> Result<Vec<ApiKey>, DomainError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select {COLUMNS} from api_keys order by id desc"
     )))
     .fetch_all(&mut **tx)
     .await
-    .map_err(internal)?;
-    rows.iter().map(from_row).collect()
+    .map_err(internal)
 }
 
 /// Revokes a key (idempotent).

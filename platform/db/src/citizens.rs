@@ -19,7 +19,7 @@ const SENDS_PER_10_MIN: i64 = 3;
 const SENDS_PER_DAY: i64 = 10;
 
 /// A citizen known to this municipality.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Citizen {
     /// Row id.
     pub id: i64,
@@ -47,11 +47,13 @@ pub async fn create_sign_in_code(
     code: &str,
 ) -> Result<i64, DomainError> {
     // Serialize concurrent sends for one number so the limit cannot be raced past.
-    sqlx::query("select pg_advisory_xact_lock(hashtextextended('sign_in:' || $1, 0))")
-        .bind(mobile.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(internal)?;
+    sqlx::query(
+        "select pg_advisory_xact_lock(hashtextextended(current_schema() || ':sign_in:' || $1, 0))",
+    )
+    .bind(mobile.as_str())
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
     let row = sqlx::query(
         "select count(*) filter (where sent_at > now() - interval '10 minutes') as recent,
                 count(*) as today
@@ -146,7 +148,7 @@ pub async fn upsert_citizen(
     tx: &mut TenantTx,
     mobile: &MobileNumber,
 ) -> Result<Citizen, DomainError> {
-    let row = sqlx::query(
+    sqlx::query_as(
         "insert into citizens (mobile) values ($1)
          on conflict on constraint citizens_mobile_key do update set mobile = excluded.mobile
          returning id, mobile, national_code, full_name",
@@ -154,17 +156,7 @@ pub async fn upsert_citizen(
     .bind(mobile.as_str())
     .fetch_one(&mut **tx)
     .await
-    .map_err(internal)?;
-    citizen_from_row(&row)
-}
-
-fn citizen_from_row(row: &sqlx::postgres::PgRow) -> Result<Citizen, DomainError> {
-    Ok(Citizen {
-        id: row.try_get("id").map_err(internal)?,
-        mobile: row.try_get("mobile").map_err(internal)?,
-        national_code: row.try_get("national_code").map_err(internal)?,
-        full_name: row.try_get("full_name").map_err(internal)?,
-    })
+    .map_err(internal)
 }
 
 /// Remembers the citizen's national code and name from their latest request.
@@ -215,7 +207,13 @@ pub async fn citizen_session(
     tx: &mut TenantTx,
     token: &str,
 ) -> Result<Option<(Citizen, String)>, DomainError> {
-    let row = sqlx::query(
+    #[derive(sqlx::FromRow)]
+    struct Live {
+        #[sqlx(flatten)]
+        citizen: Citizen,
+        csrf: String,
+    }
+    let live: Option<Live> = sqlx::query_as(
         "select c.id, c.mobile, c.national_code, c.full_name, s.csrf
            from citizen_sessions s join citizens c on c.id = s.citizen_id
           where s.token_hash = sha256(convert_to($1, 'UTF8')) and s.expires_at > now()",
@@ -224,8 +222,7 @@ pub async fn citizen_session(
     .fetch_optional(&mut **tx)
     .await
     .map_err(internal)?;
-    row.map(|r| Ok((citizen_from_row(&r)?, r.try_get("csrf").map_err(internal)?)))
-        .transpose()
+    Ok(live.map(|l| (l.citizen, l.csrf)))
 }
 
 /// Ends a session (and sweeps expired ones).

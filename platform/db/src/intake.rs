@@ -148,7 +148,22 @@ pub async fn file_request(
         return Err(FieldErrors(errors).into());
     };
     let stored = store_files(store, tenant.id, &files).await?;
-    let text = |name: &str| values.get(name).and_then(Value::as_str).map(str::to_owned);
+    // The applicant's national code and name are kept beside the form when the form asks
+    // for them with the right kind (a municipality's own form may use the names otherwise).
+    let text = |name: &str, kind_ok: fn(&FieldKind) -> bool, max: usize| {
+        schema
+            .field(name)
+            .filter(|f| kind_ok(&f.kind))
+            .and_then(|_| values.get(name))
+            .and_then(Value::as_str)
+            .map(|v| v.chars().take(max).collect::<String>())
+    };
+    let national_code = text(
+        "applicant_national_code",
+        |k| matches!(k, FieldKind::NationalCode),
+        10,
+    );
+    let applicant_name = text("full_name", |k| matches!(k, FieldKind::Text { .. }), 100);
     let submitted = async {
         let mut tx = db.tenant_db().begin(tenant.scope()).await?;
         let today = local_today();
@@ -161,8 +176,8 @@ pub async fn file_request(
             service_code: service.card.code.clone(),
             citizen_id: intake.citizen_id,
             mobile: intake.mobile.clone(),
-            national_code: text("applicant_national_code"),
-            applicant_name: text("full_name"),
+            national_code,
+            applicant_name,
             channel: intake.channel,
             form: values.clone(),
             submitted_on: today,
@@ -270,7 +285,9 @@ pub async fn act(
         .transition(&request.state, act.action, act.roles, act.note)
         .map_err(|e| transition_error(&e))?
         .clone();
-    if transition.action == "forward" && act.unit_id.is_none() {
+    // Only forwarding moves a request to another unit, whatever else the caller sent.
+    let unit_id = act.unit_id.filter(|_| transition.action == "forward");
+    if transition.action == "forward" && unit_id.is_none() {
         return Err(FieldErrors::single(
             "unit_id",
             "unit",
@@ -287,7 +304,7 @@ pub async fn act(
     };
     let done = async {
         let mut tx = db.tenant_db().begin(tenant.scope()).await?;
-        if let Some(unit) = act.unit_id
+        if let Some(unit) = unit_id
             && !requests::units(&mut tx).await?.iter().any(|u| u.id == unit)
         {
             return Err(DomainError::NotFound);
@@ -320,7 +337,7 @@ pub async fn act(
                     from_state: Some(&request.state),
                     to_state: &transition.to,
                     note: act.note,
-                    unit_id: act.unit_id,
+                    unit_id,
                 },
                 state_due_on: due,
                 closes: to.is_some_and(|s| s.terminal),

@@ -154,25 +154,3 @@ pub async fn sending_account(
     let sealed = crate::settings::sealed_sms_credentials(tx, id).await?;
     Ok(account.zip(sealed))
 }
-
-/// Status of the SMS of each event of a request, by event id.
-pub async fn request_sms_status(
-    tx: &mut TenantTx,
-    request_id: i64,
-) -> Result<Vec<(i64, String)>, DomainError> {
-    let rows = sqlx::query(
-        "select event_id, status from notifications where request_id = $1 and event_id is not null",
-    )
-    .bind(request_id)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(internal)?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get("event_id").map_err(internal)?,
-                r.try_get("status").map_err(internal)?,
-            ))
-        })
-        .collect()
-}

@@ -224,7 +224,7 @@ impl Submitted {
 pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, DomainError> {
     if let Some(key) = &new.idempotency_key {
         // Concurrent double submits wait for each other here.
-        sqlx::query("select pg_advisory_xact_lock(hashtextextended('submit:' || $1, 0))")
+        sqlx::query("select pg_advisory_xact_lock(hashtextextended(current_schema() || ':submit:' || $1, 0))")
             .bind(key)
             .execute(&mut **tx)
             .await
@@ -601,12 +601,21 @@ pub async fn assign(
     if exists.is_none() {
         return Err(DomainError::NotFound);
     }
-    sqlx::query("update requests set assignee_id = $2, updated_at = now() where id = $1")
-        .bind(request.id)
-        .bind(to_staff)
-        .execute(&mut **tx)
-        .await
-        .map_err(internal)?;
+    let updated = sqlx::query(
+        "update requests set assignee_id = $2, updated_at = now()
+          where id = $1 and state = $3 and not closed",
+    )
+    .bind(request.id)
+    .bind(to_staff)
+    .bind(&request.state)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if updated.rows_affected() != 1 {
+        return Err(DomainError::Conflict(
+            "the request is closed or changed meanwhile".into(),
+        ));
+    }
     insert_event(
         tx,
         request.id,
@@ -628,7 +637,7 @@ pub async fn assign(
 }
 
 /// One event of a timeline.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Event {
     /// Row id.
     pub id: i64,
@@ -654,7 +663,7 @@ pub struct Event {
 
 /// The timeline of a request, oldest first.
 pub async fn events(tx: &mut TenantTx, request_id: i64) -> Result<Vec<Event>, DomainError> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "select e.id, e.at, e.actor_kind, s.display_name as staff_name, e.action, e.from_state,
                 e.to_state, e.note, u.name as unit_name, n.status as sms_status
            from request_events e
@@ -667,27 +676,11 @@ pub async fn events(tx: &mut TenantTx, request_id: i64) -> Result<Vec<Event>, Do
     .bind(request_id)
     .fetch_all(&mut **tx)
     .await
-    .map_err(internal)?;
-    rows.iter()
-        .map(|r| {
-            Ok(Event {
-                id: r.try_get("id").map_err(internal)?,
-                at: r.try_get("at").map_err(internal)?,
-                actor_kind: r.try_get("actor_kind").map_err(internal)?,
-                staff_name: r.try_get("staff_name").map_err(internal)?,
-                action: r.try_get("action").map_err(internal)?,
-                from_state: r.try_get("from_state").map_err(internal)?,
-                to_state: r.try_get("to_state").map_err(internal)?,
-                note: r.try_get("note").map_err(internal)?,
-                unit_name: r.try_get("unit_name").map_err(internal)?,
-                sms_status: r.try_get("sms_status").map_err(internal)?,
-            })
-        })
-        .collect()
+    .map_err(internal)
 }
 
 /// A stored file's record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StoredFile {
     /// Row id.
     pub id: i64,
@@ -705,26 +698,14 @@ pub struct StoredFile {
 
 /// The files of a request.
 pub async fn files(tx: &mut TenantTx, request_id: i64) -> Result<Vec<StoredFile>, DomainError> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "select id, field, file_name, content_type, size, storage_key
            from request_files where request_id = $1 order by id",
     )
     .bind(request_id)
     .fetch_all(&mut **tx)
     .await
-    .map_err(internal)?;
-    rows.iter()
-        .map(|r| {
-            Ok(StoredFile {
-                id: r.try_get("id").map_err(internal)?,
-                field: r.try_get("field").map_err(internal)?,
-                file_name: r.try_get("file_name").map_err(internal)?,
-                content_type: r.try_get("content_type").map_err(internal)?,
-                size: r.try_get("size").map_err(internal)?,
-                storage_key: r.try_get("storage_key").map_err(internal)?,
-            })
-        })
-        .collect()
+    .map_err(internal)
 }
 
 /// A unit (department) of the municipality.
@@ -810,8 +791,13 @@ pub async fn staff_unit(tx: &mut TenantTx, staff_id: i64) -> Result<Option<i64>,
     Ok(unit.flatten())
 }
 
-/// Requests changed after the keyset cursor `(updated_at, id)`, oldest change first: what an
-/// integrator polls to follow status changes.
+/// How far behind the present change polling stays: `updated_at` is its transaction's start,
+/// so a change committing later than one that started after it must still be ahead of every
+/// cursor handed out. Transactions here last milliseconds; this leaves ample room.
+pub const CHANGES_LAG: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Requests changed after the keyset cursor `(updated_at, id)` and at least [`CHANGES_LAG`]
+/// ago, oldest change first: what an integrator polls to follow status changes.
 pub async fn changed_after(
     tx: &mut TenantTx,
     after: Option<(DateTime<Utc>, i64)>,
@@ -820,12 +806,38 @@ pub async fn changed_after(
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{REQUEST_SELECT}
           where ($1::timestamptz is null or (r.updated_at, r.id) > ($1, $2))
+            and r.updated_at < now() - make_interval(secs => $4)
           order by r.updated_at, r.id
           limit $3"
     )))
     .bind(after.map(|a| a.0))
     .bind(after.map_or(0, |a| a.1))
     .bind(limit.clamp(1, 200))
+    .bind(CHANGES_LAG.as_secs_f64())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    rows.iter().map(request_from_row).collect()
+}
+
+/// The most recently changed requests, newest first, optionally of one service and open or
+/// closed (Open311's list).
+pub async fn recent(
+    tx: &mut TenantTx,
+    service_code: Option<&str>,
+    closed: Option<bool>,
+    limit: i64,
+) -> Result<Vec<Request>, DomainError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{REQUEST_SELECT}
+          where ($1::text is null or r.service_code = $1)
+            and ($2::boolean is null or r.closed = $2)
+          order by r.updated_at desc, r.id desc
+          limit $3"
+    )))
+    .bind(service_code)
+    .bind(closed)
+    .bind(limit.clamp(1, 1000))
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;

@@ -56,10 +56,7 @@ pub async fn build(
         desk_graphql::Services {
             platform: platform.clone(),
             files: web.files.clone(),
-            lookups: Arc::new(desk_core::limiter::AttemptLimiter::new(
-                20,
-                Duration::from_secs(15 * 60),
-            )),
+            lookups: web.limits.lookups.clone(),
             trust_forwarded_for: config.http.trust_forwarded_for,
         },
     ));

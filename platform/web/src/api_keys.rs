@@ -161,13 +161,7 @@ async fn create_key(
 
 /// Decodes `application/x-www-form-urlencoded` into pairs, keeping repeats.
 pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{}", String::from_utf8_lossy(body))
-            .parse()
-            .unwrap_or_default(),
-    )
-    .map(|q| q.0)
-    .unwrap_or_default()
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 #[derive(Debug, Deserialize)]

@@ -87,13 +87,24 @@ impl CitizenSession {
     }
 }
 
-/// Only a local path may be a place to return to (no `//host`, no scheme).
+/// Only a plain local path may be a place to return to: `/` then letters, digits and
+/// `/_.-` (no `//host`, no scheme, no whitespace or controls a browser would drop).
 pub(crate) fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
-        next
-    } else {
-        "/my-requests"
-    }
+    let plain = next.starts_with('/')
+        && !next.starts_with("//")
+        && next
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b));
+    if plain { next } else { "/my-requests" }
+}
+
+/// A sign-in form posted from another site (a forged send or a session fixation) is refused;
+/// browsers say where a request comes from in `Sec-Fetch-Site`.
+fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
 }
 
 impl FromRequestParts<WebState> for CitizenSession {
@@ -183,8 +194,12 @@ async fn send_code(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Source(source): Source,
+    headers: HeaderMap,
     Form(form): Form<MobileForm>,
 ) -> Response {
+    if cross_site(&headers) {
+        return failure(&state, &tenant, &DomainError::Forbidden);
+    }
     let next = safe_next(&form.next).to_owned();
     let address_key = format!("{}:{source}", tenant.id);
     if !state.limits.code_sends.may_try(&address_key) {
@@ -278,8 +293,12 @@ async fn check_code(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Source(source): Source,
+    headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
+    if cross_site(&headers) {
+        return failure(&state, &tenant, &DomainError::Forbidden);
+    }
     let next = safe_next(&form.next).to_owned();
     let address_key = format!("{}:{source}", tenant.id);
     if !state.limits.code_checks.may_try(&address_key) {
@@ -290,6 +309,9 @@ async fn check_code(
         };
         return failure(&state, &tenant, &e);
     }
+    // Counted before checking, so concurrent guesses cannot all pass the limit; a success
+    // clears the count.
+    state.limits.code_checks.record(&address_key, false);
     let mobile = match MobileNumber::parse(&form.mobile) {
         Ok(m) => m,
         Err(e) => return failure(&state, &tenant, &e.into()),
@@ -328,7 +350,6 @@ async fn check_code(
             response
         }
         Ok(None) => {
-            state.limits.code_checks.record(&address_key, false);
             let errors = FieldErrors::single(
                 "code",
                 "sign_in_code",
@@ -431,11 +452,12 @@ async fn track(
     if !state.limits.lookups.may_try(&address_key) {
         let e = DomainError::RateLimited {
             retry_after: state.limits.lookups.retry_after(&address_key),
-            message: "جست‌وجوهای ناموفق زیادی از این نشانی رسیده است؛ کمی بعد دوباره تلاش کنید."
-                .to_owned(),
+            message: "جست‌وجوهای زیادی از این نشانی رسیده است؛ کمی بعد دوباره تلاش کنید.".to_owned(),
         };
         return failure(&state, &tenant, &e);
     }
+    // Every lookup counts (before it runs, so concurrent ones cannot slip past the limit).
+    state.limits.lookups.record(&address_key, false);
     let mut errors = Vec::new();
     let code = TrackingCode::parse(&form.tracking_code).map_err(|e| errors.extend(e.0));
     let mobile = MobileNumber::parse(&form.mobile).map_err(|e| errors.extend(e.0));
@@ -460,21 +482,42 @@ async fn track(
     }
     .await;
     match found {
-        Ok(Some(detail)) => {
-            state.limits.lookups.record(&address_key, true);
-            crate::requests::render_detail(&state, &tenant, &detail, None)
-        }
-        Ok(None) => {
-            state.limits.lookups.record(&address_key, false);
-            render(
-                &state,
-                StatusCode::NOT_FOUND,
-                "track.html.j2",
-                json!({ "tenant": TenantView::of(&tenant),
+        Ok(Some(detail)) => crate::requests::render_detail(&state, &tenant, &detail, None),
+        Ok(None) => render(
+            &state,
+            StatusCode::NOT_FOUND,
+            "track.html.j2",
+            json!({ "tenant": TenantView::of(&tenant),
                         "errors": [{"field": "tracking_code", "message": "درخواستی با این کد رهگیری و شماره همراه پیدا نشد."}],
                         "tracking_input": form.tracking_code, "mobile_input": form.mobile }),
-            )
-        }
+        ),
         Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_local_paths_are_returned_to() {
+        for ok in [
+            "/my-requests",
+            "/requests/123456789012",
+            "/services/MUN-BLD-001/apply",
+        ] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/a\r\nSet-Cookie: x=1",
+            "",
+            "evil",
+        ] {
+            assert_eq!(safe_next(bad), "/my-requests", "{bad:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@ pub use desk_core::limiter::AttemptLimiter;
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a request comes from, for audit lines and limiters: the peer address, or, behind a
@@ -30,8 +31,8 @@ pub struct SiteLimits {
     pub code_sends: AttemptLimiter,
     /// Wrong sign-in codes typed.
     pub code_checks: AttemptLimiter,
-    /// Failed public lookups by tracking code.
-    pub lookups: AttemptLimiter,
+    /// Public lookups by tracking code (web and GraphQL share it).
+    pub lookups: Arc<AttemptLimiter>,
 }
 
 impl Default for SiteLimits {
@@ -41,7 +42,7 @@ impl Default for SiteLimits {
         Self {
             code_sends: AttemptLimiter::new(20, hour),
             code_checks: AttemptLimiter::new(30, quarter),
-            lookups: AttemptLimiter::new(20, quarter),
+            lookups: Arc::new(AttemptLimiter::new(60, quarter)),
         }
     }
 }
@@ -53,7 +54,10 @@ mod tests {
     #[test]
     fn forwarded_address_only_when_trusted() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.7, 10.0.0.1".parse().unwrap());
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.9, 203.0.113.7".parse().unwrap(),
+        );
         let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9)));
         assert_eq!(client_address(true, Some(&peer), &headers), "203.0.113.7");
         assert_eq!(client_address(false, Some(&peer), &headers), "127.0.0.1");

@@ -240,8 +240,14 @@ async fn list_requests(
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
         let mut rows = Vec::new();
         if ids.is_empty() {
-            rows = requests::changed_after(&mut tx, None, 200).await?;
-            rows.reverse();
+            let closed = q.get("status").map(|s| s == "closed");
+            rows = requests::recent(
+                &mut tx,
+                q.get("service_code").map(String::as_str),
+                closed,
+                1000,
+            )
+            .await?;
         } else {
             for id in ids.iter().take(50) {
                 if let Some(r) = requests::request_by_code(&mut tx, id).await? {
