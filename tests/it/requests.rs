@@ -1166,3 +1166,99 @@ async fn documents_can_live_in_an_s3_compatible_store_under_the_municipalitys_pr
     assert!(dl.text.starts_with("%PDF-"));
     app.db.finish().await;
 }
+
+#[tokio::test]
+async fn a_walk_in_request_is_filed_by_desk_staff_and_lives_like_an_online_one() {
+    let (app, alpha, beta) = two_municipalities().await;
+    let (code, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), "scan.pdf", PDF))
+        .collect();
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let desk = app.get_as(&admin, "alpha.test", "/staff/desk").await;
+    assert_eq!(desk.status, StatusCode::OK);
+    assert!(desk.text.contains(&format!("/staff/desk/{code}")));
+    let form = app
+        .get_as(&admin, "alpha.test", &format!("/staff/desk/{code}"))
+        .await;
+    assert!(form.text.contains("citizen_mobile") && form.text.contains("ثبت حضوری"));
+    let csrf = form.csrf();
+    let post = |mobile: &'static str| {
+        let (admin, csrf, code) = (admin.clone(), csrf.clone(), code.clone());
+        let pdfs = pdfs.clone();
+        let app = &app;
+        async move {
+            let mut fields: Vec<(&str, String)> = applicant("idem-key-walk-in-0001");
+            fields.push(("citizen_mobile", mobile.to_owned()));
+            fields.push(("csrf", csrf));
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            app.post_multipart_files(
+                &admin,
+                "alpha.test",
+                &format!("/staff/desk/{code}"),
+                &fields,
+                &pdfs,
+            )
+            .await
+        }
+    };
+    let bad = post("12345").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text.contains("شماره همراه معتبر نیست"));
+    let res = post("۰۹۱۲۷۱۷۱۷۱۷").await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let tracking = res
+        .location
+        .unwrap()
+        .trim_start_matches("/staff/requests/")
+        .to_owned();
+    TrackingCode::parse(&tracking).unwrap();
+    assert_eq!(
+        count(&app, &alpha, "select count(*) from requests r join staff s on s.id = r.registered_by where r.channel = 'in_person' and s.username = 'admin-alpha' and r.mobile = '+989127171717'").await,
+        1
+    );
+    // Same lifecycle as online: first event, SMS with the tracking code, inbox, receipt.
+    assert_eq!(
+        count(
+            &app,
+            &alpha,
+            "select count(*) from notifications where kind = 'request_event'"
+        )
+        .await,
+        1
+    );
+    let receipt = app
+        .get_as(&admin, "alpha.test", &format!("/staff/requests/{tracking}"))
+        .await;
+    assert!(
+        receipt.text.contains("رسید خدمت")
+            && receipt.text.contains("حضوری")
+            && receipt.text.contains("ثبت‌کننده")
+    );
+    let inbox = app.get_as(&admin, "alpha.test", "/staff/inbox").await;
+    assert!(inbox.text.contains(&tracking));
+    // The citizen finds it under "my requests" after signing in with that number.
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09127171717")
+        .await;
+    let mine = app.get_as(&citizen, "alpha.test", "/my-requests").await;
+    assert!(mine.text.contains(&tracking));
+    // Another municipality's staff can neither see it nor file at alpha's desk.
+    let staff_b = app.staff_sign_in(&beta, "admin-beta").await;
+    let res = app
+        .get_as(
+            &staff_b,
+            "beta.test",
+            &format!("/staff/requests/{tracking}"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    let res = app
+        .get_as(&staff_b, "alpha.test", &format!("/staff/desk/{code}"))
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

@@ -9,6 +9,7 @@
 mod api_keys;
 mod catalog_editor;
 mod citizen;
+mod desk;
 mod dispatch;
 mod inbox;
 pub mod limits;
@@ -63,5 +64,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(inbox::inbox_routes())
         .merge(api_keys::api_key_routes())
         .merge(open311::open311_routes())
+        .merge(desk::desk_routes())
         .with_state(state)
 }

@@ -276,18 +276,22 @@ async fn list_requests(
     }
 }
 
-async fn one_request(
-    State(state): State<WebState>,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+/// A read of one thing by the `{x}.json` in its path, for a key with `requests:read`:
+/// `find` looks it up in the municipality's transaction, `view` answers with it.
+async fn read_one<T>(
+    state: &WebState,
+    tenant: &Tenant,
+    raw: &str,
+    q: &HashMap<String, String>,
+    find: impl AsyncFnOnce(&mut desk_db::TenantTx, &str) -> Result<Option<T>, DomainError>,
+    view: impl FnOnce(&str, T) -> Value,
 ) -> Response {
-    let Some(id) = strip_json(&raw) else {
+    let Some(id) = strip_json(raw) else {
         return error(StatusCode::NOT_FOUND, "only .json is served");
     };
     if let Err(r) = key_with(
-        &state,
-        &tenant,
+        state,
+        tenant,
         q.get("api_key").map(String::as_str),
         "requests:read",
     )
@@ -297,15 +301,32 @@ async fn one_request(
     }
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let found = requests::request_by_code(&mut tx, id).await?;
+        let found = find(&mut tx, id).await?;
         tx.commit().await?;
         found.ok_or(DomainError::NotFound)
     }
     .await;
     match found {
-        Ok(r) => json_ok(json!([request_view(&r)])),
+        Ok(thing) => json_ok(view(id, thing)),
         Err(e) => domain_error(&e),
     }
+}
+
+async fn one_request(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    read_one(
+        &state,
+        &tenant,
+        &raw,
+        &q,
+        async |tx, id| requests::request_by_code(tx, id).await,
+        |_, r| json!([request_view(&r)]),
+    )
+    .await
 }
 
 async fn token(
@@ -314,30 +335,15 @@ async fn token(
     Path(raw): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(token) = strip_json(&raw) else {
-        return error(StatusCode::NOT_FOUND, "only .json is served");
-    };
-    if let Err(r) = key_with(
+    read_one(
         &state,
         &tenant,
-        q.get("api_key").map(String::as_str),
-        "requests:read",
+        &raw,
+        &q,
+        async |tx, token| requests::tracking_by_idempotency_key(tx, token).await,
+        |token, code| json!([{ "token": token, "service_request_id": code }]),
     )
     .await
-    {
-        return r;
-    }
-    let found = async {
-        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let found = requests::tracking_by_idempotency_key(&mut tx, token).await?;
-        tx.commit().await?;
-        found.ok_or(DomainError::NotFound)
-    }
-    .await;
-    match found {
-        Ok(code) => json_ok(json!([{ "token": token, "service_request_id": code }])),
-        Err(e) => domain_error(&e),
-    }
 }
 
 /// Reads a POST body (urlencoded or multipart); `attribute[x]` becomes the form field `x`.

@@ -266,7 +266,7 @@ pub(crate) fn form_view(
         .collect()
 }
 
-async fn published_card(
+pub(crate) async fn published_card(
     state: &WebState,
     tenant: &Tenant,
     code: &str,
@@ -277,7 +277,7 @@ async fn published_card(
     Ok(found)
 }
 
-fn no_service(state: &WebState, tenant: &Tenant) -> Response {
+pub(crate) fn no_service(state: &WebState, tenant: &Tenant) -> Response {
     error_page(
         state,
         StatusCode::NOT_FOUND,
@@ -287,7 +287,18 @@ fn no_service(state: &WebState, tenant: &Tenant) -> Response {
     )
 }
 
-fn form_page(
+/// Where a request form is posted, and for whom.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FormFor {
+    /// The signed-in citizen, on the public site.
+    Citizen,
+    /// A walk-in at the in-person desk, registered by staff (asks for the citizen's mobile).
+    Desk,
+}
+
+/// The request form page of a service, with what was typed and its errors.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn form_page(
     state: &WebState,
     tenant: &Tenant,
     service: &ServiceCard,
@@ -295,6 +306,7 @@ fn form_page(
     idempotency_key: &str,
     values: &HashMap<String, Vec<String>>,
     errors: &[FieldError],
+    target: FormFor,
 ) -> Response {
     let schema = service.form_schema();
     let status = if errors.is_empty() {
@@ -315,6 +327,13 @@ fn form_page(
             "errors": errors.iter().map(|e| &e.message).collect::<Vec<_>>(),
             "csrf": csrf,
             "idempotency_key": idempotency_key,
+            "action": match target {
+                FormFor::Citizen => format!("/services/{}/apply", service.code),
+                FormFor::Desk => format!("/staff/desk/{}", service.code),
+            },
+            "walk_in": matches!(target, FormFor::Desk),
+            "mobile_input": values.get("citizen_mobile").and_then(|v| v.first()),
+            "mobile_errors": errors.iter().filter(|e| e.field == "citizen_mobile").map(|e| &e.message).collect::<Vec<_>>(),
         }),
     )
 }
@@ -342,6 +361,7 @@ async fn show_form(
                 &key[..32],
                 &values,
                 &[],
+                FormFor::Citizen,
             )
         }
         Ok(None) => no_service(&state, &me.tenant),
@@ -430,6 +450,7 @@ async fn submit(
             submission.value("idempotency_key"),
             &submission.values,
             &errors.0,
+            FormFor::Citizen,
         ),
         Err(e) => failure(&state, &tenant, &e),
     }
