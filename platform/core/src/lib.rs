@@ -5,6 +5,7 @@
 //! without depending on the jobs crate). Must not touch the database, the network or the clock
 //! beyond what a caller passes in.
 
+pub mod appointments;
 pub mod calendar;
 pub mod catalog;
 pub mod content_type;

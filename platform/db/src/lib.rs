@@ -8,6 +8,7 @@
 //! through `PlatformDb::pool_for_infrastructure`, which their APIs require.
 
 pub mod api_keys;
+pub mod appointments;
 pub mod catalog;
 pub mod citizens;
 pub mod embedded;

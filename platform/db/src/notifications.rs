@@ -13,6 +13,8 @@ use sqlx::Row;
 pub enum Kind {
     /// A one-time sign-in code (the code itself is sealed; the body holds `{code}`).
     SignInCode,
+    /// An appointment booked (confirmation).
+    Appointment,
     /// A step of a request.
     RequestEvent {
         /// The request.
@@ -33,6 +35,7 @@ pub async fn queue_sms(
 ) -> Result<i64, DomainError> {
     let (kind_key, request_id, event_id) = match kind {
         Kind::SignInCode => ("sign_in_code", None, None),
+        Kind::Appointment => ("appointment", None, None),
         Kind::RequestEvent {
             request_id,
             event_id,

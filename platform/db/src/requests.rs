@@ -855,3 +855,18 @@ pub async fn tracking_by_idempotency_key(
         .await
         .map_err(internal)
 }
+
+/// The requests registered at the in-person desk on `day`, in order (the desk screen).
+pub async fn walk_ins_of_day(
+    tx: &mut TenantTx,
+    day: NaiveDate,
+) -> Result<Vec<Request>, DomainError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{REQUEST_SELECT} where r.channel = 'in_person' and r.submitted_on = $1 order by r.submitted_at"
+    )))
+    .bind(day)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    rows.iter().map(request_from_row).collect()
+}

@@ -7,6 +7,7 @@
 //! Must not depend on the GraphQL, jobs or tenant-admin crates: the binary hands their routers in.
 
 mod api_keys;
+mod appointments;
 mod catalog_editor;
 mod citizen;
 mod desk;
@@ -65,5 +66,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(api_keys::api_key_routes())
         .merge(open311::open311_routes())
         .merge(desk::desk_routes())
+        .merge(appointments::appointment_routes())
         .with_state(state)
 }

@@ -353,6 +353,7 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
         let accounts = settings::list_sms_accounts(&mut tx).await?;
         let tests = settings::latest_sms_tests(&mut tx).await?;
         let units = desk_db::requests::units(&mut tx).await?;
+        let desk_hours = desk_db::appointments::desk_hours(&mut tx).await?;
         let members = staff::list_staff(&mut tx).await?;
         let mut member_units = Vec::with_capacity(members.len());
         for m in &members {
@@ -396,6 +397,12 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
             "weekdays": weekdays, "holidays": holidays, "accounts": accounts, "providers": providers,
             "units": units.iter().map(|u| json!({ "id": u.id, "name": u.name })).collect::<Vec<_>>(),
             "members": member_units,
+            "desk_hours": desk_hours.iter().map(|(id, h)| json!({
+                "id": id,
+                "weekday": WEEKDAYS.iter().find(|(iso, _)| desk_core::calendar::weekday_from_iso(*iso) == Some(h.weekday)).map_or("", |(_, n)| *n),
+                "opens": h.opens.format("%H:%M").to_string(), "closes": h.closes.format("%H:%M").to_string(),
+                "slot_minutes": persian_digits(&h.slot_minutes.to_string()), "capacity": persian_digits(&h.capacity.to_string()),
+            })).collect::<Vec<_>>(),
             "can_edit": me.require(&state, Action::Update).await.is_ok(),
             "secrets_ready": state.secrets.is_some(),
         }))

@@ -1,0 +1,227 @@
+//! Tenant repository: desk hours and appointments. Booking serializes on the slot (an advisory
+//! lock per municipality, day and time), counts the live bookings and inserts only below the
+//! slot's capacity, so concurrent bookings for the last place produce exactly one booking.
+
+use crate::internal;
+use crate::notifications::{self, Kind};
+use crate::tenant_tx::TenantTx;
+use chrono::{NaiveDate, NaiveTime};
+use desk_core::appointments::{DeskHours, Slot};
+use desk_core::{DomainError, FieldErrors};
+use sqlx::Row;
+
+/// The desk hours, by weekday and opening time.
+pub async fn desk_hours(tx: &mut TenantTx) -> Result<Vec<(i64, DeskHours)>, DomainError> {
+    let rows = sqlx::query(
+        "select id, weekday, opens, closes, slot_minutes, capacity from desk_hours order by weekday, opens",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let iso: i16 = r.try_get("weekday").map_err(internal)?;
+        let Some(weekday) = u32::try_from(iso)
+            .ok()
+            .and_then(desk_core::calendar::weekday_from_iso)
+        else {
+            continue;
+        };
+        let minutes: i32 = r.try_get("slot_minutes").map_err(internal)?;
+        let capacity: i32 = r.try_get("capacity").map_err(internal)?;
+        out.push((
+            r.try_get("id").map_err(internal)?,
+            DeskHours {
+                weekday,
+                opens: r.try_get("opens").map_err(internal)?,
+                closes: r.try_get("closes").map_err(internal)?,
+                slot_minutes: u32::try_from(minutes).unwrap_or(0),
+                capacity: u32::try_from(capacity).unwrap_or(0),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Adds desk hours for one ISO weekday.
+pub async fn add_desk_hours(
+    tx: &mut TenantTx,
+    iso_weekday: u32,
+    opens: NaiveTime,
+    closes: NaiveTime,
+    slot_minutes: u32,
+    capacity: u32,
+) -> Result<(), DomainError> {
+    if closes <= opens
+        || !(5..=240).contains(&slot_minutes)
+        || !(1..=100).contains(&capacity)
+        || !(1..=7).contains(&iso_weekday)
+    {
+        return Err(FieldErrors::single(
+            "desk_hours",
+            "desk_hours",
+            "ساعت پایان باید پس از آغاز باشد، طول هر نوبت ۵ تا ۲۴۰ دقیقه و ظرفیت ۱ تا ۱۰۰ نفر.",
+        )
+        .into());
+    }
+    sqlx::query(
+        "insert into desk_hours (weekday, opens, closes, slot_minutes, capacity) values ($1, $2, $3, $4, $5)",
+    )
+    .bind(i16::try_from(iso_weekday).unwrap_or(1))
+    .bind(opens)
+    .bind(closes)
+    .bind(i32::try_from(slot_minutes).unwrap_or(5))
+    .bind(i32::try_from(capacity).unwrap_or(1))
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Removes one row of desk hours (existing bookings stay).
+pub async fn delete_desk_hours(tx: &mut TenantTx, id: i64) -> Result<(), DomainError> {
+    sqlx::query("delete from desk_hours where id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// Live bookings per slot between two days (inclusive).
+pub async fn booked(
+    tx: &mut TenantTx,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, NaiveTime, i64)>, DomainError> {
+    sqlx::query_as(
+        "select day, starts, count(*) from appointments
+          where day between $1 and $2 and status <> 'cancelled'
+          group by day, starts",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)
+}
+
+/// An appointment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Appointment {
+    /// Row id.
+    pub id: i64,
+    /// Service code.
+    pub service_code: String,
+    /// Day.
+    pub day: NaiveDate,
+    /// Start time.
+    pub starts: NaiveTime,
+    /// Mobile of the person.
+    pub mobile: String,
+    /// `booked`, `cancelled`, `arrived`.
+    pub status: String,
+}
+
+/// Books `slot` for `mobile` if a place is left; queues the confirmation SMS `sms_body`.
+pub async fn book(
+    tx: &mut TenantTx,
+    service_code: &str,
+    slot: &Slot,
+    citizen_id: Option<i64>,
+    mobile: &str,
+    sms_body: &str,
+) -> Result<Appointment, DomainError> {
+    sqlx::query("select pg_advisory_xact_lock(hashtextextended(current_schema() || ':slot:' || $1::text || ' ' || $2::text, 0))")
+        .bind(slot.day.to_string())
+        .bind(slot.starts.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    let taken: i64 = sqlx::query_scalar(
+        "select count(*) from appointments where day = $1 and starts = $2 and status <> 'cancelled'",
+    )
+    .bind(slot.day)
+    .bind(slot.starts)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if taken >= i64::from(slot.capacity) {
+        return Err(DomainError::Conflict("the slot is full".into()));
+    }
+    let appointment: Appointment = sqlx::query_as(
+        "insert into appointments (service_code, day, starts, citizen_id, mobile) values ($1, $2, $3, $4, $5)
+         returning id, service_code, day, starts, mobile, status",
+    )
+    .bind(service_code)
+    .bind(slot.day)
+    .bind(slot.starts)
+    .bind(citizen_id)
+    .bind(mobile)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(|e| match crate::unique_violation(&e) {
+        Some(_) => DomainError::Conflict("already booked in this slot".into()),
+        None => internal(e),
+    })?;
+    notifications::queue_sms(tx, Kind::Appointment, mobile, sms_body, None).await?;
+    Ok(appointment)
+}
+
+/// The live appointments of a mobile number, soonest first.
+pub async fn of_mobile(tx: &mut TenantTx, mobile: &str) -> Result<Vec<Appointment>, DomainError> {
+    sqlx::query_as(
+        "select id, service_code, day, starts, mobile, status from appointments
+          where mobile = $1 and status = 'booked' order by day, starts",
+    )
+    .bind(mobile)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)
+}
+
+/// A day's appointments in order (the desk's list).
+pub async fn of_day(tx: &mut TenantTx, day: NaiveDate) -> Result<Vec<Appointment>, DomainError> {
+    sqlx::query_as(
+        "select id, service_code, day, starts, mobile, status from appointments
+          where day = $1 and status <> 'cancelled' order by starts, id",
+    )
+    .bind(day)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)
+}
+
+/// Cancels a citizen's own booking (by mobile); `NotFound` for anyone else's.
+pub async fn cancel(tx: &mut TenantTx, id: i64, mobile: &str) -> Result<(), DomainError> {
+    let done = sqlx::query(
+        "update appointments set status = 'cancelled', changed_at = now()
+          where id = $1 and mobile = $2 and status = 'booked'",
+    )
+    .bind(id)
+    .bind(mobile)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound)
+    }
+}
+
+/// Marks that the person arrived at the desk.
+pub async fn mark_arrived(tx: &mut TenantTx, id: i64) -> Result<(), DomainError> {
+    let done = sqlx::query(
+        "update appointments set status = 'arrived', changed_at = now() where id = $1 and status = 'booked'",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound)
+    }
+}
