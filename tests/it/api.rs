@@ -120,15 +120,7 @@ async fn make_key(
 
 #[tokio::test]
 async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipality() {
-    let app = TestApp::new().await;
-    let authz = Authorizer::load(&app.db.platform).await.unwrap();
-    authz
-        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
-        .await
-        .unwrap();
-    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
-    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
-    let app = app.rebuild().await;
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
     let full = make_key(
         &app,
         &alpha,

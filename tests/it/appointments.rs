@@ -87,15 +87,7 @@ async fn concurrent_bookings_for_the_last_place_give_exactly_one() {
 
 #[tokio::test]
 async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing() {
-    let app = TestApp::new().await;
-    let authz = Authorizer::load(&app.db.platform).await.unwrap();
-    authz
-        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
-        .await
-        .unwrap();
-    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
-    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
-    let app = app.rebuild().await;
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
     set_hours(&app, &alpha, 1).await;
     let today = desk_db::intake::local_today();
     let holiday = today + Duration::days(2);

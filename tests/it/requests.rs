@@ -11,19 +11,6 @@ use desk_tests::TestApp;
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00 not a pdf";
 
-/// Two municipalities with their admins, and the app rebuilt to load their policies.
-async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
-    let app = TestApp::new().await;
-    let authz = Authorizer::load(&app.db.platform).await.unwrap();
-    authz
-        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
-        .await
-        .unwrap();
-    let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
-    let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
-    (app.rebuild().await, alpha, beta)
-}
-
 /// A published service of the template that asks for documents, and how many.
 fn service_with_documents() -> (String, usize) {
     let card = desk_core::template::national_template()
@@ -111,7 +98,7 @@ fn doc_names(n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_workflow() {
-    let (app, alpha, _beta) = two_municipalities().await;
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
     let (code, docs) = service_with_documents();
     let names = doc_names(docs);
     let files: Vec<(&str, &str, &[u8])> = names
@@ -426,7 +413,7 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_message_and_stores_nothing() {
-    let (app, alpha, _beta) = two_municipalities().await;
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
     let (code, docs) = service_with_documents();
     let names = doc_names(docs);
     let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
@@ -580,7 +567,7 @@ async fn bad_input_gets_a_clear_message_and_stores_nothing() {
 
 #[tokio::test]
 async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
-    let (app, alpha, _beta) = two_municipalities().await;
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
     let send = |mobile: &'static str| {
         let app = &app;
         async move {
@@ -703,7 +690,7 @@ async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
 
 #[tokio::test]
 async fn requests_of_one_municipality_are_unreachable_from_another() {
-    let (app, alpha, beta) = two_municipalities().await;
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
     let (code, docs) = service_with_documents();
     let names = doc_names(docs);
     let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
@@ -834,7 +821,7 @@ async fn requests_of_one_municipality_are_unreachable_from_another() {
 
 #[tokio::test]
 async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
-    let (app, alpha, beta) = two_municipalities().await;
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
     desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar-key").await;
     desk_tests::add_sms_account(&app.db.platform, &beta, "smsir", "beta-smsir-key").await;
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
@@ -961,7 +948,7 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
 
 #[tokio::test]
 async fn the_admins_own_form_and_workflow_govern_new_requests() {
-    let (app, alpha, _beta) = two_municipalities().await;
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
     let (code, _) = service_with_documents();
     let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
     let page = app
@@ -1169,7 +1156,7 @@ async fn documents_can_live_in_an_s3_compatible_store_under_the_municipalitys_pr
 
 #[tokio::test]
 async fn a_walk_in_request_is_filed_by_desk_staff_and_lives_like_an_online_one() {
-    let (app, alpha, beta) = two_municipalities().await;
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
     let (code, docs) = service_with_documents();
     let names = doc_names(docs);
     let pdfs: Vec<(&str, &str, &[u8])> = names

@@ -47,6 +47,22 @@ pub async fn onboard(platform: &PlatformDb, authz: &desk_authz::Authorizer, slug
     .0
 }
 
+/// An app with two municipalities of Isfahan, `alpha` and `beta`, each with its admin, the
+/// default policies in place and the app rebuilt to load them.
+pub async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
+    let app = TestApp::new().await;
+    let authz = desk_authz::Authorizer::load(&app.db.platform)
+        .await
+        .unwrap();
+    authz
+        .ensure_default_policies(&app.db.platform.province_ids().await.unwrap())
+        .await
+        .unwrap();
+    let alpha = onboard(&app.db.platform, &authz, "alpha").await;
+    let beta = onboard(&app.db.platform, &authz, "beta").await;
+    (app.rebuild().await, alpha, beta)
+}
+
 /// Gives `tenant` an SMS account at `provider` with this API key (sealed with the test key).
 pub async fn add_sms_account(
     platform: &PlatformDb,
