@@ -497,7 +497,7 @@ impl RequestMutation {
             &intake::Act {
                 action: &action,
                 roles: &[role.as_str()],
-                actor: Actor::System,
+                actor: Actor::ApiKey(key.id),
                 note,
                 unit_id,
                 files: &Submission::default(),

@@ -16,3 +16,10 @@ create table api_keys (
     last_used_at timestamptz,
     constraint api_keys_hash_key unique (key_hash)
 );
+
+-- A step taken through the API names the key that took it.
+alter table request_events
+    add column api_key_id bigint references api_keys (id) on delete set null,
+    drop constraint request_events_actor_kind_check,
+    add constraint request_events_actor_kind_check
+        check (actor_kind in ('citizen', 'staff', 'system', 'api'));

@@ -342,6 +342,24 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
         done["data"]["transitionRequest"]["state"], "in_review",
         "{done}"
     );
+    // The timeline names the key that acted.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let by_key: i64 = sqlx::query_scalar(
+        "select count(*) from request_events e join api_keys k on k.id = e.api_key_id
+          where e.actor_kind = 'api' and e.action = 'accept' and k.prefix = $1",
+    )
+    .bind(&full[..12])
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(by_key, 1);
     tokio::time::sleep(lag).await;
     let moved = gql(
         &app,

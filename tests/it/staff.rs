@@ -254,6 +254,24 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         id: root_id,
         username: "root".into(),
     };
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let (api_key, _) = desk_db::api_keys::create(
+        &mut tx,
+        "export",
+        &["requests:read".to_owned()],
+        None,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     let archive =
         desk_tenant_admin::archive::export(&app.db.platform, &authz, &root, &alpha.slug, "test")
             .await
@@ -275,6 +293,22 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     )
     .await
     .unwrap();
+    // Alpha's API key came along as a hash only, revoked: it opens nothing on the copy.
+    assert!(!archive.to_string().contains(&api_key));
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(copy.scope())
+        .await
+        .unwrap();
+    assert!(
+        desk_db::api_keys::authenticate(&mut tx, &api_key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tx.commit().await.unwrap();
     // Alpha's session is worthless on the copy; the copy's credentials open under its own id.
     assert_eq!(
         app.get_as(&admin, "alpha-copy.test", "/staff").await.status,

@@ -19,7 +19,6 @@ const NOT_EXPORTED: &[&str] = &[
     "staff_sign_in_tokens",
     "citizen_sessions",
     "citizen_sign_in_codes",
-    "api_keys",
 ];
 
 fn safe_ident(name: &str) -> Result<&str, DomainError> {
@@ -162,5 +161,11 @@ pub async fn import_tables(
                 .map_err(internal)?;
         }
     }
+    // API keys come along (the timeline names the key behind each step) but never work on
+    // the copy: only their hashes are exported, and they arrive revoked.
+    sqlx::query("update api_keys set revoked_at = coalesce(revoked_at, now())")
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
     Ok(())
 }

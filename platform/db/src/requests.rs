@@ -360,6 +360,8 @@ pub enum Actor {
     Staff(i64),
     /// The system (a job).
     System,
+    /// An integrator, by the id of the API key it used.
+    ApiKey(i64),
 }
 
 /// One event to record.
@@ -384,14 +386,15 @@ async fn insert_event(
     request_id: i64,
     e: &EventInput<'_>,
 ) -> Result<i64, DomainError> {
-    let (kind, staff_id) = match e.actor {
-        Actor::Citizen => ("citizen", None),
-        Actor::Staff(id) => ("staff", Some(id)),
-        Actor::System => ("system", None),
+    let (kind, staff_id, key_id) = match e.actor {
+        Actor::Citizen => ("citizen", None, None),
+        Actor::Staff(id) => ("staff", Some(id), None),
+        Actor::System => ("system", None, None),
+        Actor::ApiKey(id) => ("api", None, Some(id)),
     };
     sqlx::query_scalar(
-        "insert into request_events (request_id, actor_kind, staff_id, action, from_state, to_state, note, unit_id)
-         values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+        "insert into request_events (request_id, actor_kind, staff_id, action, from_state, to_state, note, unit_id, api_key_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
     )
     .bind(request_id)
     .bind(kind)
@@ -401,6 +404,7 @@ async fn insert_event(
     .bind(e.to_state)
     .bind(e.note)
     .bind(e.unit_id)
+    .bind(key_id)
     .fetch_one(&mut **tx)
     .await
     .map_err(internal)
@@ -645,7 +649,8 @@ pub struct Event {
     pub at: DateTime<Utc>,
     /// `citizen`, `staff` or `system`.
     pub actor_kind: String,
-    /// Staff member's name (staff views only).
+    /// Staff member's name, or `API: <key name>` for a step an integrator took (staff views
+    /// only).
     pub staff_name: Option<String>,
     /// Action key.
     pub action: String,
@@ -664,10 +669,12 @@ pub struct Event {
 /// The timeline of a request, oldest first.
 pub async fn events(tx: &mut TenantTx, request_id: i64) -> Result<Vec<Event>, DomainError> {
     sqlx::query_as(
-        "select e.id, e.at, e.actor_kind, s.display_name as staff_name, e.action, e.from_state,
+        "select e.id, e.at, e.actor_kind,
+                coalesce(s.display_name, 'API: ' || k.name) as staff_name, e.action, e.from_state,
                 e.to_state, e.note, u.name as unit_name, n.status as sms_status
            from request_events e
            left join staff s on s.id = e.staff_id
+           left join api_keys k on k.id = e.api_key_id
            left join units u on u.id = e.unit_id
            left join notifications n on n.event_id = e.id
           where e.request_id = $1
