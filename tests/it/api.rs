@@ -595,6 +595,17 @@ async fn open311_serves_the_catalog_and_takes_requests_only_with_a_key_of_the_mu
             .status,
         StatusCode::FORBIDDEN
     );
+    // A key in the query string is checked before the body is read.
+    let early = app
+        .send_bytes(
+            "POST",
+            "alpha.test",
+            "/open311/v2/requests.json?api_key=miz_not-a-key",
+            vec![b'x'; 1024],
+            &[("content-type", "multipart/form-data; boundary=never")],
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::FORBIDDEN);
     let bad = post(submit_key.clone(), "alpha.test", "1111111112").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.text.contains("applicant_national_code"), "{}", bad.text);

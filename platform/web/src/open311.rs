@@ -2,7 +2,8 @@
 //!
 //! Services and their attributes (from the request form) are public. Requests carry citizens'
 //! personal data, so unlike a pothole tracker every request endpoint needs an `api_key` of
-//! this municipality: `requests:submit` to file, `requests:read` to read. Files for the
+//! this municipality: `requests:submit` to file, `requests:read` to read. On POST the key may
+//! also come in the query string, which is checked before the body is read. Files for the
 //! form's document fields may be sent as `multipart/form-data` parts named
 //! `attribute[doc_1]` (GeoReport v2 has no upload of its own).
 
@@ -387,19 +388,28 @@ async fn read_post(state: &WebState, req: Request) -> Result<Submission, Respons
 async fn create_request(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
+    Query(q): Query<HashMap<String, String>>,
     req: Request,
 ) -> Response {
+    // A key in the query string is checked before the body is read (uploads can be large).
+    let query_key = q.get("api_key").filter(|k| !k.is_empty());
+    if let Some(key) = query_key
+        && let Err(r) = key_with(&state, &tenant, Some(key), "requests:submit").await
+    {
+        return r;
+    }
     let mut submission = match read_post(&state, req).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if let Err(r) = key_with(
-        &state,
-        &tenant,
-        Some(submission.value("api_key")).filter(|k| !k.is_empty()),
-        "requests:submit",
-    )
-    .await
+    if query_key.is_none()
+        && let Err(r) = key_with(
+            &state,
+            &tenant,
+            Some(submission.value("api_key")).filter(|k| !k.is_empty()),
+            "requests:submit",
+        )
+        .await
     {
         return r;
     }
