@@ -6,7 +6,7 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use desk_core::DomainError;
 use desk_db::users::PlatformUser;
@@ -45,18 +45,12 @@ pub fn new_token() -> String {
 
 /// The session token from the request's cookies.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    let values = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    desk_core::session::token_from_cookies(values, COOKIE)
+    desk_web::cookies::session_token(headers, COOKIE)
 }
 
 /// `Set-Cookie` for a session (or its removal when `token` is empty).
 pub fn session_cookie(token: &str, secure: bool) -> HeaderValue {
-    let value = desk_core::session::set_cookie(COOKIE, token, "/", SESSION_TTL.as_secs(), secure);
-    HeaderValue::from_str(&value)
-        .unwrap_or_else(|_| HeaderValue::from_static("desk_platform_session=; Max-Age=0"))
+    desk_web::cookies::session_cookie(COOKIE, token, "/", SESSION_TTL, secure)
 }
 
 /// A signed-in platform user, extracted from the session cookie; anyone else is sent to /login.

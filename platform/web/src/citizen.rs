@@ -54,17 +54,12 @@ impl FromRequestParts<WebState> for Source {
 }
 
 fn token_from(headers: &HeaderMap) -> Option<String> {
-    let values = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    desk_core::session::token_from_cookies(values, COOKIE)
+    crate::cookies::session_token(headers, COOKIE)
 }
 
+/// Path `/` and host-only: the cookie never reaches another municipality's host.
 fn cookie(token: &str, secure: bool) -> HeaderValue {
-    let value = desk_core::session::set_cookie(COOKIE, token, "/", SESSION_TTL.as_secs(), secure);
-    HeaderValue::from_str(&value)
-        .unwrap_or_else(|_| HeaderValue::from_static("desk_citizen_session=; Max-Age=0"))
+    crate::cookies::session_cookie(COOKIE, token, "/", SESSION_TTL, secure)
 }
 
 /// A signed-in citizen of the municipality whose host received the request. Pages that need

@@ -10,6 +10,7 @@ mod api_keys;
 mod appointments;
 mod catalog_editor;
 mod citizen;
+pub mod cookies;
 mod desk;
 mod dispatch;
 mod inbox;

@@ -47,19 +47,12 @@ pub(crate) fn staff_routes() -> Router<WebState> {
 }
 
 fn token_from(headers: &HeaderMap) -> Option<String> {
-    let values = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    desk_core::session::token_from_cookies(values, COOKIE)
+    crate::cookies::session_token(headers, COOKIE)
 }
 
 /// Path `/staff` and host-only: the cookie never reaches another municipality's host.
 fn cookie(token: &str, secure: bool) -> HeaderValue {
-    let value =
-        desk_core::session::set_cookie(COOKIE, token, "/staff", SESSION_TTL.as_secs(), secure);
-    HeaderValue::from_str(&value)
-        .unwrap_or_else(|_| HeaderValue::from_static("desk_staff_session=; Max-Age=0"))
+    crate::cookies::session_cookie(COOKIE, token, "/staff", SESSION_TTL, secure)
 }
 
 /// A signed-in staff member of the municipality whose host received the request.
