@@ -8,6 +8,8 @@
 //! Must not depend on the web, GraphQL or tenant-admin crates.
 
 pub mod fake_sms;
+pub mod invite_survey;
+pub mod refresh_indicators;
 pub mod send_sms;
 pub mod sms;
 pub mod sms_test;
@@ -16,7 +18,9 @@ pub mod welcome_staff;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use desk_core::PublicUrls;
-use desk_core::jobs::{JobPayload, SendSms, SmsTestSend, WelcomeStaff};
+use desk_core::jobs::{
+    InviteSurvey, JobPayload, RefreshIndicators, SendSms, SmsTestSend, WelcomeStaff,
+};
 use desk_db::PlatformDb;
 use std::time::Duration;
 
@@ -61,7 +65,8 @@ pub async fn run_workers(
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");
-    Monitor::new()
+    let sweeper = tokio::spawn(sweep_indicators(ctx.platform.clone()));
+    let run = Monitor::new()
         .register({
             let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
             move |_| {
@@ -98,11 +103,71 @@ pub async fn run_workers(
                     .build(send_sms::handle)
             }
         })
+        .register({
+            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
+            move |_| {
+                let backend = PostgresStorage::<InviteSurvey>::new(&pool)
+                    .with_config(Config::default().queue(InviteSurvey::QUEUE))
+                    .with_pubsub();
+                WorkerBuilder::new(format!("{}-{instance}", InviteSurvey::QUEUE))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .build(invite_survey::handle)
+            }
+        })
+        .register({
+            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
+            move |_| {
+                let backend = PostgresStorage::<RefreshIndicators>::new(&pool)
+                    .with_config(Config::default().queue(RefreshIndicators::QUEUE))
+                    .with_pubsub();
+                WorkerBuilder::new(format!("{}-{instance}", RefreshIndicators::QUEUE))
+                    .backend(backend)
+                    .data(ctx.clone())
+                    .build(refresh_indicators::handle)
+            }
+        })
         .shutdown_timeout(Duration::from_secs(10))
         .run_with_signal(async move {
             shutdown.await;
             Ok(())
         })
         .await
-        .map_err(|e| anyhow::anyhow!("worker monitor stopped: {e}"))
+        .map_err(|e| anyhow::anyhow!("worker monitor stopped: {e}"));
+    sweeper.abort();
+    run
+}
+
+/// Every hour, queues an indicator refresh for every municipality, so figures that move
+/// without an event (a request becoming overdue, new filings) reach the dashboards. Several
+/// worker processes share the work: a refresh already queued for the window is not added again.
+async fn sweep_indicators(platform: PlatformDb) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let tenants = match platform
+            .list_tenants(&desk_db::tenants::TenantFilter::default())
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "indicator sweep could not list municipalities");
+                continue;
+            }
+        };
+        let now = chrono::Utc::now().timestamp();
+        let mut queued = 0usize;
+        for t in tenants
+            .iter()
+            .filter(|t| t.status != desk_core::TenantStatus::Archived)
+        {
+            let job = RefreshIndicators::covering(t.id, now);
+            match platform.enqueue_once_at(&job, job.run_at()).await {
+                Ok(added) => queued += usize::from(added),
+                Err(e) => tracing::warn!(tenant.id = %t.id, error = %e, "indicator sweep"),
+            }
+        }
+        tracing::info!(queued, "indicator sweep");
+    }
 }

@@ -53,6 +53,7 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         let (purpose, placeholder) = match (message.kind.as_str(), message.staff_id) {
             ("sign_in_code", _) => (format!("sign_in_code:{recipient}"), "{code}"),
             ("staff_welcome", Some(staff)) => (format!("notification_secret:{staff}"), "{link}"),
+            ("survey", _) => (format!("survey_link:{recipient}"), "{link}"),
             _ => return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await,
         };
         match key.open(tenant.id, &purpose, secret) {

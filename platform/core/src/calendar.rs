@@ -57,6 +57,17 @@ impl WorkingCalendar {
         }
         day
     }
+
+    /// Working days strictly after `from` up to and including `to` (0 when `to <= from`): how
+    /// long a request filed on `from` and answered on `to` took, in the unit cards declare.
+    pub fn working_days_between(&self, from: NaiveDate, to: NaiveDate) -> u32 {
+        from.iter_days()
+            .skip(1)
+            .take_while(|d| *d <= to)
+            .take(SEARCH_LIMIT_DAYS as usize)
+            .filter(|d| self.is_working_day(*d))
+            .fold(0, |n, _| n + 1)
+    }
 }
 
 impl Default for WorkingCalendar {
@@ -190,5 +201,25 @@ mod tests {
         assert_eq!(weekday_from_iso(7), Some(Weekday::Sun));
         assert_eq!(weekday_from_iso(0), None);
         assert_eq!(weekday_from_iso(8), None);
+    }
+
+    #[test]
+    fn working_days_between_counts_what_promised_date_adds() {
+        let cal = WorkingCalendar::new(
+            vec![Weekday::Fri],
+            [NaiveDate::from_ymd_opt(2026, 3, 21).unwrap()],
+        );
+        let start = NaiveDate::from_ymd_opt(2026, 3, 15).unwrap();
+        for n in 1..40 {
+            assert_eq!(
+                cal.working_days_between(start, cal.promised_date(start, n)),
+                n
+            );
+        }
+        assert_eq!(cal.working_days_between(start, start), 0);
+        assert_eq!(
+            cal.working_days_between(start, start.pred_opt().unwrap()),
+            0
+        );
     }
 }

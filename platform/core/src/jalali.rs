@@ -139,6 +139,19 @@ impl JalaliDate {
         crate::text::persian_digits(&Self::from_gregorian(date).to_string())
     }
 
+    /// The Gregorian day of the first of a Jalali month.
+    pub fn first_of_month(year: i32, month: u32) -> Option<NaiveDate> {
+        if !(1..=12).contains(&month) {
+            return None;
+        }
+        Self {
+            year,
+            month,
+            day: 1,
+        }
+        .to_gregorian()
+    }
+
     /// Year, month (1 = Farvardin) and day.
     pub fn ymd(self) -> (i32, u32, u32) {
         (self.year, self.month, self.day)

@@ -69,3 +69,60 @@ impl JobPayload for SendSms {
         format!("{}:{}", self.tenant_id, self.notification_id)
     }
 }
+
+/// Invite the citizen of a closed request to the satisfaction survey (a personal link by SMS).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteSurvey {
+    /// Tenant of the request.
+    pub tenant_id: TenantId,
+    /// The closed request.
+    pub request_id: i64,
+}
+
+impl JobPayload for InviteSurvey {
+    const QUEUE: &'static str = "invite_survey";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.tenant_id, self.request_id)
+    }
+}
+
+/// Recompute a municipality's indicators for the province and platform dashboards. Changes
+/// within one window share one job, which runs when the window ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshIndicators {
+    /// The municipality.
+    pub tenant_id: TenantId,
+    /// Unix time divided by [`RefreshIndicators::WINDOW_SECS`].
+    pub window: i64,
+}
+
+impl RefreshIndicators {
+    /// Length of a window: at most one refresh per municipality per window.
+    pub const WINDOW_SECS: i64 = 60;
+
+    /// The refresh covering changes made at `unix_secs`.
+    pub fn covering(tenant_id: TenantId, unix_secs: i64) -> Self {
+        Self {
+            tenant_id,
+            window: unix_secs.div_euclid(Self::WINDOW_SECS),
+        }
+    }
+
+    /// When the job should run: the end of its window (Unix seconds).
+    pub fn run_at(&self) -> i64 {
+        (self.window + 1) * Self::WINDOW_SECS
+    }
+}
+
+impl JobPayload for RefreshIndicators {
+    const QUEUE: &'static str = "refresh_indicators";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.tenant_id, self.window)
+    }
+}

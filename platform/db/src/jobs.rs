@@ -8,16 +8,92 @@ use desk_core::jobs::JobPayload;
 /// commits. The job must belong to the transaction's tenant.
 #[tracing::instrument(skip_all, fields(tenant.id = %tx.tenant_id(), job.queue = J::QUEUE))]
 pub async fn enqueue<J: JobPayload>(tx: &mut TenantTx, job: &J) -> Result<(), DomainError> {
+    push(tx, job, None)
+        .await?
+        .map_err(|e| enqueue_failed(J::QUEUE, e))
+}
+
+/// Enqueues `job` to run at `run_at` (Unix seconds) unless a job with its idempotency key
+/// already exists; returns whether it was added. A savepoint keeps the duplicate's error from
+/// aborting `tx`, so many changes can share one debounced job. (Tenant roles may insert into
+/// the queue but not read it, so the duplicate is found by the unique key, not by a lookup.)
+#[tracing::instrument(skip_all, fields(tenant.id = %tx.tenant_id(), job.queue = J::QUEUE))]
+pub async fn enqueue_once_at<J: JobPayload>(
+    tx: &mut TenantTx,
+    job: &J,
+    run_at: i64,
+) -> Result<bool, DomainError> {
+    sqlx::raw_sql("savepoint desk_enqueue_once")
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::internal)?;
+    let pushed = push(tx, job, Some(run_at)).await?;
+    let end = if pushed.is_ok() {
+        "release savepoint desk_enqueue_once"
+    } else {
+        "rollback to savepoint desk_enqueue_once"
+    };
+    sqlx::raw_sql(end)
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::internal)?;
+    match pushed {
+        Ok(()) => Ok(true),
+        // Another transaction added the same job (the unique key).
+        Err(e) if is_duplicate(&e) => Ok(false),
+        Err(e) => Err(enqueue_failed(J::QUEUE, e)),
+    }
+}
+
+fn task<J: JobPayload>(
+    job: &J,
+    run_at: Option<i64>,
+) -> Result<apalis_postgres::PgTask, DomainError> {
+    let bytes = serde_json::to_vec(job).map_err(|e| DomainError::Internal(e.into()))?;
+    let mut builder =
+        apalis_core::task::builder::TaskBuilder::new(bytes).idempotency_key(job.idempotency_key());
+    if let Some(at) = run_at.and_then(|t| u64::try_from(t).ok()) {
+        builder = builder.run_at_timestamp(at);
+    }
+    Ok(builder.build())
+}
+
+fn is_duplicate(e: &apalis_postgres::Error) -> bool {
+    matches!(e, apalis_postgres::Error::Database(sqlx::Error::Database(d)) if d.is_unique_violation())
+}
+
+async fn push<J: JobPayload>(
+    tx: &mut TenantTx,
+    job: &J,
+    run_at: Option<i64>,
+) -> Result<Result<(), apalis_postgres::Error>, DomainError> {
     if job.tenant_id() != tx.tenant_id() {
         return Err(DomainError::Internal(anyhow::anyhow!(
             "refusing to enqueue a job of another tenant"
         )));
     }
-    let bytes = serde_json::to_vec(job).map_err(|e| DomainError::Internal(e.into()))?;
-    let task = apalis_core::task::builder::TaskBuilder::new(bytes)
-        .idempotency_key(job.idempotency_key())
-        .build();
-    apalis_postgres::queries::push_tasks(&mut **tx, J::QUEUE, vec![task])
-        .await
-        .map_err(|e| DomainError::Internal(anyhow::anyhow!("enqueueing {}: {e}", J::QUEUE)))
+    let task = task(job, run_at)?;
+    Ok(apalis_postgres::queries::push_tasks(&mut **tx, J::QUEUE, vec![task]).await)
+}
+
+fn enqueue_failed(queue: &str, e: apalis_postgres::Error) -> DomainError {
+    DomainError::Internal(anyhow::anyhow!("enqueueing {queue}: {e}"))
+}
+
+impl crate::PlatformDb {
+    /// Enqueues scheduled work outside any tenant transaction (a sweep over municipalities);
+    /// a job already queued under the same key is left alone. Returns whether it was added.
+    pub async fn enqueue_once_at<J: JobPayload>(
+        &self,
+        job: &J,
+        run_at: i64,
+    ) -> Result<bool, DomainError> {
+        let task = task(job, Some(run_at))?;
+        let mut conn = self.pool.acquire().await.map_err(crate::internal)?;
+        match apalis_postgres::queries::push_tasks(&mut *conn, J::QUEUE, vec![task]).await {
+            Ok(()) => Ok(true),
+            Err(e) if is_duplicate(&e) => Ok(false),
+            Err(e) => Err(enqueue_failed(J::QUEUE, e)),
+        }
+    }
 }

@@ -11,6 +11,7 @@ use crate::tenant_tx::TenantTx;
 use crate::{internal, unique_violation};
 use chrono::{DateTime, NaiveDate, Utc};
 use desk_core::DomainError;
+use desk_core::jobs::{InviteSurvey, RefreshIndicators};
 use desk_core::tracking::TrackingCode;
 use sqlx::Row;
 
@@ -441,6 +442,7 @@ pub async fn apply_change(
                 unit_id = coalesce($5, unit_id),
                 assignee_id = case when $5::bigint is null then assignee_id else null end,
                 closed = $6,
+                closed_on = case when $6 then $7 end,
                 updated_at = now()
           where id = $1 and state = $2",
     )
@@ -450,6 +452,7 @@ pub async fn apply_change(
     .bind(change.state_due_on)
     .bind(change.event.unit_id)
     .bind(change.closes)
+    .bind(crate::intake::local_today())
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
@@ -473,7 +476,27 @@ pub async fn apply_change(
         )
         .await?;
     }
+    if change.closes {
+        let tenant_id = tx.tenant_id();
+        crate::jobs::enqueue(
+            tx,
+            &InviteSurvey {
+                tenant_id,
+                request_id: request.id,
+            },
+        )
+        .await?;
+        refresh_indicators_soon(tx).await?;
+    }
     Ok(event_id)
+}
+
+/// Makes sure the municipality's dashboard indicators are recomputed at the end of the current
+/// window (one job per window, however many changes it sees).
+pub async fn refresh_indicators_soon(tx: &mut TenantTx) -> Result<(), DomainError> {
+    let job = RefreshIndicators::covering(tx.tenant_id(), Utc::now().timestamp());
+    crate::jobs::enqueue_once_at(tx, &job, job.run_at()).await?;
+    Ok(())
 }
 
 /// One request by row id.

@@ -95,7 +95,7 @@ pub(crate) fn safe_next(next: &str) -> &str {
 
 /// A sign-in form posted from another site (a forged send or a session fixation) is refused;
 /// browsers say where a request comes from in `Sec-Fetch-Site`.
-fn cross_site(headers: &HeaderMap) -> bool {
+pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
     headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())

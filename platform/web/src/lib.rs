@@ -18,9 +18,11 @@ pub mod limits;
 mod metrics;
 mod open311;
 mod pages;
+mod reports;
 mod requests;
 mod resolve;
 mod staff;
+mod survey;
 mod themes;
 
 pub use dispatch::app;
@@ -68,5 +70,7 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(open311::open311_routes())
         .merge(desk::desk_routes())
         .merge(appointments::appointment_routes())
+        .merge(survey::survey_routes())
+        .merge(reports::report_routes())
         .with_state(state)
 }

@@ -307,11 +307,16 @@ async fn sign_out(
 
 async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response {
     let can_settings = me.require(&state, Action::Read).await.is_ok();
+    let can_reports = me
+        .require_on(&state, Resource::Report, Action::Read)
+        .await
+        .is_ok();
     render(
         &state,
         StatusCode::OK,
         "staff_home.html.j2",
-        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "can_settings": can_settings }),
+        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me),
+                "can_settings": can_settings, "can_reports": can_reports }),
     )
 }
 
