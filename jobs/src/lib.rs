@@ -39,6 +39,9 @@ pub struct JobContext {
     pub sms_client: reqwest::Client,
 }
 
+/// Number of queues this process works (one worker each).
+const QUEUES: u32 = 5;
+
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
 fn instance_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -55,7 +58,12 @@ pub async fn run_workers(
     sms_endpoints: sms::Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let pool = platform.pool_for_infrastructure().clone();
+    // The queue machinery (one LISTEN connection per queue, polls, acknowledgements) gets a
+    // pool of its own, so jobs holding tenant transactions can never starve it (or the
+    // reverse). Its connections touch only the `apalis` schema, so they stay small.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(QUEUES * 2 + 2)
+        .connect_lazy_with((*platform.pool_for_infrastructure().connect_options()).clone());
     let ctx = JobContext {
         platform,
         urls,

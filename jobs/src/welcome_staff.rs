@@ -34,14 +34,7 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
         // apalis retries it (without backoff until #6 adds a retry policy) up to its attempts.
         return Err(format!("tenant is {}", tenant.status.as_str()).into());
     }
-    let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
-    let Some(member) = staff::staff_by_id(&mut tx, job.staff_id).await? else {
-        tracing::warn!(
-            staff.id = job.staff_id,
-            "staff member no longer exists; dropping job"
-        );
-        return Ok(());
-    };
+    // Registry lookups before the tenant transaction: a job holds one connection at a time.
     let Some(host) = ctx
         .platform
         .tenant_domains(tenant.id)
@@ -50,6 +43,14 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
         .next()
     else {
         return Err("the municipality has no domain".into());
+    };
+    let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
+    let Some(member) = staff::staff_by_id(&mut tx, job.staff_id).await? else {
+        tracing::warn!(
+            staff.id = job.staff_id,
+            "staff member no longer exists; dropping job"
+        );
+        return Ok(());
     };
     let Some(key) = &ctx.secrets else {
         return Err(

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod archive;
 pub mod auth;
+pub mod dashboard;
 pub mod lifecycle;
 pub mod portal;
 

@@ -13,4 +13,5 @@ mod portal;
 mod provisioning;
 mod requests;
 mod staff;
+mod surveys;
 mod tenancy;

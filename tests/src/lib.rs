@@ -465,11 +465,21 @@ impl TestApp {
 
     /// `GET` returning the raw body and its content type.
     pub async fn get_bytes(&self, host: &str, path: &str) -> (StatusCode, Option<String>, Vec<u8>) {
-        let req = Request::builder()
-            .uri(path)
-            .header("host", host)
-            .body(Body::empty())
-            .unwrap();
+        self.get_bytes_as("", host, path).await
+    }
+
+    /// Like [`TestApp::get_bytes`], with a session cookie (`name=value`; empty for none).
+    pub async fn get_bytes_as(
+        &self,
+        cookie: &str,
+        host: &str,
+        path: &str,
+    ) -> (StatusCode, Option<String>, Vec<u8>) {
+        let mut req = Request::builder().uri(path).header("host", host);
+        if !cookie.is_empty() {
+            req = req.header("cookie", cookie);
+        }
+        let req = req.body(Body::empty()).unwrap();
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let ct = res

@@ -374,9 +374,13 @@ pub async fn monthly_indicators(
     tx: &mut TenantTx,
     today: NaiveDate,
 ) -> Result<Vec<MonthIndicators>, DomainError> {
-    let start = NaiveDate::MIN;
-    let facts = facts(tx, start, NaiveDate::MAX).await?;
-    let scores = scores(tx, start, NaiveDate::MAX).await?;
+    // PostgreSQL dates start in 4713 BC; the desk's start well after 1900.
+    let (start, end) = (
+        NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default(),
+        NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default(),
+    );
+    let facts = facts(tx, start, end).await?;
+    let scores = scores(tx, start, end).await?;
     let sms: Vec<(i64, String)> = sqlx::query_as(
         "select request_id, status from notifications where request_id is not null and status <> 'queued'",
     )

@@ -183,11 +183,19 @@ async fn show_report(
     match load(&state, &me, period).await {
         Ok((report, questions)) => {
             let (from, to) = period.days().unwrap_or_default();
-            let choices: Vec<Value> = std::iter::successors(Some(Period::half_of(local_today())), |p| Some(p.previous()))
-                .take(6)
-                .chain(std::iter::successors(Some(Period::month_of(local_today())), |p| Some(p.previous())).take(12))
-                .map(|p| json!({ "key": p.key(), "label": p.label_fa(), "selected": p == period }))
-                .collect();
+            let choices: Vec<Value> = std::iter::successors(
+                Some(Period::half_of(local_today())),
+                |p| Some(p.previous()),
+            )
+            .take(6)
+            .chain(
+                std::iter::successors(Some(Period::month_of(local_today())), |p| {
+                    Some(p.previous())
+                })
+                .take(12),
+            )
+            .map(|p| json!({ "key": p.key(), "label": p.label_fa(), "selected": p == period }))
+            .collect();
             render(
                 &state,
                 StatusCode::OK,
