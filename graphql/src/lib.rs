@@ -4,6 +4,7 @@
 //! Must not depend on the web, jobs or tenant-admin crates. The SDL is committed in
 //! `graphql/schema.graphql`; a test fails when code and file drift.
 
+mod reports;
 mod requests;
 
 use async_graphql::http::GraphiQLSource;
@@ -41,7 +42,7 @@ pub fn tenant_schema() -> TenantSchema {
 
 /// Root of the tenant API's queries.
 #[derive(Debug, Default, MergedObject)]
-pub struct TenantQuery(CatalogQuery, requests::RequestQuery);
+pub struct TenantQuery(CatalogQuery, requests::RequestQuery, reports::ReportQuery);
 
 /// Root of the tenant API's mutations.
 #[derive(Debug, Default, MergedObject)]

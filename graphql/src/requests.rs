@@ -148,7 +148,7 @@ pub struct SubmitRequestResult {
     pub replayed: bool,
 }
 
-fn require<'a>(caller: &'a Caller, scope: &str) -> async_graphql::Result<&'a ApiKey> {
+pub(crate) fn require<'a>(caller: &'a Caller, scope: &str) -> async_graphql::Result<&'a ApiKey> {
     match &caller.key {
         None => Err(
             async_graphql::Error::new("an API key of this municipality is required")
@@ -159,7 +159,7 @@ fn require<'a>(caller: &'a Caller, scope: &str) -> async_graphql::Result<&'a Api
     }
 }
 
-fn context<'a>(
+pub(crate) fn context<'a>(
     ctx: &'a Context<'_>,
 ) -> async_graphql::Result<(&'a Arc<Tenant>, &'a Services, &'a Caller)> {
     Ok((

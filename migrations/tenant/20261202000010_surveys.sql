@@ -49,3 +49,9 @@ alter table notifications drop constraint notifications_kind_check;
 alter table notifications
     add constraint notifications_kind_check
         check (kind in ('staff_welcome', 'sign_in_code', 'request_event', 'appointment', 'survey'));
+
+-- Integrators may read the desk report (counts and averages, no personal data).
+alter table api_keys drop constraint api_keys_scopes_check;
+alter table api_keys
+    add constraint api_keys_scopes_check
+        check (scopes <@ array['catalog:read', 'requests:submit', 'requests:read', 'requests:act', 'reports:read']::text[]);

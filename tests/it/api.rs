@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const SERVICE: &str = "MUN-REV-002";
 
-async fn gql(app: &TestApp, host: &str, key: Option<&str>, query: &str, variables: Value) -> Value {
+pub(crate) async fn gql(
+    app: &TestApp,
+    host: &str,
+    key: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> Value {
     let body = json!({ "query": query, "variables": variables }).to_string();
     let auth = key.map(|k| format!("Bearer {k}"));
     let mut headers = vec![("content-type", "application/json")];
@@ -25,7 +31,7 @@ async fn gql(app: &TestApp, host: &str, key: Option<&str>, query: &str, variable
     serde_json::from_str(&res.text).unwrap()
 }
 
-fn code(v: &Value) -> &str {
+pub(crate) fn code(v: &Value) -> &str {
     v["errors"][0]["extensions"]["code"].as_str().unwrap_or("")
 }
 
@@ -496,7 +502,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     app.db.finish().await;
 }
 
-async fn key_for(app: &TestApp, tenant: &Tenant, scopes: &[&str]) -> String {
+pub(crate) async fn key_for(app: &TestApp, tenant: &Tenant, scopes: &[&str]) -> String {
     let mut tx = app
         .db
         .platform

@@ -536,6 +536,37 @@ async fn desk_surveys_reports_and_the_dashboard_match_the_fixture_without_person
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
+    // Integrators read the same figures with a `reports:read` key of this municipality only.
+    let query = "query($p: String!) { report(period: $p) { total { requests closed closedOnTime overdue overallSatisfaction } byChannel { key tally { requests } } satisfaction { key mean answers } } }";
+    let vars = serde_json::json!({ "p": month.key() });
+    let reader = crate::api::key_for(&app, &alpha, &["reports:read"]).await;
+    let v = crate::api::gql(&app, "alpha.test", Some(&reader), query, vars.clone()).await;
+    assert_eq!(v["errors"], serde_json::Value::Null, "{v}");
+    let total = &v["data"]["report"]["total"];
+    assert_eq!(
+        (
+            total["requests"].as_i64(),
+            total["closed"].as_i64(),
+            total["closedOnTime"].as_i64()
+        ),
+        (Some(4), Some(3), Some(2))
+    );
+    assert_eq!(total["overallSatisfaction"].as_f64(), Some(3.0));
+    let requests_only = crate::api::key_for(&app, &alpha, &["requests:read"]).await;
+    let v = crate::api::gql(
+        &app,
+        "alpha.test",
+        Some(&requests_only),
+        query,
+        vars.clone(),
+    )
+    .await;
+    assert_eq!(crate::api::code(&v), "FORBIDDEN", "{v}");
+    let beta_reader = crate::api::key_for(&app, &beta, &["reports:read"]).await;
+    let v = crate::api::gql(&app, "alpha.test", Some(&beta_reader), query, vars).await;
+    assert!(v["data"]["report"].is_null(), "{v}");
+    assert_ne!(crate::api::code(&v), "");
+
     // Changes queued one debounced refresh (per minute window), not one per change.
     let queued: i64 = sqlx::query_scalar(
         "select count(*) from apalis.jobs where job_type = $1 and convert_from(job, 'UTF8') like $2",

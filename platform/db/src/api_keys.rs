@@ -11,6 +11,7 @@ pub const SCOPES: &[(&str, &str)] = &[
     ("requests:submit", "ثبت درخواست"),
     ("requests:read", "خواندن درخواست‌ها"),
     ("requests:act", "اقدام روی درخواست‌ها"),
+    ("reports:read", "خواندن گزارش‌ها (بدون داده شخصی)"),
 ];
 
 /// A key as lists show it (never the key itself).
