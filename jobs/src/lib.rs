@@ -7,7 +7,9 @@
 //! registry (it must exist and be active) and then works through a `TenantTx` like a request.
 //! Must not depend on the web, GraphQL or tenant-admin crates.
 
+pub mod fake_agency;
 pub mod fake_sms;
+pub mod inquiry;
 pub mod invite_survey;
 pub mod refresh_indicators;
 pub mod send_sms;
@@ -16,10 +18,10 @@ pub mod sms_test;
 pub mod welcome_staff;
 
 use apalis::prelude::*;
-use apalis_postgres::{Config, PostgresStorage};
+use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use desk_core::PublicUrls;
 use desk_core::jobs::{
-    InviteSurvey, JobPayload, RefreshIndicators, SendSms, SmsTestSend, WelcomeStaff,
+    InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SmsTestSend, WelcomeStaff,
 };
 use desk_db::PlatformDb;
 use std::time::Duration;
@@ -39,8 +41,31 @@ pub struct JobContext {
     pub sms_client: reqwest::Client,
 }
 
+/// A worker for one queue. It wakes on the queue's insert notifications and also polls every
+/// few seconds: a job inserted while the listener is still connecting (or after a dropped
+/// connection) is picked up anyway, and jobs scheduled for later (`run_at`) start on time.
+macro_rules! queue_worker {
+    ($job:ty, $handler:path, $pool:expr, $ctx:expr, $instance:expr) => {{
+        let (ctx, pool, instance) = ($ctx.clone(), $pool.clone(), $instance.clone());
+        move |_| {
+            let storage = PostgresStorage::<$job>::new(&pool)
+                .with_config(Config::default().queue(<$job>::QUEUE));
+            let wake = Strategy::new()
+                .stream(Pubsub::new(pool.clone(), <$job>::QUEUE.to_owned()))
+                .interval(POLL_EVERY);
+            WorkerBuilder::new(format!("{}-{instance}", <$job>::QUEUE))
+                .backend(PollWith::new(storage, wake))
+                .data(ctx.clone())
+                .build($handler)
+        }
+    }};
+}
+
+/// How often each queue is polled besides its notifications.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
 /// Number of queues this process works (one worker each).
-const QUEUES: u32 = 5;
+const QUEUES: u32 = 6;
 
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
 fn instance_name() -> String {
@@ -58,11 +83,12 @@ pub async fn run_workers(
     sms_endpoints: sms::Endpoints,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    // The queue machinery (one LISTEN connection per queue, polls, acknowledgements) gets a
-    // pool of its own, so jobs holding tenant transactions can never starve it (or the
-    // reverse). Its connections touch only the `apalis` schema, so they stay small.
+    // The queue machinery (fetches, acknowledgements, heartbeats) gets a pool of its own, so
+    // jobs holding tenant transactions can never starve it (or the reverse); each queue's
+    // listener opens one more connection of its own. These touch only the `apalis` schema, so
+    // they stay small.
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(QUEUES * 2 + 2)
+        .max_connections(QUEUES + 2)
         .connect_lazy_with((*platform.pool_for_infrastructure().connect_options()).clone());
     let ctx = JobContext {
         platform,
@@ -75,66 +101,48 @@ pub async fn run_workers(
     tracing::info!(worker.instance = %instance, "starting workers");
     let sweeper = tokio::spawn(sweep_indicators(ctx.platform.clone()));
     let run = Monitor::new()
-        .register({
-            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
-            move |_| {
-                let backend = PostgresStorage::<WelcomeStaff>::new(&pool)
-                    .with_config(Config::default().queue(WelcomeStaff::QUEUE))
-                    .with_pubsub();
-                WorkerBuilder::new(format!("{}-{instance}", WelcomeStaff::QUEUE))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .build(welcome_staff::handle)
-            }
-        })
-        .register({
-            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
-            move |_| {
-                let backend = PostgresStorage::<SmsTestSend>::new(&pool)
-                    .with_config(Config::default().queue(SmsTestSend::QUEUE))
-                    .with_pubsub();
-                WorkerBuilder::new(format!("{}-{instance}", SmsTestSend::QUEUE))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .build(sms_test::handle)
-            }
-        })
-        .register({
-            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
-            move |_| {
-                let backend = PostgresStorage::<SendSms>::new(&pool)
-                    .with_config(Config::default().queue(SendSms::QUEUE))
-                    .with_pubsub();
-                WorkerBuilder::new(format!("{}-{instance}", SendSms::QUEUE))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .build(send_sms::handle)
-            }
-        })
-        .register({
-            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
-            move |_| {
-                let backend = PostgresStorage::<InviteSurvey>::new(&pool)
-                    .with_config(Config::default().queue(InviteSurvey::QUEUE))
-                    .with_pubsub();
-                WorkerBuilder::new(format!("{}-{instance}", InviteSurvey::QUEUE))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .build(invite_survey::handle)
-            }
-        })
-        .register({
-            let (ctx, pool, instance) = (ctx.clone(), pool.clone(), instance.clone());
-            move |_| {
-                let backend = PostgresStorage::<RefreshIndicators>::new(&pool)
-                    .with_config(Config::default().queue(RefreshIndicators::QUEUE))
-                    .with_pubsub();
-                WorkerBuilder::new(format!("{}-{instance}", RefreshIndicators::QUEUE))
-                    .backend(backend)
-                    .data(ctx.clone())
-                    .build(refresh_indicators::handle)
-            }
-        })
+        .register(queue_worker!(
+            WelcomeStaff,
+            welcome_staff::handle,
+            pool,
+            ctx,
+            instance
+        ))
+        .register(queue_worker!(
+            SmsTestSend,
+            sms_test::handle,
+            pool,
+            ctx,
+            instance
+        ))
+        .register(queue_worker!(
+            SendSms,
+            send_sms::handle,
+            pool,
+            ctx,
+            instance
+        ))
+        .register(queue_worker!(
+            InviteSurvey,
+            invite_survey::handle,
+            pool,
+            ctx,
+            instance
+        ))
+        .register(queue_worker!(
+            RefreshIndicators,
+            refresh_indicators::handle,
+            pool,
+            ctx,
+            instance
+        ))
+        .register(queue_worker!(
+            InquiryStep,
+            inquiry::handle,
+            pool,
+            ctx,
+            instance
+        ))
         .shutdown_timeout(Duration::from_secs(10))
         .run_with_signal(async move {
             shutdown.await;

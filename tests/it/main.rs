@@ -6,6 +6,7 @@ mod appointments;
 mod authz;
 mod catalog;
 mod hosts;
+mod inquiries;
 mod jobs;
 mod lifecycle;
 mod migrations;

@@ -12,7 +12,7 @@ const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00 not a pdf";
 
 /// A published service of the template that asks for documents, and how many.
-fn service_with_documents() -> (String, usize) {
+pub(crate) fn service_with_documents() -> (String, usize) {
     let card = desk_core::template::national_template()
         .unwrap()
         .iter()
@@ -67,7 +67,7 @@ fn applicant(key: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn submit(
+pub(crate) async fn submit(
     app: &TestApp,
     cookie: &str,
     host: &str,

@@ -12,7 +12,7 @@ use desk_db::{Tenant, intake};
 use desk_tests::{TEHRAN, TestApp};
 
 /// Files a request with a fixed filing and promised day, as the intake stores it.
-async fn filed(
+pub(crate) async fn filed(
     app: &TestApp,
     tenant: &Tenant,
     mobile: &str,
@@ -105,7 +105,7 @@ async fn close(app: &TestApp, tenant: &Tenant, r: &requests::Request, staff: i64
     tx.commit().await.unwrap();
 }
 
-async fn scalar(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
+pub(crate) async fn scalar(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
     let mut tx = app
         .db
         .platform
@@ -121,7 +121,7 @@ async fn scalar(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
     n
 }
 
-async fn admin_id(app: &TestApp, tenant: &Tenant) -> i64 {
+pub(crate) async fn admin_id(app: &TestApp, tenant: &Tenant) -> i64 {
     let mut tx = app
         .db
         .platform

@@ -126,3 +126,25 @@ impl JobPayload for RefreshIndicators {
         format!("{}:{}", self.tenant_id, self.window)
     }
 }
+
+/// Take the next step of an inquiry to another agency: send it, ask whether it is answered,
+/// or give up when its time is over. Each step is its own job (a retry or poll is a new step).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InquiryStep {
+    /// Tenant of the inquiry.
+    pub tenant_id: TenantId,
+    /// The `inquiries` row.
+    pub inquiry_id: i64,
+    /// 0 for the first call; each retry or poll adds one.
+    pub step: u32,
+}
+
+impl JobPayload for InquiryStep {
+    const QUEUE: &'static str = "inquiry";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.tenant_id, self.inquiry_id, self.step)
+    }
+}

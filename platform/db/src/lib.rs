@@ -15,6 +15,7 @@ pub mod embedded;
 pub mod export;
 pub mod files;
 pub mod indicators;
+pub mod inquiries;
 pub mod intake;
 pub mod jobs;
 pub mod migrate;

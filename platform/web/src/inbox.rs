@@ -184,12 +184,18 @@ async fn show_request(
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let units = requests::units(&mut tx).await?;
         let staff = desk_db::staff::list_staff(&mut tx).await?;
+        let agencies: Vec<_> = desk_db::inquiries::agencies(&mut tx)
+            .await?
+            .into_iter()
+            .filter(|a| a.enabled)
+            .map(|a| json!({ "id": a.id, "name": a.name, "manual": a.kind == "manual" }))
+            .collect();
         tx.commit().await?;
-        Ok::<_, DomainError>((detail, may_act, actions, units, staff))
+        Ok::<_, DomainError>((detail, may_act, actions, units, staff, agencies))
     }
     .await;
     match loaded {
-        Ok((detail, may_act, actions, units, staff)) => render(
+        Ok((detail, may_act, actions, units, staff, agencies)) => render(
             &state,
             StatusCode::OK,
             "staff_request.html.j2",
@@ -198,6 +204,7 @@ async fn show_request(
                 "r": detail_view(&detail, true),
                 "actions": actions,
                 "may_act": may_act,
+                "agencies": agencies,
                 "units": units.iter().map(|u| json!({"id": u.id, "name": u.name})).collect::<Vec<_>>(),
                 "staff": staff.iter().map(|s| json!({"id": s.id, "name": s.display_name})).collect::<Vec<_>>(),
                 "me": { "id": me.staff.id },

@@ -14,6 +14,7 @@ pub mod cookies;
 mod desk;
 mod dispatch;
 mod inbox;
+mod inquiries;
 pub mod limits;
 mod metrics;
 mod open311;
@@ -72,5 +73,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(appointments::appointment_routes())
         .merge(survey::survey_routes())
         .merge(reports::report_routes())
+        .merge(inquiries::inquiry_routes())
         .with_state(state)
 }

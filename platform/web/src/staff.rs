@@ -719,16 +719,27 @@ fn seal(
     account: i64,
     creds: &serde_json::Value,
 ) -> Result<desk_core::secret::Sealed, DomainError> {
+    seal_secret(
+        state,
+        tenant,
+        &format!("sms_account:{account}"),
+        creds.to_string().as_bytes(),
+    )
+}
+
+/// Seals a municipality's secret (provider or agency credentials) for `purpose`.
+pub(crate) fn seal_secret(
+    state: &WebState,
+    tenant: &Tenant,
+    purpose: &str,
+    plain: &[u8],
+) -> Result<desk_core::secret::Sealed, DomainError> {
     let key = state.secrets.as_ref().ok_or_else(|| {
         DomainError::Internal(anyhow::anyhow!(
             "no master key configured (secrets.master_key)"
         ))
     })?;
-    key.seal(
-        tenant.id,
-        &format!("sms_account:{account}"),
-        creds.to_string().as_bytes(),
-    )
+    key.seal(tenant.id, purpose, plain)
 }
 
 async fn add_sms_account(
