@@ -71,6 +71,23 @@ pub struct QuestionSatisfaction {
     pub answers: i64,
 }
 
+/// How one agency answered inquiries.
+#[derive(Debug, SimpleObject)]
+pub struct AgencyTurnaround {
+    /// Agency name.
+    pub agency: String,
+    /// Inquiries sent.
+    pub inquiries: i64,
+    /// Answered.
+    pub answered: i64,
+    /// Failed or timed out.
+    pub unanswered: i64,
+    /// Still open.
+    pub open: i64,
+    /// Average working days from asking to the answer.
+    pub average_days: Option<f64>,
+}
+
 /// The desk report of a period.
 #[derive(Debug, SimpleObject)]
 pub struct DeskReport {
@@ -92,6 +109,8 @@ pub struct DeskReport {
     pub by_unit: Vec<ReportGroup>,
     /// Satisfaction per question.
     pub satisfaction: Vec<QuestionSatisfaction>,
+    /// Inquiries of these requests per agency.
+    pub by_agency: Vec<AgencyTurnaround>,
     /// SMS about these requests delivered to the provider.
     pub sms_sent: i64,
     /// SMS the provider refused.
@@ -167,6 +186,18 @@ impl ReportQuery {
                     key: q.key.clone(),
                     mean: q.mean(),
                     answers: q.n,
+                })
+                .collect(),
+            by_agency: report
+                .by_agency
+                .iter()
+                .map(|a| AgencyTurnaround {
+                    agency: a.agency.clone(),
+                    inquiries: a.inquiries,
+                    answered: a.answered,
+                    unanswered: a.unanswered,
+                    open: a.open,
+                    average_days: a.average_days(),
                 })
                 .collect(),
             sms_sent: report.sms.0,

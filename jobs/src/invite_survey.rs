@@ -62,10 +62,16 @@ async fn invite(job: InviteSurvey, ctx: &JobContext) -> Result<(), BoxDynError> 
         &format!("survey_link:{}", request.mobile),
         link.as_bytes(),
     )?;
-    let body = format!(
-        "میز خدمت {}: درخواست {} به پایان رسید. لطفاً با پاسخ به نظرسنجی به بهبود خدمات کمک کنید: {{link}}",
-        tenant.name_fa, request.tracking_code
-    );
+    let body = desk_db::sms_templates::render(
+        &mut tx,
+        desk_core::sms_templates::Event::SurveyLink,
+        &serde_json::json!({
+            "municipality": tenant.name_fa, "tracking_code": request.tracking_code,
+            // The sender fills in the sealed link.
+            "link": "{link}",
+        }),
+    )
+    .await?;
     notifications::queue_sms(
         &mut tx,
         Kind::Survey {

@@ -302,6 +302,27 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
     .await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
 
+    // The report counts the agency's turnaround.
+    let (from, to) = desk_core::report::Period::month_of(today).days().unwrap();
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let report = desk_db::reports::report(&mut tx, from, to, today)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(report.by_agency.len(), 1);
+    let a = &report.by_agency[0];
+    assert_eq!(
+        (a.agency.as_str(), a.inquiries, a.answered, a.open),
+        ("اداره ثبت اسناد", 1, 1, 0)
+    );
+    assert_eq!(a.average_days(), Some(0.0));
+
     workers.stop().await;
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;

@@ -13,6 +13,7 @@ mod migrations;
 mod portal;
 mod provisioning;
 mod requests;
+mod sms_templates;
 mod staff;
 mod surveys;
 mod tenancy;

@@ -20,6 +20,7 @@ pub mod national_code;
 pub mod report;
 pub mod secret;
 pub mod session;
+pub mod sms_templates;
 pub mod sms_text;
 pub mod survey;
 pub mod template;

@@ -11,6 +11,7 @@ use crate::{PlatformDb, Tenant};
 use chrono::{NaiveDate, Utc};
 use desk_core::form::{FieldKind, FormField, FormSchema, StoredFileMeta};
 use desk_core::jalali::JalaliDate;
+use desk_core::sms_templates::Event;
 use desk_core::workflow::{TransitionError, Workflow};
 use desk_core::{DomainError, FieldError, FieldErrors, TenantId};
 use serde_json::Value;
@@ -171,6 +172,16 @@ pub async fn file_request(
         let workflow = service.card.workflow();
         let initial_sla = workflow.state(&workflow.initial).and_then(|s| s.sla_days);
         let promised_on = calendar.promised_date(today, service.card.duration_days);
+        let sms_body = crate::sms_templates::render(
+            &mut tx,
+            Event::RequestRegistered,
+            &serde_json::json!({
+                "municipality": tenant.name_fa, "service": service.card.title_fa,
+                // Filled in by the submission, which draws the tracking code.
+                "tracking_code": "{tracking}", "promised_date": JalaliDate::persian_of(promised_on),
+            }),
+        )
+        .await?;
         let new = requests::NewRequest {
             service_id: service.id,
             service_code: service.card.code.clone(),
@@ -190,12 +201,7 @@ pub async fn file_request(
                 .map(str::to_owned),
             idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.clone()),
             files: stored.clone(),
-            sms_body: Some(format!(
-                "درخواست «{}» شما در میز خدمت {} ثبت شد. کد رهگیری: {{tracking}} — موعد پاسخ: {}",
-                service.card.title_fa,
-                tenant.name_fa,
-                JalaliDate::persian_of(promised_on)
-            )),
+            sms_body: Some(sms_body),
         };
         let submitted = requests::submit(&mut tx, &new).await?;
         if let (Some(citizen), Submitted::Created(_)) = (intake.citizen_id, &submitted) {
@@ -316,17 +322,29 @@ pub async fn act(
             .and_then(|s| s.sla_days)
             .map(|d| calendar.promised_date(today, d));
         let to_label = to.map_or(transition.to.as_str(), |s| s.label_fa.as_str());
-        let sms = transition.notify_citizen.then(|| {
-            let mut body = format!(
-                "میز خدمت {}: درخواست {} اکنون «{to_label}» است.",
-                tenant.name_fa, request.tracking_code
-            );
-            if let Some(note) = act.note {
-                let short: String = note.chars().take(120).collect();
-                body.push_str(&format!(" توضیح: {short}"));
-            }
-            body
-        });
+        let sms = if transition.notify_citizen {
+            let event = if transition.to == "awaiting_documents" {
+                Event::DocumentsNeeded
+            } else if to.is_some_and(|s| s.terminal) {
+                Event::AnswerReady
+            } else {
+                Event::StepChanged
+            };
+            Some(
+                crate::sms_templates::render(
+                    &mut tx,
+                    event,
+                    &serde_json::json!({
+                        "municipality": tenant.name_fa, "service": request.service_title,
+                        "tracking_code": request.tracking_code, "state": to_label,
+                        "note": act.note.unwrap_or_default(),
+                    }),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         requests::apply_change(
             &mut tx,
             request,

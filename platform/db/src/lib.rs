@@ -26,6 +26,7 @@ pub mod reports;
 pub mod requests;
 pub mod scratch;
 pub mod settings;
+pub mod sms_templates;
 pub mod staff;
 pub mod surveys;
 mod tenant_tx;

@@ -209,6 +209,74 @@ pub struct Report {
     pub scores: Vec<QuestionScore>,
     /// SMS about requests of the period: sent, failed, waiting.
     pub sms: (i64, i64, i64),
+    /// Inquiries of these requests, per agency.
+    pub by_agency: Vec<AgencyTally>,
+    /// SMS parts sent about these requests, and their estimated cost in rials at the
+    /// municipality's prices.
+    pub sms_parts: (i64, u64),
+}
+
+/// How one agency answered the inquiries of a period's requests.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgencyTally {
+    /// Agency name.
+    pub agency: String,
+    /// Inquiries sent.
+    pub inquiries: i64,
+    /// Answered.
+    pub answered: i64,
+    /// Failed or timed out.
+    pub unanswered: i64,
+    /// Still open.
+    pub open: i64,
+    /// Working days from asking to the answer, summed over the answered ones.
+    pub days_sum: i64,
+}
+
+impl AgencyTally {
+    /// Average working days to an answer.
+    pub fn average_days(&self) -> Option<f64> {
+        (self.answered > 0).then(|| self.days_sum as f64 / self.answered as f64)
+    }
+}
+
+async fn agency_tallies(
+    tx: &mut TenantTx,
+    from: NaiveDate,
+    to: NaiveDate,
+    calendar: &WorkingCalendar,
+) -> Result<Vec<AgencyTally>, DomainError> {
+    let rows: Vec<(String, String, NaiveDate, Option<NaiveDate>)> = sqlx::query_as(
+        "select a.name, i.status,
+                (i.created_at at time zone 'UTC' + interval '3 hours 30 minutes')::date,
+                (i.answered_at at time zone 'UTC' + interval '3 hours 30 minutes')::date
+           from inquiries i
+           join agencies a on a.id = i.agency_id
+           join requests r on r.id = i.request_id
+          where r.submitted_on between $1 and $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let mut by: BTreeMap<String, AgencyTally> = BTreeMap::new();
+    for (agency, status, asked, answered) in rows {
+        let t = by.entry(agency.clone()).or_insert_with(|| AgencyTally {
+            agency,
+            ..AgencyTally::default()
+        });
+        t.inquiries += 1;
+        match (status.as_str(), answered) {
+            ("answered", Some(day)) => {
+                t.answered += 1;
+                t.days_sum += i64::from(calendar.working_days_between(asked, day));
+            }
+            ("failed" | "timed_out", _) => t.unanswered += 1,
+            _ => t.open += 1,
+        }
+    }
+    Ok(by.into_values().collect())
 }
 
 fn group<K: Ord + Clone>(
@@ -248,7 +316,27 @@ pub async fn report(
     .fetch_one(&mut **tx)
     .await
     .map_err(internal)?;
-    Ok(build(&facts, &scores, &calendar, today, sms))
+    let mut report = build(&facts, &scores, &calendar, today, sms);
+    report.by_agency = agency_tallies(tx, from, to, &calendar).await?;
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "select n.body from notifications n join requests r on r.id = n.request_id
+          where n.status = 'sent' and r.submitted_on between $1 and $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let (gsm7, ucs2) = crate::sms_templates::prices(tx).await?;
+    for body in &bodies {
+        let s = desk_core::sms_text::segments(body);
+        report.sms_parts.0 += i64::try_from(s.parts).unwrap_or(0);
+        report.sms_parts.1 = report
+            .sms_parts
+            .1
+            .saturating_add(desk_core::sms_text::cost_rials(&s, gsm7, ucs2));
+    }
+    Ok(report)
 }
 
 fn build(
@@ -332,6 +420,8 @@ fn build(
             })
             .collect(),
         sms,
+        by_agency: Vec::new(),
+        sms_parts: (0, 0),
     }
 }
 

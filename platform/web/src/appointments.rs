@@ -147,14 +147,16 @@ async fn book(
         let slot = is_offered(&hours, &calendar, day, starts)
             .filter(|_| in_window)
             .ok_or_else(not_offered)?;
-        let body = format!(
-            "نوبت شما برای «{}» در میز خدمت {}: {} ساعت {}.",
-            service.card.title_fa,
-            me.tenant.name_fa,
-            jalali_fa(day),
-            hhmm(starts)
-        );
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let body = desk_db::sms_templates::render(
+            &mut tx,
+            desk_core::sms_templates::Event::AppointmentBooked,
+            &json!({
+                "municipality": me.tenant.name_fa, "service": service.card.title_fa,
+                "date": jalali_fa(day), "time": hhmm(starts),
+            }),
+        )
+        .await?;
         appointments::book(
             &mut tx,
             &service.card.code,

@@ -236,10 +236,13 @@ async fn send_code(
         )?;
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
         citizens::create_sign_in_code(&mut tx, &mobile, &code).await?;
-        let body = format!(
-            "کد ورود شما به میز خدمت {}: {{code}}\nاین کد را به کسی ندهید.",
-            tenant.name_fa
-        );
+        // The sender fills in the sealed code.
+        let body = desk_db::sms_templates::render(
+            &mut tx,
+            desk_core::sms_templates::Event::SignInCode,
+            &json!({ "municipality": tenant.name_fa, "code": "{code}" }),
+        )
+        .await?;
         notifications::queue_sms(
             &mut tx,
             Kind::SignInCode,

@@ -22,6 +22,7 @@ mod pages;
 mod reports;
 mod requests;
 mod resolve;
+mod sms_templates;
 mod staff;
 mod survey;
 mod themes;
@@ -74,5 +75,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(survey::survey_routes())
         .merge(reports::report_routes())
         .merge(inquiries::inquiry_routes())
+        .merge(sms_templates::sms_template_routes())
         .with_state(state)
 }

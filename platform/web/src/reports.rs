@@ -157,8 +157,21 @@ fn report_view(report: &Report, questions: &[desk_core::survey::Question]) -> Va
             )
         })
         .collect();
+    let agencies: Vec<Value> = report
+        .by_agency
+        .iter()
+        .map(|a| {
+            json!({
+                "agency": a.agency, "inquiries": persian_digits(&a.inquiries.to_string()),
+                "answered": persian_digits(&a.answered.to_string()),
+                "unanswered": persian_digits(&a.unanswered.to_string()),
+                "open": persian_digits(&a.open.to_string()), "days": one_decimal(a.average_days()),
+            })
+        })
+        .collect();
     let (sent, failed, queued) = report.sms;
     json!({
+        "agencies": agencies,
         "total": tally_view("همه", &report.total),
         "services": services, "channels": channels, "units": units, "closers": closers,
         "registrars": report.by_registrar.iter().map(|(k, n)| json!({ "label": k, "n": persian_digits(&n.to_string()) })).collect::<Vec<_>>(),
@@ -167,6 +180,8 @@ fn report_view(report: &Report, questions: &[desk_core::survey::Question]) -> Va
             "sent": persian_digits(&sent.to_string()), "failed": persian_digits(&failed.to_string()),
             "queued": persian_digits(&queued.to_string()),
             "rate": one_decimal(desk_core::report::percent(sent, sent + failed)),
+            "parts": persian_digits(&report.sms_parts.0.to_string()),
+            "cost": persian_digits(&report.sms_parts.1.to_string()),
         },
     })
 }
@@ -260,6 +275,18 @@ fn csv(report: &Report, questions: &[desk_core::survey::Question], period: Perio
     }
     for (k, t) in &report.by_closer {
         row("کارمند", k, t);
+    }
+    out.push_str("\r\nدستگاه,استعلام,پاسخ‌داده,بی‌پاسخ,باز,میانگین روز کاری تا پاسخ\r\n");
+    for a in &report.by_agency {
+        out.push_str(&format!(
+            "{},{},{},{},{},{}\r\n",
+            csv_field(&a.agency),
+            a.inquiries,
+            a.answered,
+            a.unanswered,
+            a.open,
+            number(a.average_days())
+        ));
     }
     out.push_str("\r\nپرسش,میانگین امتیاز,تعداد پاسخ\r\n");
     for q in &report.scores {

@@ -1,0 +1,85 @@
+//! Tenant repository: the municipality's SMS templates and the per-part prices its editor
+//! estimates costs with. Rendering falls back to the shipped default if a stored template
+//! cannot render (it was checked on saving, so that means a bug, which is logged).
+
+use crate::internal;
+use crate::settings::{get_setting, put_setting};
+use crate::tenant_tx::TenantTx;
+use desk_core::DomainError;
+use desk_core::sms_templates::{self, Event};
+use serde_json::{Value, json};
+
+/// The stored template of each event (`None`: the default is used).
+pub async fn all(tx: &mut TenantTx) -> Result<Vec<(Event, Option<String>)>, DomainError> {
+    let rows: Vec<(String, String)> = sqlx::query_as("select event, body from sms_templates")
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(Event::ALL
+        .into_iter()
+        .map(|e| {
+            let stored = rows
+                .iter()
+                .find(|(k, _)| k == e.key())
+                .map(|(_, b)| b.clone());
+            (e, stored)
+        })
+        .collect())
+}
+
+/// Saves a template after checking it renders its sample; an empty body restores the default.
+pub async fn save(tx: &mut TenantTx, event: Event, body: &str) -> Result<(), DomainError> {
+    let body = body.trim();
+    if body.is_empty() {
+        sqlx::query("delete from sms_templates where event = $1")
+            .bind(event.key())
+            .execute(&mut **tx)
+            .await
+            .map_err(internal)?;
+        return Ok(());
+    }
+    sms_templates::preview(event, body)?;
+    sqlx::query(
+        "insert into sms_templates (event, body) values ($1, $2)
+         on conflict (event) do update set body = excluded.body, updated_at = now()",
+    )
+    .bind(event.key())
+    .bind(body)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// The text of `event` for `vars`, from the municipality's template or the default.
+pub async fn render(tx: &mut TenantTx, event: Event, vars: &Value) -> Result<String, DomainError> {
+    let stored: Option<String> =
+        sqlx::query_scalar("select body from sms_templates where event = $1")
+            .bind(event.key())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(internal)?;
+    if let Some(source) = stored {
+        match sms_templates::render(&source, vars) {
+            Ok(text) => return Ok(text),
+            Err(e) => {
+                tracing::error!(event = event.key(), error = %e, "stored SMS template failed; using the default")
+            }
+        }
+    }
+    sms_templates::render(event.default_body(), vars).map_err(DomainError::Validation)
+}
+
+/// Rials per SMS part: (Latin / GSM-7, Persian / UCS-2).
+pub async fn prices(tx: &mut TenantTx) -> Result<(u64, u64), DomainError> {
+    let v = get_setting(tx, "sms_prices").await?.unwrap_or(Value::Null);
+    Ok((
+        v["gsm7"].as_u64().unwrap_or(0),
+        v["ucs2"].as_u64().unwrap_or(0),
+    ))
+}
+
+/// Sets the prices per part.
+pub async fn set_prices(tx: &mut TenantTx, gsm7: u64, ucs2: u64) -> Result<(), DomainError> {
+    put_setting(tx, "sms_prices", &json!({ "gsm7": gsm7, "ucs2": ucs2 })).await
+}
