@@ -3,6 +3,7 @@
 
 mod api;
 mod appointments;
+mod attacks;
 mod authz;
 mod catalog;
 mod hosts;

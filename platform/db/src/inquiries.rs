@@ -189,6 +189,21 @@ pub async fn add_agency(
     Ok(id)
 }
 
+/// Points an agency's connector at another endpoint (the demo's fake agency moves ports).
+pub async fn set_agency_endpoint(
+    tx: &mut TenantTx,
+    id: i64,
+    endpoint: &str,
+) -> Result<(), DomainError> {
+    sqlx::query("update agencies set endpoint = $2 where id = $1 and kind = 'http_json'")
+        .bind(id)
+        .bind(endpoint)
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
 /// The sealed token of an agency.
 pub async fn sealed_agency_credentials(
     tx: &mut TenantTx,

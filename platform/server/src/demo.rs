@@ -91,9 +91,16 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         ghasedak_url: fake.ghasedak,
         magfa_url: fake.magfa,
     };
+    // Nor real agencies: a fake one takes inquiries and answers after one poll.
+    let (fake_agency, _agency) = desk_jobs::fake_agency::spawn(
+        DEMO_AGENCY_TOKEN,
+        desk_jobs::fake_agency::Mode::Defer { polls: 1 },
+    )
+    .await?;
     let config = &config;
     if let Some(key) = config.master_key() {
         ensure_demo_sms_accounts(&platform, &key).await?;
+        ensure_demo_agencies(&platform, &key, &fake_agency).await?;
     }
     let authz = Authorizer::load(&platform).await?;
     authz.watch(&platform).await?;
@@ -203,6 +210,56 @@ async fn ensure_demo_sms_accounts(
                 |id| key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes()),
             )
             .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// The demo agency's token (it only guards the loopback fake agency).
+const DEMO_AGENCY_TOKEN: &str = "demo-agency-token";
+
+/// Gives each demo municipality an agency to send inquiries to, at the fake agency's address of
+/// this run.
+async fn ensure_demo_agencies(
+    platform: &PlatformDb,
+    key: &desk_core::secret::MasterKey,
+    endpoint: &str,
+) -> anyhow::Result<()> {
+    const NAME: &str = "اداره ثبت اسناد و املاک (نمایشی)";
+    for (slug, _, _) in DEMO_TENANTS {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(tenant) = platform.tenant_by_slug(&parsed).await? else {
+            continue;
+        };
+        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
+        let existing = desk_db::inquiries::agencies(&mut tx)
+            .await?
+            .into_iter()
+            .find(|a| a.name == NAME);
+        match existing {
+            Some(a) => desk_db::inquiries::set_agency_endpoint(&mut tx, a.id, endpoint).await?,
+            None => {
+                desk_db::inquiries::add_agency(
+                    &mut tx,
+                    &desk_db::inquiries::NewAgency {
+                        name: NAME,
+                        kind: "http_json",
+                        endpoint,
+                        timeout_secs: 5,
+                        sla_days: 3,
+                    },
+                    |id| {
+                        key.seal(
+                            tenant.id,
+                            &format!("agency:{id}"),
+                            DEMO_AGENCY_TOKEN.as_bytes(),
+                        )
+                        .map(Some)
+                    },
+                )
+                .await?;
+            }
         }
         tx.commit().await?;
     }
