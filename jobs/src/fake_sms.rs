@@ -2,7 +2,9 @@
 //! the Kavenegar, SMS.ir, Ghasedak and Magfa request shapes (under `/kavenegar`, `/smsir`,
 //! `/ghasedak`, `/magfa`), records what it received and injects faults on demand:
 //! the credential `bad-key` (or Magfa password `bad`) is refused, a recipient ending in `0000`
-//! has no credit, and the recipient `09999999999` is invalid.
+//! has no credit, one ending in `3333` finds the provider busy, and the recipient `09999999999`
+//! is invalid. Delivery reports (each provider's status call): recipients ending in `1111` are
+//! never delivered, in `2222` stay pending, the rest arrive.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,6 +28,8 @@ pub struct Received {
     pub to: String,
     /// Text.
     pub text: String,
+    /// When it arrived (for latency measurements).
+    pub at: std::time::Instant,
 }
 
 /// The fake provider's record of accepted messages.
@@ -38,6 +42,21 @@ impl Outbox {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
+    /// The delivery state of message `id` as the fake reports it: recipients ending in `1111`
+    /// are never delivered, in `2222` stay pending, the rest arrive.
+    fn delivery(&self, id: &str) -> Option<FakeDelivery> {
+        let index = id.trim().parse::<i64>().ok()? - 1_000_001;
+        let m = self.0.lock().ok()?;
+        let r = m.get(usize::try_from(index).ok()?)?;
+        Some(if r.to.ends_with("1111") {
+            FakeDelivery::Failed
+        } else if r.to.ends_with("2222") {
+            FakeDelivery::Pending
+        } else {
+            FakeDelivery::Delivered
+        })
+    }
+
     fn push(&self, r: Received) -> i64 {
         let Ok(mut m) = self.0.lock() else { return 0 };
         m.push(r);
@@ -45,10 +64,82 @@ impl Outbox {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+enum FakeDelivery {
+    Delivered,
+    Failed,
+    Pending,
+}
+
+async fn kavenegar_status(
+    State(out): State<Outbox>,
+    Path(key): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> impl IntoResponse {
+    if fault(&key, "").is_some() {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "return": { "status": 403 } })),
+        );
+    }
+    let id = f.get("messageid").cloned().unwrap_or_default();
+    let status = match out.delivery(&id) {
+        Some(FakeDelivery::Delivered) => 10,
+        Some(FakeDelivery::Failed) => 11,
+        Some(FakeDelivery::Pending) => 4,
+        None => 100,
+    };
+    (
+        StatusCode::OK,
+        Json(
+            json!({ "return": { "status": 200 }, "entries": [{ "messageid": id, "status": status }] }),
+        ),
+    )
+}
+
+async fn smsir_status(State(out): State<Outbox>, Path(id): Path<String>) -> impl IntoResponse {
+    let state = match out.delivery(&id) {
+        Some(FakeDelivery::Delivered) => 1,
+        Some(FakeDelivery::Failed) => 2,
+        Some(FakeDelivery::Pending) => 0,
+        None => return Json(json!({ "status": 16, "message": "unknown id" })),
+    };
+    Json(json!({ "status": 1, "data": { "messageId": id, "deliveryState": state } }))
+}
+
+async fn ghasedak_status(
+    State(out): State<Outbox>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> impl IntoResponse {
+    let id = q.get("Ids").cloned().unwrap_or_default();
+    let status = match out.delivery(&id) {
+        Some(FakeDelivery::Delivered) => 14,
+        Some(FakeDelivery::Failed) => 13,
+        Some(FakeDelivery::Pending) => 10,
+        None => 1,
+    };
+    Json(
+        json!({ "isSuccess": true, "statusCode": 200, "data": [{ "messageId": id, "status": status }] }),
+    )
+}
+
+async fn magfa_status(State(out): State<Outbox>, Path(mid): Path<String>) -> impl IntoResponse {
+    let status = match out.delivery(&mid) {
+        Some(FakeDelivery::Delivered) => 1,
+        Some(FakeDelivery::Failed) => 2,
+        Some(FakeDelivery::Pending) => 0,
+        None => -1,
+    };
+    Json(
+        json!({ "status": 0, "dlrs": [{ "mid": mid, "status": status, "date": "1405-09-11 10:00:00" }] }),
+    )
+}
+
 enum Fault {
     Auth,
     NoCredit,
     BadRecipient,
+    Busy,
 }
 
 fn fault(credential: &str, to: &str) -> Option<Fault> {
@@ -58,6 +149,8 @@ fn fault(credential: &str, to: &str) -> Option<Fault> {
         Some(Fault::NoCredit)
     } else if to == "09999999999" {
         Some(Fault::BadRecipient)
+    } else if to.ends_with("3333") {
+        Some(Fault::Busy)
     } else {
         None
     }
@@ -73,6 +166,7 @@ async fn kavenegar(
         Some(Fault::Auth) => (403, "کلید نامعتبر"),
         Some(Fault::NoCredit) => (418, "اعتبار کافی نیست"),
         Some(Fault::BadRecipient) => (411, "گیرنده نامعتبر"),
+        Some(Fault::Busy) => (409, "سرور مشغول است"),
         None => {
             let id = out.push(Received {
                 provider: "kavenegar",
@@ -80,6 +174,7 @@ async fn kavenegar(
                 sender: f.get("sender").cloned().unwrap_or_default(),
                 to: to.clone(),
                 text: f.get("message").cloned().unwrap_or_default(),
+                at: std::time::Instant::now(),
             });
             let body = json!({ "return": { "status": 200, "message": "تایید شد" },
                                "entries": [{ "messageid": id, "receptor": to, "status": 1 }] });
@@ -117,6 +212,7 @@ async fn smsir(
         }
         Some(Fault::NoCredit) => 102,
         Some(Fault::BadRecipient) => 104,
+        Some(Fault::Busy) => 20,
         None => {
             let id = out.push(Received {
                 provider: "smsir",
@@ -124,6 +220,7 @@ async fn smsir(
                 sender: b["lineNumber"].to_string(),
                 to,
                 text: b["messageText"].as_str().unwrap_or_default().to_owned(),
+                at: std::time::Instant::now(),
             });
             return (
                 StatusCode::OK,
@@ -159,6 +256,10 @@ async fn ghasedak(
             StatusCode::OK,
             Json(json!({ "isSuccess": false, "statusCode": 400, "message": "receptor" })),
         ),
+        Some(Fault::Busy) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({ "isSuccess": false, "statusCode": 429, "message": "too many requests" })),
+        ),
         None => {
             let id = out.push(Received {
                 provider: "ghasedak",
@@ -166,6 +267,7 @@ async fn ghasedak(
                 sender: b["lineNumber"].as_str().unwrap_or_default().to_owned(),
                 to,
                 text: b["message"].as_str().unwrap_or_default().to_owned(),
+                at: std::time::Instant::now(),
             });
             (
                 StatusCode::OK,
@@ -189,6 +291,7 @@ async fn magfa(
         Some(Fault::Auth) => 18,
         Some(Fault::NoCredit) => 14,
         Some(Fault::BadRecipient) => 1,
+        Some(Fault::Busy) => 15,
         None => {
             let id = out.push(Received {
                 provider: "magfa",
@@ -196,6 +299,7 @@ async fn magfa(
                 sender: b["senders"][0].as_str().unwrap_or_default().to_owned(),
                 to: to.clone(),
                 text: b["messages"][0].as_str().unwrap_or_default().to_owned(),
+                at: std::time::Instant::now(),
             });
             return Json(
                 json!({ "status": 0, "messages": [{ "status": 0, "id": id, "recipient": to, "parts": 1 }] }),
@@ -247,6 +351,19 @@ pub fn router(outbox: Outbox) -> Router {
             post(ghasedak),
         )
         .route("/magfa/api/http/sms/v2/send", post(magfa))
+        .route(
+            "/kavenegar/v1/{key}/sms/status.json",
+            post(kavenegar_status),
+        )
+        .route("/smsir/v1/send/{id}", axum::routing::get(smsir_status))
+        .route(
+            "/ghasedak/Rest/api/v1/WebService/CheckSmsStatus",
+            axum::routing::get(ghasedak_status),
+        )
+        .route(
+            "/magfa/api/http/sms/v2/statuses/{mid}",
+            axum::routing::get(magfa_status),
+        )
         .route("/outbox", axum::routing::get(show_outbox))
         .with_state(outbox)
 }
@@ -406,5 +523,50 @@ mod tests {
             "an unreachable provider is retryable"
         );
         assert_eq!(outbox.messages().len(), 4, "refused sends are not recorded");
+    }
+
+    #[tokio::test]
+    async fn delivery_reports_and_busy_providers_in_each_format() {
+        use crate::sms::{Delivery, delivery_status};
+        let (base, _outbox) = spawn().await.unwrap();
+        let endpoints = Endpoints::all_at(&base);
+        let http = client();
+        for (provider, creds) in [
+            ("kavenegar", json!({ "api_key": "good-key" })),
+            ("smsir", json!({ "api_key": "good-key" })),
+            ("ghasedak", json!({ "api_key": "good-key" })),
+            (
+                "magfa",
+                json!({ "username": "u", "password": "p", "domain": "d" }),
+            ),
+        ] {
+            for (to, expected) in [
+                ("+989121112233", Delivery::Delivered),
+                ("+989121111111", Delivery::Failed(String::new())),
+                ("+989121112222", Delivery::Pending),
+            ] {
+                let id = send_text(&http, &endpoints, provider, &creds, "3000123", to, "x")
+                    .await
+                    .unwrap();
+                let got = delivery_status(&http, &endpoints, provider, &creds, &id)
+                    .await
+                    .unwrap();
+                match (&got, &expected) {
+                    (Delivery::Failed(code), Delivery::Failed(_)) => assert!(!code.is_empty()),
+                    _ => assert_eq!(got, expected, "{provider} {to}"),
+                }
+            }
+            let busy = send_text(
+                &http,
+                &endpoints,
+                provider,
+                &creds,
+                "3000123",
+                "+989121113333",
+                "x",
+            )
+            .await;
+            assert_eq!(busy, Err(SmsError::Busy), "{provider}");
+        }
     }
 }

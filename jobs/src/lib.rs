@@ -14,6 +14,7 @@ pub mod invite_survey;
 pub mod refresh_indicators;
 pub mod send_sms;
 pub mod sms;
+pub mod sms_delivery;
 pub mod sms_test;
 pub mod welcome_staff;
 
@@ -21,7 +22,8 @@ use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use desk_core::PublicUrls;
 use desk_core::jobs::{
-    InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SmsTestSend, WelcomeStaff,
+    InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SmsDelivery, SmsTestSend,
+    WelcomeStaff,
 };
 use desk_db::PlatformDb;
 use std::time::Duration;
@@ -39,6 +41,53 @@ pub struct JobContext {
     pub sms_endpoints: sms::Endpoints,
     /// HTTP client for provider calls.
     pub sms_client: reqwest::Client,
+    /// Paces each municipality's sends in this process.
+    pub sms_rate: std::sync::Arc<SendRate>,
+}
+
+/// Sends per second each municipality may make from one worker process (its burst too).
+pub const SMS_PER_SECOND: f64 = 100.0;
+
+type Buckets = std::collections::HashMap<desk_core::TenantId, (f64, std::time::Instant)>;
+
+/// A token bucket per municipality: a municipality sending a flood waits its turn, and cannot
+/// take the provider capacity of the others.
+#[derive(Debug)]
+pub struct SendRate {
+    per_second: f64,
+    buckets: std::sync::Mutex<Buckets>,
+}
+
+impl SendRate {
+    /// A bucket of `per_second` tokens per municipality, refilled continuously.
+    pub fn new(per_second: f64) -> Self {
+        Self {
+            per_second: per_second.max(0.1),
+            buckets: std::sync::Mutex::new(Buckets::new()),
+        }
+    }
+
+    /// Waits until `tenant` may send one more message.
+    pub async fn acquire(&self, tenant: desk_core::TenantId) {
+        loop {
+            let wait = {
+                let Ok(mut buckets) = self.buckets.lock() else {
+                    return;
+                };
+                let now = std::time::Instant::now();
+                let (tokens, at) = buckets.entry(tenant).or_insert((self.per_second, now));
+                *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second)
+                    .min(self.per_second);
+                *at = now;
+                if *tokens >= 1.0 {
+                    *tokens -= 1.0;
+                    return;
+                }
+                (1.0 - *tokens) / self.per_second
+            };
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
 }
 
 /// A worker for one queue. It wakes on the queue's insert notifications and also polls every
@@ -65,7 +114,7 @@ macro_rules! queue_worker {
 const POLL_EVERY: Duration = Duration::from_secs(2);
 
 /// Number of queues this process works (one worker each).
-const QUEUES: u32 = 6;
+const QUEUES: u32 = 7;
 
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
 fn instance_name() -> String {
@@ -96,6 +145,7 @@ pub async fn run_workers(
         secrets,
         sms_endpoints,
         sms_client: sms::client(),
+        sms_rate: std::sync::Arc::new(SendRate::new(SMS_PER_SECOND)),
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");
@@ -139,6 +189,13 @@ pub async fn run_workers(
         .register(queue_worker!(
             InquiryStep,
             inquiry::handle,
+            pool,
+            ctx,
+            instance
+        ))
+        .register(queue_worker!(
+            SmsDelivery,
+            sms_delivery::handle,
             pool,
             ctx,
             instance

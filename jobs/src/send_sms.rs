@@ -1,13 +1,18 @@
 //! `send_sms`: delivers one message of a municipality's SMS outbox (sign-in codes, staff
-//! welcomes with their one-time link, request steps) through its first enabled provider account. The secret part of a message (a sign-in
-//! code) is opened only in memory; no database connection is held during the provider call.
-//! Retryable provider errors (busy, rate-limited, transport) fail the job so apalis retries it;
-//! the rest are recorded on the message and not retried.
+//! welcomes with their one-time link, request steps, survey links) through its provider
+//! accounts. The secret part of a message (a code, a link) is opened only in memory; no
+//! database connection is held during the provider call; sends are paced per municipality.
+//! Failover: bad credentials or no credit pass the message to the next account at once, and
+//! accounts that keep failing sort last for a while. A busy provider (or no answer) is retried
+//! as a new job after a growing delay, up to [`MAX_ATTEMPTS`]; refusals of the message itself
+//! (invalid number, rejected text) are recorded and not retried. A sent message gets
+//! delivery-report polls (`sms_delivery`).
 
 use crate::JobContext;
+use crate::sms::SmsError;
 use apalis::prelude::*;
 use desk_core::TenantStatus;
-use desk_core::jobs::SendSms;
+use desk_core::jobs::{SendSms, SmsDelivery};
 use desk_db::notifications;
 use tracing::Instrument;
 
@@ -21,6 +26,14 @@ pub async fn handle(
     send(job, &ctx).instrument(span).await
 }
 
+/// Tries a busy provider gets before the message is given up.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// Seconds before retry `attempt` (1, 2, ...): 5, 10, 20, 40, 80.
+pub fn backoff_secs(attempt: u32) -> i64 {
+    5_i64 << attempt.clamp(1, 8).saturating_sub(1)
+}
+
 async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
@@ -28,22 +41,30 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     if tenant.status != TenantStatus::Active {
         return Err(format!("tenant is {}", tenant.status.as_str()).into());
     }
-    let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
+    let db = ctx.platform.tenant_db();
+    let mut tx = db.begin(tenant.scope()).await?;
     let Some(message) = notifications::outgoing(&mut tx, job.notification_id).await? else {
         return Ok(());
     };
-    let account = notifications::sending_account(&mut tx).await?;
+    let accounts = notifications::sending_accounts(&mut tx).await?;
     tx.commit().await?;
     if message.status != "queued" {
         // Already sent or given up by an earlier run: never send twice.
         return Ok(());
     }
     let Some(recipient) = message.recipient.clone() else {
-        return record(ctx, &tenant, job.notification_id, Err("no_recipient")).await;
+        return record(ctx, &tenant, job.notification_id, Err("no_recipient"), None).await;
     };
-    let Some((account, sealed_creds)) = account else {
-        return record(ctx, &tenant, job.notification_id, Err("no_sms_account")).await;
-    };
+    if accounts.is_empty() {
+        return record(
+            ctx,
+            &tenant,
+            job.notification_id,
+            Err("no_sms_account"),
+            None,
+        )
+        .await;
+    }
     let Some(key) = &ctx.secrets else {
         return Err("no master key configured (secrets.master_key)".into());
     };
@@ -54,40 +75,115 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             ("sign_in_code", _) => (format!("sign_in_code:{recipient}"), "{code}"),
             ("staff_welcome", Some(staff)) => (format!("notification_secret:{staff}"), "{link}"),
             ("survey", _) => (format!("survey_link:{recipient}"), "{link}"),
-            _ => return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await,
+            _ => {
+                return record(
+                    ctx,
+                    &tenant,
+                    job.notification_id,
+                    Err("secret_unreadable"),
+                    None,
+                )
+                .await;
+            }
         };
         match key.open(tenant.id, &purpose, secret) {
             Ok(plain) => body = body.replace(placeholder, &String::from_utf8_lossy(&plain)),
             Err(_) => {
-                return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await;
+                return record(
+                    ctx,
+                    &tenant,
+                    job.notification_id,
+                    Err("secret_unreadable"),
+                    None,
+                )
+                .await;
             }
         }
     }
-    let purpose = format!("sms_account:{}", account.id);
-    let outcome = match key.open(tenant.id, &purpose, &sealed_creds) {
-        Ok(plain) => {
-            let creds: serde_json::Value = serde_json::from_slice(&plain)?;
-            crate::sms::send_text(
-                &ctx.sms_client,
-                &ctx.sms_endpoints,
-                &account.provider,
-                &creds,
-                &account.sender_line,
-                &recipient,
-                &body,
-            )
-            .await
+    ctx.sms_rate.acquire(tenant.id).await;
+    let mut last_code = "no_sms_account";
+    // Failover: an account whose credentials or credit fail is passed for the next one now;
+    // accounts failing again and again sort last for a while (`sending_accounts`).
+    for (account, sealed_creds) in &accounts {
+        let purpose = format!("sms_account:{}", account.id);
+        let outcome = match key.open(tenant.id, &purpose, sealed_creds) {
+            Ok(plain) => {
+                let creds: serde_json::Value = serde_json::from_slice(&plain)?;
+                crate::sms::send_text(
+                    &ctx.sms_client,
+                    &ctx.sms_endpoints,
+                    &account.provider,
+                    &creds,
+                    &account.sender_line,
+                    &recipient,
+                    &body,
+                )
+                .await
+            }
+            Err(_) => Err(SmsError::Auth),
+        };
+        let mut tx = db.begin(tenant.scope()).await?;
+        notifications::count_attempt(&mut tx, job.notification_id).await?;
+        notifications::set_account(&mut tx, job.notification_id, account.id).await?;
+        match outcome {
+            Ok(id) => {
+                notifications::record_account_result(&mut tx, account.id, true).await?;
+                notifications::finish(&mut tx, job.notification_id, Ok(&id)).await?;
+                let poll = SmsDelivery {
+                    tenant_id: tenant.id,
+                    notification_id: job.notification_id,
+                    poll: 0,
+                };
+                let at = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
+                desk_db::jobs::enqueue_once_at(&mut tx, &poll, at).await?;
+                tx.commit().await?;
+                tracing::info!(account.id = account.id, "SMS sent");
+                return Ok(());
+            }
+            Err(e @ (SmsError::Auth | SmsError::NoCredit)) => {
+                notifications::record_account_result(&mut tx, account.id, false).await?;
+                tx.commit().await?;
+                tracing::warn!(
+                    account.id = account.id,
+                    error = e.code(),
+                    "SMS account failed; trying the next"
+                );
+                last_code = if matches!(e, SmsError::Auth) {
+                    "auth"
+                } else {
+                    "no_credit"
+                };
+            }
+            Err(e) if e.retryable() => {
+                notifications::record_account_result(&mut tx, account.id, false).await?;
+                let next = job.attempt.saturating_add(1);
+                if next >= MAX_ATTEMPTS {
+                    notifications::finish(&mut tx, job.notification_id, Err(e.code())).await?;
+                } else {
+                    let retry = SendSms {
+                        attempt: next,
+                        ..job.clone()
+                    };
+                    let at = chrono::Utc::now().timestamp() + backoff_secs(next);
+                    desk_db::jobs::enqueue_once_at(&mut tx, &retry, at).await?;
+                }
+                tx.commit().await?;
+                tracing::warn!(
+                    error = e.code(),
+                    attempt = next,
+                    "SMS provider busy; will retry later"
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                // The message itself was refused (recipient, content): no account does better.
+                notifications::finish(&mut tx, job.notification_id, Err(e.code())).await?;
+                tx.commit().await?;
+                return Ok(());
+            }
         }
-        Err(_) => Err(crate::sms::SmsError::Auth),
-    };
-    match outcome {
-        Ok(id) => record(ctx, &tenant, job.notification_id, Ok(&id)).await,
-        Err(e) if e.retryable() => {
-            tracing::warn!(error = e.code(), "SMS provider busy; will retry");
-            Err(format!("retryable SMS error: {}", e.code()).into())
-        }
-        Err(e) => record(ctx, &tenant, job.notification_id, Err(e.code())).await,
     }
+    record(ctx, &tenant, job.notification_id, Err(last_code), None).await
 }
 
 async fn record(
@@ -95,8 +191,12 @@ async fn record(
     tenant: &desk_db::Tenant,
     id: i64,
     outcome: Result<&str, &str>,
+    account: Option<i64>,
 ) -> Result<(), BoxDynError> {
     let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
+    if let Some(a) = account {
+        notifications::set_account(&mut tx, id, a).await?;
+    }
     notifications::finish(&mut tx, id, outcome).await?;
     tx.commit().await?;
     tracing::info!(sent = outcome.is_ok(), "SMS done");

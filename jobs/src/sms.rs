@@ -256,3 +256,125 @@ pub async fn send_text(
         other => Err(SmsError::Rejected(format!("unknown provider {other}"))),
     }
 }
+
+/// Where a sent message is, normalized across providers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Not on the handset yet (queued, sent to the operator).
+    Pending,
+    /// On the citizen's phone.
+    Delivered,
+    /// It will not arrive (provider's state kept).
+    Failed(String),
+}
+
+/// Asks `provider` where message `id` is (its delivery report).
+pub async fn delivery_status(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    provider: &str,
+    credentials: &Value,
+    id: &str,
+) -> Result<Delivery, SmsError> {
+    match provider {
+        "kavenegar" => {
+            let key = field(credentials, "api_key")?;
+            if !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(SmsError::Auth);
+            }
+            let url = format!("{}/v1/{key}/sms/status.json", endpoints.kavenegar);
+            let (_, v) = body(http.post(url).form(&[("messageid", id)]).send().await).await?;
+            match (
+                v["return"]["status"].as_i64(),
+                v["entries"][0]["status"].as_i64(),
+            ) {
+                // 10 Delivered; 6 Failed, 11 Undelivered, 13 Canceled, 14 Filtered, 100 Incorrect.
+                (Some(200), Some(10)) => Ok(Delivery::Delivered),
+                (Some(200), Some(s @ (6 | 11 | 13 | 14 | 100))) => {
+                    Ok(Delivery::Failed(s.to_string()))
+                }
+                (Some(200), Some(_)) => Ok(Delivery::Pending),
+                (Some(401 | 403), _) => Err(SmsError::Auth),
+                (Some(409), _) => Err(SmsError::Busy),
+                _ => Err(SmsError::Transport),
+            }
+        }
+        "smsir" => {
+            let key = field(credentials, "api_key")?;
+            let encoded: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            let request = http
+                .get(format!("{}/v1/send/{encoded}", endpoints.smsir))
+                .header("X-API-KEY", key)
+                .header("Accept", "application/json");
+            let (_, v) = body(request.send().await).await?;
+            // deliveryState: 1 delivered, 2 not delivered, other values pending (the published
+            // table was not found; research/domain.md §3.2 marks it to verify).
+            match (v["status"].as_i64(), v["data"]["deliveryState"].as_i64()) {
+                (Some(1), Some(1)) => Ok(Delivery::Delivered),
+                (Some(1), Some(2)) => Ok(Delivery::Failed("2".into())),
+                (Some(1), _) => Ok(Delivery::Pending),
+                (Some(10..=14), _) => Err(SmsError::Auth),
+                (Some(20), _) => Err(SmsError::Busy),
+                (Some(code), _) => Err(SmsError::Rejected(code.to_string())),
+                (None, _) => Err(SmsError::Transport),
+            }
+        }
+        "ghasedak" => {
+            let key = field(credentials, "api_key")?;
+            let encoded: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            let request = http
+                .get(format!(
+                    "{}/Rest/api/v1/WebService/CheckSmsStatus?Type=1&Ids={encoded}",
+                    endpoints.ghasedak
+                ))
+                .header("ApiKey", key);
+            let (status, v) = body(request.send().await).await?;
+            match (
+                v["isSuccess"].as_bool(),
+                v["data"][0]["status"].as_i64(),
+                status,
+            ) {
+                // 14 Delivered; 1 Rejected, 6 InternalFailed, 7 Canceled, 8/12 Blacklisted,
+                // 13 NotDelivered, 15 Blocked, 16 Failed.
+                (Some(true), Some(14), _) => Ok(Delivery::Delivered),
+                (Some(true), Some(s @ (1 | 6 | 7 | 8 | 12 | 13 | 15 | 16)), _) => {
+                    Ok(Delivery::Failed(s.to_string()))
+                }
+                (Some(true), Some(_), _) => Ok(Delivery::Pending),
+                (_, _, 401 | 403) => Err(SmsError::Auth),
+                (_, _, 429) => Err(SmsError::Busy),
+                _ => Err(SmsError::Transport),
+            }
+        }
+        "magfa" => {
+            let user = format!(
+                "{}/{}",
+                field(credentials, "username")?,
+                field(credentials, "domain")?
+            );
+            let password = field(credentials, "password")?;
+            let encoded: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
+            let request = http
+                .get(format!(
+                    "{}/api/http/sms/v2/statuses/{encoded}",
+                    endpoints.magfa
+                ))
+                .basic_auth(user, Some(password));
+            let (_, v) = body(request.send().await).await?;
+            match (v["status"].as_i64(), v["dlrs"][0]["status"].as_i64()) {
+                // 1 delivered to the handset; 2 not delivered, 16 did not reach the operator,
+                // -1 unknown id (or older than a day).
+                (Some(0), Some(1)) => Ok(Delivery::Delivered),
+                (Some(0), Some(s @ (-1 | 2 | 16))) => Ok(Delivery::Failed(s.to_string())),
+                (Some(0), _) => Ok(Delivery::Pending),
+                (Some(18 | 19), _) => Err(SmsError::Auth),
+                (Some(15 | 23), _) => Err(SmsError::Busy),
+                _ => Err(SmsError::Transport),
+            }
+        }
+        other => Err(SmsError::Rejected(format!("unknown provider {other}"))),
+    }
+}

@@ -2750,6 +2750,7 @@ async fn job_payloads(s: &mut Suite<'_>, f: &Fixture, alpha: &Tenant, beta: &Ten
                 &SendSms {
                     tenant_id: tid,
                     notification_id: f.notification,
+                    attempt: 0,
                 },
                 once,
             )

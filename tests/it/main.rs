@@ -14,6 +14,7 @@ mod migrations;
 mod portal;
 mod provisioning;
 mod requests;
+mod sms;
 mod sms_templates;
 mod staff;
 mod surveys;

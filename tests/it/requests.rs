@@ -824,6 +824,31 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
     desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar-key").await;
     desk_tests::add_sms_account(&app.db.platform, &beta, "smsir", "beta-smsir-key").await;
+
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09126666666")
+        .await;
+    let code = app.last_sign_in_code(&alpha, "09126666666").await;
+    let (service, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &service,
+        &applicant("idem-key-sms-0000001"),
+        &pdfs,
+    )
+    .await;
+    let tracking = res
+        .location
+        .unwrap()
+        .trim_start_matches("/requests/")
+        .to_owned();
+    app.citizen_sign_in(&beta, "beta.test", "09127777777").await;
+
+    // Workers start after the sign-ins, so the test can still read the sealed codes.
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker_db = app.db.second_pool(6).await;
@@ -851,30 +876,6 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
             outbox.messages()
         }
     };
-
-    let citizen = app
-        .citizen_sign_in(&alpha, "alpha.test", "09126666666")
-        .await;
-    let code = app.last_sign_in_code(&alpha, "09126666666").await;
-    let (service, docs) = service_with_documents();
-    let names = doc_names(docs);
-    let pdfs: Vec<(&str, &str, &[u8])> = names.iter().map(|n| (n.as_str(), "a.pdf", PDF)).collect();
-    let res = submit(
-        &app,
-        &citizen,
-        "alpha.test",
-        &service,
-        &applicant("idem-key-sms-0000001"),
-        &pdfs,
-    )
-    .await;
-    let tracking = res
-        .location
-        .unwrap()
-        .trim_start_matches("/requests/")
-        .to_owned();
-    app.citizen_sign_in(&beta, "beta.test", "09127777777").await;
-
     let sent = wait_for(3).await;
     assert_eq!(sent.len(), 3, "{sent:?}");
     let to_alpha: Vec<_> = sent.iter().filter(|m| m.to == "09126666666").collect();

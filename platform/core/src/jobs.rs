@@ -58,6 +58,9 @@ pub struct SendSms {
     pub tenant_id: TenantId,
     /// The `notifications` row to send.
     pub notification_id: i64,
+    /// 0 for the first try; a retry after a busy provider is a new job with the next number.
+    #[serde(default)]
+    pub attempt: u32,
 }
 
 impl JobPayload for SendSms {
@@ -66,7 +69,36 @@ impl JobPayload for SendSms {
         self.tenant_id
     }
     fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.tenant_id, self.notification_id)
+        match self.attempt {
+            0 => format!("{}:{}", self.tenant_id, self.notification_id),
+            n => format!("{}:{}:{n}", self.tenant_id, self.notification_id),
+        }
+    }
+}
+
+/// Ask the provider whether a sent SMS reached the phone (its delivery report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmsDelivery {
+    /// Tenant of the outbox.
+    pub tenant_id: TenantId,
+    /// The sent `notifications` row.
+    pub notification_id: i64,
+    /// Which poll this is (0 the first).
+    pub poll: u32,
+}
+
+impl SmsDelivery {
+    /// Seconds after sending at which each poll runs; after the last the report stays unknown.
+    pub const SCHEDULE_SECS: [i64; 5] = [3, 30, 120, 600, 3600];
+}
+
+impl JobPayload for SmsDelivery {
+    const QUEUE: &'static str = "sms_delivery";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.tenant_id, self.notification_id, self.poll)
     }
 }
 

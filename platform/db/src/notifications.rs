@@ -67,6 +67,7 @@ pub async fn queue_sms(
         &SendSms {
             tenant_id,
             notification_id: id,
+            attempt: 0,
         },
     )
     .await?;
@@ -141,6 +142,134 @@ pub async fn finish(
     .bind(status)
     .bind(message_id)
     .bind(error)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Failures in a row after which an account is passed over.
+pub const FAILING_AFTER: i32 = 3;
+/// How long a failing account is passed over before it gets another chance (seconds).
+pub const FAILING_COOL_DOWN_SECS: i32 = 300;
+
+/// The municipality's enabled SMS accounts with their sealed credentials, in the order to try
+/// them: healthy accounts first (oldest first), then those failing recently (least recently
+/// failing first), so a provider that keeps failing is passed over for another.
+pub async fn sending_accounts(
+    tx: &mut TenantTx,
+) -> Result<Vec<(crate::settings::SmsAccount, Sealed)>, DomainError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "select id from sms_accounts where enabled
+          order by (failures >= $1 and failing_since > now() - make_interval(secs => $2)),
+                   failing_since nulls first, id",
+    )
+    .bind(FAILING_AFTER)
+    .bind(FAILING_COOL_DOWN_SECS)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let account = crate::settings::sms_account(tx, id).await?;
+        let sealed = crate::settings::sealed_sms_credentials(tx, id).await?;
+        if let Some(pair) = account.zip(sealed) {
+            out.push(pair);
+        }
+    }
+    Ok(out)
+}
+
+/// Records how a call through an account went (a success ends its run of failures).
+pub async fn record_account_result(
+    tx: &mut TenantTx,
+    account_id: i64,
+    ok: bool,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "update sms_accounts
+            set failures = case when $2 then 0 else failures + 1 end,
+                failing_since = case when $2 then null else coalesce(failing_since, now()) end
+          where id = $1",
+    )
+    .bind(account_id)
+    .bind(ok)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
+}
+
+/// Counts one more try at sending a message; returns the tries so far.
+pub async fn count_attempt(tx: &mut TenantTx, id: i64) -> Result<i32, DomainError> {
+    sqlx::query_scalar(
+        "update notifications set attempts = attempts + 1 where id = $1 returning attempts",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)
+    .map(Option::unwrap_or_default)
+}
+
+/// Records which account sent (or last tried) a message.
+pub async fn set_account(tx: &mut TenantTx, id: i64, account_id: i64) -> Result<(), DomainError> {
+    sqlx::query("update notifications set account_id = $2 where id = $1")
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// A sent message whose delivery is still unknown, as the delivery poller needs it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The provider's message id.
+    pub provider_message_id: String,
+    /// The account it went through.
+    pub account_id: i64,
+    /// Delivery as last reported.
+    pub delivery: Option<String>,
+}
+
+/// A sent message of the outbox, if it was sent through an account still known.
+pub async fn sent(tx: &mut TenantTx, id: i64) -> Result<Option<Sent>, DomainError> {
+    type Row = (Option<String>, Option<i64>, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
+        "select provider_message_id, account_id, delivery from notifications
+          where id = $1 and status = 'sent'",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(row.and_then(|(mid, account, delivery)| {
+        Some(Sent {
+            provider_message_id: mid?,
+            account_id: account?,
+            delivery,
+        })
+    }))
+}
+
+/// Records a delivery report (`pending`, `delivered` or `failed` with the provider's code).
+pub async fn record_delivery(
+    tx: &mut TenantTx,
+    id: i64,
+    delivery: &str,
+    code: Option<&str>,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "update notifications
+            set delivery = $2, delivery_code = $3,
+                delivered_at = case when $2 = 'delivered' then now() else delivered_at end
+          where id = $1 and coalesce(delivery, 'pending') = 'pending'",
+    )
+    .bind(id)
+    .bind(delivery)
+    .bind(code)
     .execute(&mut **tx)
     .await
     .map_err(internal)?;

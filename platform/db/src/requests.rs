@@ -687,6 +687,8 @@ pub struct Event {
     pub unit_name: Option<String>,
     /// Status of the SMS sent for it, if any.
     pub sms_status: Option<String>,
+    /// The provider's delivery report of that SMS (`pending`, `delivered`, `failed`).
+    pub sms_delivery: Option<String>,
 }
 
 /// The timeline of a request, oldest first.
@@ -694,7 +696,7 @@ pub async fn events(tx: &mut TenantTx, request_id: i64) -> Result<Vec<Event>, Do
     sqlx::query_as(
         "select e.id, e.at, e.actor_kind,
                 coalesce(s.display_name, 'API: ' || k.name) as staff_name, e.action, e.from_state,
-                e.to_state, e.note, u.name as unit_name, n.status as sms_status
+                e.to_state, e.note, u.name as unit_name, n.status as sms_status, n.delivery as sms_delivery
            from request_events e
            left join staff s on s.id = e.staff_id
            left join api_keys k on k.id = e.api_key_id

@@ -117,6 +117,7 @@ pub async fn record_welcome(
             &desk_core::jobs::SendSms {
                 tenant_id,
                 notification_id: id,
+                attempt: 0,
             },
         )
         .await?;

@@ -133,9 +133,11 @@ pub(crate) fn detail_view(d: &Detail, for_staff: bool) -> Value {
                 "note": e.note,
                 "unit": e.unit_name,
                 "staff": if for_staff { e.staff_name.clone() } else { None },
-                "sms": e.sms_status.as_deref().map(|s| match s {
-                    "sent" => "پیامک فرستاده شد",
-                    "failed" => "ارسال پیامک ناموفق بود",
+                "sms": e.sms_status.as_deref().map(|s| match (s, e.sms_delivery.as_deref()) {
+                    ("sent", Some("delivered")) => "پیامک به گوشی رسید",
+                    ("sent", Some("failed")) => "پیامک فرستاده شد ولی به گوشی نرسید",
+                    ("sent", _) => "پیامک فرستاده شد",
+                    ("failed", _) => "ارسال پیامک ناموفق بود",
                     _ => "پیامک در صف ارسال",
                 }),
             })

@@ -1,0 +1,221 @@
+//! The SMS pipeline against the fake provider: a municipality's failing account fails over to
+//! its next one, a busy provider is retried later with backoff (as a new job, never twice at
+//! once), accounts that keep failing are passed over, and delivery reports reach the
+//! request's timeline.
+
+use crate::surveys::{filed, scalar};
+use axum::http::StatusCode;
+use desk_db::requests::Channel;
+use std::time::Duration;
+
+#[tokio::test]
+async fn failover_retries_and_delivery_reports() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    // Alpha's first account has bad credentials; the second works.
+    desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "bad-key").await;
+    desk_tests::add_sms_account(&app.db.platform, &alpha, "smsir", "alpha-smsir").await;
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(desk_jobs::run_workers(
+        app.db.second_pool(6).await,
+        desk_core::PublicUrls {
+            scheme: "http".into(),
+            port: None,
+        },
+        Some(desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap()),
+        desk_jobs::sms::Endpoints::all_at(&fake),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let wait = |sql: String, wanted: i64| {
+        let (app, alpha) = (&app, &alpha);
+        async move {
+            for _ in 0..150 {
+                if scalar(app, alpha, &sql).await == wanted {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+
+    // A request step notifies the citizen: the first account fails (auth), the second sends.
+    let today = desk_db::intake::local_today();
+    let r = filed(
+        &app,
+        &alpha,
+        "+989121112345",
+        Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let staff = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let page = app
+        .get_as(
+            &staff,
+            "alpha.test",
+            &format!("/staff/requests/{}", r.tracking_code),
+        )
+        .await;
+    let res = app
+        .post_form(
+            Some(&staff),
+            "alpha.test",
+            &format!("/staff/requests/{}/act", r.tracking_code),
+            &[("csrf", &page.csrf()), ("action", "accept")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert!(
+        wait(
+            format!(
+                "select count(*) from notifications where request_id = {} and status = 'sent'",
+                r.id
+            ),
+            1
+        )
+        .await
+    );
+    let sent: Vec<_> = outbox
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == "09121112345")
+        .collect();
+    assert_eq!(sent.len(), 1, "sent once");
+    assert_eq!(
+        (sent[0].provider, sent[0].account.as_str()),
+        ("smsir", "alpha-smsir")
+    );
+    // (The admin's welcome, sent at onboarding, met the bad account too.)
+    assert!(
+        scalar(
+            &app,
+            &alpha,
+            "select failures::int8 from sms_accounts where provider = 'kavenegar'"
+        )
+        .await
+            >= 1
+    );
+    // The delivery report arrives on the timeline.
+    assert!(
+        wait(
+            format!("select count(*) from notifications where request_id = {} and delivery = 'delivered'", r.id),
+            1
+        )
+        .await,
+        "delivery report"
+    );
+    let detail = app
+        .get_as(
+            &staff,
+            "alpha.test",
+            &format!("/staff/requests/{}", r.tracking_code),
+        )
+        .await;
+    assert!(
+        detail.text.contains("پیامک به گوشی رسید"),
+        "{}",
+        detail.text
+    );
+
+    // After repeated failures the bad account is passed over: it sorts last.
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    sqlx::query(
+        "update sms_accounts set failures = 3, failing_since = now() where provider = 'kavenegar'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let order: Vec<String> = desk_db::notifications::sending_accounts(&mut tx)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(a, _)| a.provider)
+        .collect();
+    tx.commit().await.unwrap();
+    assert_eq!(order, ["smsir", "kavenegar"]);
+
+    // A busy provider: the message is tried once now and retried later as a new job.
+    let busy = filed(
+        &app,
+        &alpha,
+        "+989121113333",
+        Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let page = app
+        .get_as(
+            &staff,
+            "alpha.test",
+            &format!("/staff/requests/{}", busy.tracking_code),
+        )
+        .await;
+    app.post_form(
+        Some(&staff),
+        "alpha.test",
+        &format!("/staff/requests/{}/act", busy.tracking_code),
+        &[("csrf", &page.csrf()), ("action", "accept")],
+    )
+    .await;
+    assert!(
+        wait(
+            format!(
+                "select count(*) from notifications where request_id = {} and attempts = 1",
+                busy.id
+            ),
+            1
+        )
+        .await
+    );
+    let id = scalar(
+        &app,
+        &alpha,
+        &format!(
+            "select id from notifications where request_id = {}",
+            busy.id
+        ),
+    )
+    .await;
+    assert_eq!(
+        scalar(
+            &app,
+            &alpha,
+            &format!("select count(*) from notifications where id = {id} and status = 'queued'")
+        )
+        .await,
+        1
+    );
+    let retry_in: f64 = sqlx::query_scalar(
+        "select extract(epoch from run_at - now())::float8 from apalis.jobs
+          where job_type = 'send_sms' and idempotency_key like $1",
+    )
+    .bind(format!("%:{id}:1"))
+    .fetch_one(app.db.platform.pool_for_infrastructure())
+    .await
+    .unwrap();
+    assert!((0.0..=5.5).contains(&retry_in), "retry in {retry_in} s");
+    assert_eq!(
+        outbox
+            .messages()
+            .iter()
+            .filter(|m| m.to == "09121113333")
+            .count(),
+        0
+    );
+
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
