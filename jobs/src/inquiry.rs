@@ -14,7 +14,6 @@
 
 use crate::JobContext;
 use apalis::prelude::*;
-use desk_core::TenantStatus;
 use desk_core::jobs::InquiryStep;
 use desk_db::inquiries::{self, Agency, Inquiry};
 use desk_db::requests::{self, Actor};
@@ -213,8 +212,8 @@ async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
     };
-    if tenant.status != TenantStatus::Active {
-        return Err(format!("tenant is {}", tenant.status.as_str()).into());
+    if !crate::active_or_park(ctx, &tenant, &job).await? {
+        return Ok(());
     }
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;

@@ -5,7 +5,6 @@
 
 use crate::JobContext;
 use apalis::prelude::*;
-use desk_core::TenantStatus;
 use desk_core::jobs::InviteSurvey;
 use desk_db::notifications::{self, Kind};
 use desk_db::{requests, surveys};
@@ -25,8 +24,8 @@ async fn invite(job: InviteSurvey, ctx: &JobContext) -> Result<(), BoxDynError> 
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
     };
-    if tenant.status != TenantStatus::Active {
-        return Err(format!("tenant is {}", tenant.status.as_str()).into());
+    if !crate::active_or_park(ctx, &tenant, &job).await? {
+        return Ok(());
     }
     let Some(host) = ctx
         .platform

@@ -116,6 +116,33 @@ const POLL_EVERY: Duration = Duration::from_secs(2);
 /// Number of queues this process works (one worker each).
 const QUEUES: u32 = 7;
 
+/// Whether the job's municipality is active. A job of a suspended or archived municipality is
+/// parked (kept, not failed) until the municipality is resumed or restored, which puts it back.
+pub(crate) async fn active_or_park<J: JobPayload>(
+    ctx: &JobContext,
+    tenant: &desk_db::Tenant,
+    job: &J,
+) -> Result<bool, BoxDynError> {
+    if tenant.status == desk_core::TenantStatus::Active {
+        return Ok(true);
+    }
+    ctx.platform.park_job(job).await?;
+    tracing::info!(
+        status = tenant.status.as_str(),
+        "municipality not active; job parked until it is resumed"
+    );
+    // Resumed meanwhile (after the status was read, before the job was parked): put it back.
+    if ctx
+        .platform
+        .tenant_by_id(tenant.id)
+        .await?
+        .is_some_and(|t| t.status == desk_core::TenantStatus::Active)
+    {
+        ctx.platform.unpark_jobs(tenant.id).await?;
+    }
+    Ok(false)
+}
+
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
 fn instance_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -11,7 +11,6 @@
 use crate::JobContext;
 use crate::sms::SmsError;
 use apalis::prelude::*;
-use desk_core::TenantStatus;
 use desk_core::jobs::{SendSms, SmsDelivery};
 use desk_db::notifications;
 use tracing::Instrument;
@@ -38,8 +37,8 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
     };
-    if tenant.status != TenantStatus::Active {
-        return Err(format!("tenant is {}", tenant.status.as_str()).into());
+    if !crate::active_or_park(ctx, &tenant, &job).await? {
+        return Ok(());
     }
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;

@@ -5,7 +5,6 @@
 use crate::JobContext;
 use crate::sms::{Delivery, delivery_status};
 use apalis::prelude::*;
-use desk_core::TenantStatus;
 use desk_core::jobs::SmsDelivery;
 use desk_db::{notifications, settings};
 use tracing::Instrument;
@@ -24,8 +23,8 @@ async fn poll(job: SmsDelivery, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
     };
-    if tenant.status != TenantStatus::Active {
-        return Err(format!("tenant is {}", tenant.status.as_str()).into());
+    if !crate::active_or_park(ctx, &tenant, &job).await? {
+        return Ok(());
     }
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;

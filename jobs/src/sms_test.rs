@@ -4,7 +4,6 @@
 
 use crate::JobContext;
 use apalis::prelude::*;
-use desk_core::TenantStatus;
 use desk_core::jobs::SmsTestSend;
 use desk_db::settings;
 use tracing::Instrument;
@@ -23,8 +22,8 @@ async fn send(job: SmsTestSend, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
     };
-    if tenant.status != TenantStatus::Active {
-        return Err(format!("tenant is {}", tenant.status.as_str()).into());
+    if !crate::active_or_park(ctx, &tenant, &job).await? {
+        return Ok(());
     }
     let Some(key) = &ctx.secrets else {
         return Err("no master key configured (secrets.master_key)".into());

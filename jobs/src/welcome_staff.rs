@@ -4,7 +4,6 @@
 
 use crate::JobContext;
 use apalis::prelude::*;
-use desk_core::TenantStatus;
 use desk_core::jobs::WelcomeStaff;
 use desk_db::staff;
 use tracing::Instrument;
@@ -29,10 +28,8 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
         tracing::warn!("tenant no longer exists; dropping job");
         return Ok(());
     };
-    if tenant.status != TenantStatus::Active {
-        // Suspended or archived municipalities get no new work. The error marks the job failed;
-        // apalis retries it (without backoff until #6 adds a retry policy) up to its attempts.
-        return Err(format!("tenant is {}", tenant.status.as_str()).into());
+    if !crate::active_or_park(ctx, &tenant, &job).await? {
+        return Ok(());
     }
     // Registry lookups before the tenant transaction: a job holds one connection at a time.
     let Some(host) = ctx

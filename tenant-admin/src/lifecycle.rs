@@ -188,6 +188,11 @@ pub async fn change_status(
     })?;
     db.transition_tenant_status(tenant.id, tenant.status, to)
         .await?;
+    if to == TenantStatus::Active {
+        // The work that waited while it was suspended or archived goes back on the queues.
+        let resumed = db.unpark_jobs(tenant.id).await?;
+        tracing::info!(tenant.id = %tenant.id, resumed, "parked jobs resumed");
+    }
     db.audit(AuditEntry {
         actor: &actor.label(),
         action: change.action(),

@@ -120,6 +120,23 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         "{}",
         sent[0].text
     );
+    // The suspended municipality's job waits, parked, instead of failing.
+    let parked = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from platform.parked_jobs where tenant_id = $1",
+        )
+        .bind(b.id.0)
+        .fetch_one(db.platform.pool_for_infrastructure())
+        .await
+        .unwrap()
+    };
+    for _ in 0..100 {
+        if parked().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(parked().await, 1, "beta's welcome parked");
     stop_tx.send(()).unwrap();
     worker.await.unwrap().unwrap();
 
@@ -142,6 +159,44 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     assert!(
         welcomes(&db, &b).await.is_empty(),
         "suspended tenant's job did not run"
+    );
+    // Resuming beta puts its job back; a worker then does it.
+    desk_tenant_admin::lifecycle::change_status(
+        &db.platform,
+        &authz,
+        &desk_tenant_admin::Actor::Cli,
+        &b.slug,
+        desk_tenant_admin::Lifecycle::Resume,
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(parked().await, 0);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(desk_jobs::run_workers(
+        db.second_pool(8).await,
+        desk_core::PublicUrls {
+            scheme: "http".into(),
+            port: Some(8080),
+        },
+        Some(key),
+        desk_jobs::sms::Endpoints::all_at(&fake),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    for _ in 0..100 {
+        if !welcomes(&db, &b).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_tx.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    assert_eq!(
+        welcomes(&db, &b).await.len(),
+        1,
+        "beta's welcome ran once resumed"
     );
     db.finish().await;
 }

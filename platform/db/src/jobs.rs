@@ -81,6 +81,49 @@ fn enqueue_failed(queue: &str, e: apalis_postgres::Error) -> DomainError {
 }
 
 impl crate::PlatformDb {
+    /// Sets aside a job of a municipality that is not active; [`Self::unpark_jobs`] puts it back.
+    pub async fn park_job<J: JobPayload>(&self, job: &J) -> Result<(), DomainError> {
+        let bytes = serde_json::to_vec(job).map_err(|e| DomainError::Internal(e.into()))?;
+        sqlx::query(
+            "insert into platform.parked_jobs (tenant_id, queue, job, idempotency_key)
+             values ($1, $2, $3, $4)",
+        )
+        .bind(job.tenant_id().0)
+        .bind(J::QUEUE)
+        .bind(bytes)
+        .bind(job.idempotency_key())
+        .execute(&self.pool)
+        .await
+        .map_err(crate::internal)?;
+        Ok(())
+    }
+
+    /// Puts a municipality's parked jobs back on their queues, in the order they were parked
+    /// (each under a key of its own, since its first key is taken). Returns how many.
+    pub async fn unpark_jobs(&self, tenant: desk_core::TenantId) -> Result<usize, DomainError> {
+        let mut tx = self.pool.begin().await.map_err(crate::internal)?;
+        let rows: Vec<(i64, String, Vec<u8>, String)> = sqlx::query_as(
+            "delete from platform.parked_jobs where tenant_id = $1
+             returning id, queue, job, idempotency_key",
+        )
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(crate::internal)?;
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.0);
+        for (id, queue, job, key) in &rows {
+            let task = apalis_core::task::builder::TaskBuilder::new(job.clone())
+                .idempotency_key(format!("{key}:resumed:{id}"))
+                .build();
+            apalis_postgres::queries::push_tasks(&mut *tx, queue, vec![task])
+                .await
+                .map_err(|e| enqueue_failed(queue, e))?;
+        }
+        tx.commit().await.map_err(crate::internal)?;
+        Ok(rows.len())
+    }
+
     /// Enqueues scheduled work outside any tenant transaction (a sweep over municipalities);
     /// a job already queued under the same key is left alone. Returns whether it was added.
     pub async fn enqueue_once_at<J: JobPayload>(
