@@ -43,6 +43,39 @@ pub struct JobContext {
     pub sms_client: reqwest::Client,
     /// Paces each municipality's sends in this process.
     pub sms_rate: std::sync::Arc<SendRate>,
+    /// Registry entries read by the busiest jobs, for a moment.
+    pub tenants: std::sync::Arc<TenantCache>,
+}
+
+/// How long a job may trust a registry entry it read (a suspension takes this long at most to
+/// reach the busiest queues of a running worker).
+pub const TENANT_CACHE_TTL: Duration = Duration::from_secs(2);
+
+type Cached = std::collections::HashMap<desk_core::TenantId, (desk_db::Tenant, std::time::Instant)>;
+
+/// The registry entries of municipalities, kept for [`TENANT_CACHE_TTL`].
+#[derive(Debug, Default)]
+pub struct TenantCache(std::sync::Mutex<Cached>);
+
+impl TenantCache {
+    /// The municipality `id`, from the cache when fresh.
+    pub async fn get(
+        &self,
+        platform: &PlatformDb,
+        id: desk_core::TenantId,
+    ) -> Result<Option<desk_db::Tenant>, desk_core::DomainError> {
+        if let Ok(cache) = self.0.lock()
+            && let Some((t, at)) = cache.get(&id)
+            && at.elapsed() < TENANT_CACHE_TTL
+        {
+            return Ok(Some(t.clone()));
+        }
+        let found = platform.tenant_by_id(id).await?;
+        if let (Some(t), Ok(mut cache)) = (&found, self.0.lock()) {
+            cache.insert(id, (t.clone(), std::time::Instant::now()));
+        }
+        Ok(found)
+    }
 }
 
 /// Sends per second each municipality may make from one worker process (its burst too).
@@ -98,7 +131,7 @@ macro_rules! queue_worker {
         let (ctx, pool, instance) = ($ctx.clone(), $pool.clone(), $instance.clone());
         move |_| {
             let storage = PostgresStorage::<$job>::new(&pool)
-                .with_config(Config::default().queue(<$job>::QUEUE));
+                .with_config(Config::default().queue(<$job>::QUEUE).batch_size(BATCH));
             let wake = Strategy::new()
                 .stream(Pubsub::new(pool.clone(), <$job>::QUEUE.to_owned()))
                 .interval(POLL_EVERY);
@@ -109,6 +142,9 @@ macro_rules! queue_worker {
         }
     }};
 }
+
+/// Jobs fetched (and run concurrently) at a time per queue.
+const BATCH: usize = 64;
 
 /// How often each queue is polled besides its notifications.
 const POLL_EVERY: Duration = Duration::from_secs(2);
@@ -173,6 +209,7 @@ pub async fn run_workers(
         sms_endpoints,
         sms_client: sms::client(),
         sms_rate: std::sync::Arc::new(SendRate::new(SMS_PER_SECOND)),
+        tenants: std::sync::Arc::default(),
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");

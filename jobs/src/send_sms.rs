@@ -34,7 +34,7 @@ pub fn backoff_secs(attempt: u32) -> i64 {
 }
 
 async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
+    let Some(tenant) = ctx.tenants.get(&ctx.platform, job.tenant_id).await? else {
         return Ok(());
     };
     if !crate::active_or_park(ctx, &tenant, &job).await? {
@@ -122,23 +122,23 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             Err(_) => Err(SmsError::Auth),
         };
         let mut tx = db.begin(tenant.scope()).await?;
+        if let Ok(id) = &outcome {
+            notifications::record_sent(&mut tx, job.notification_id, account.id, id).await?;
+            let poll = SmsDelivery {
+                tenant_id: tenant.id,
+                notification_id: job.notification_id,
+                poll: 0,
+            };
+            let at = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
+            desk_db::jobs::enqueue_at(&mut tx, &poll, at).await?;
+            tx.commit().await?;
+            tracing::info!(account.id = account.id, "SMS sent");
+            return Ok(());
+        }
         notifications::count_attempt(&mut tx, job.notification_id).await?;
         notifications::set_account(&mut tx, job.notification_id, account.id).await?;
         match outcome {
-            Ok(id) => {
-                notifications::record_account_result(&mut tx, account.id, true).await?;
-                notifications::finish(&mut tx, job.notification_id, Ok(&id)).await?;
-                let poll = SmsDelivery {
-                    tenant_id: tenant.id,
-                    notification_id: job.notification_id,
-                    poll: 0,
-                };
-                let at = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
-                desk_db::jobs::enqueue_once_at(&mut tx, &poll, at).await?;
-                tx.commit().await?;
-                tracing::info!(account.id = account.id, "SMS sent");
-                return Ok(());
-            }
+            Ok(_) => {}
             Err(e @ (SmsError::Auth | SmsError::NoCredit)) => {
                 notifications::record_account_result(&mut tx, account.id, false).await?;
                 tx.commit().await?;

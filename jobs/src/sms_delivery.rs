@@ -20,7 +20,7 @@ pub async fn handle(
 }
 
 async fn poll(job: SmsDelivery, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
+    let Some(tenant) = ctx.tenants.get(&ctx.platform, job.tenant_id).await? else {
         return Ok(());
     };
     if !crate::active_or_park(ctx, &tenant, &job).await? {

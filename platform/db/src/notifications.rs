@@ -159,8 +159,10 @@ pub const FAILING_COOL_DOWN_SECS: i32 = 300;
 pub async fn sending_accounts(
     tx: &mut TenantTx,
 ) -> Result<Vec<(crate::settings::SmsAccount, Sealed)>, DomainError> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "select id from sms_accounts where enabled
+    let rows = sqlx::query(
+        "select id, provider, label, sender_line, credentials_set_at, enabled,
+                credentials_nonce, credentials_ciphertext
+           from sms_accounts where enabled
           order by (failures >= $1 and failing_since > now() - make_interval(secs => $2)),
                    failing_since nulls first, id",
     )
@@ -169,15 +171,53 @@ pub async fn sending_accounts(
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let account = crate::settings::sms_account(tx, id).await?;
-        let sealed = crate::settings::sealed_sms_credentials(tx, id).await?;
-        if let Some(pair) = account.zip(sealed) {
-            out.push(pair);
-        }
-    }
-    Ok(out)
+    rows.iter()
+        .map(|r| {
+            Ok((
+                crate::settings::SmsAccount {
+                    id: r.try_get("id").map_err(internal)?,
+                    provider: r.try_get("provider").map_err(internal)?,
+                    label: r.try_get("label").map_err(internal)?,
+                    sender_line: r.try_get("sender_line").map_err(internal)?,
+                    credentials_set_at: r.try_get("credentials_set_at").map_err(internal)?,
+                    enabled: r.try_get("enabled").map_err(internal)?,
+                },
+                Sealed {
+                    nonce: r.try_get("credentials_nonce").map_err(internal)?,
+                    ciphertext: r.try_get("credentials_ciphertext").map_err(internal)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Records a message the provider took (id `message_id`) through `account_id`, in one
+/// statement: the message is sent (its secret forgotten, the try counted) and the account's
+/// run of failures, if any, ends.
+pub async fn record_sent(
+    tx: &mut TenantTx,
+    id: i64,
+    account_id: i64,
+    message_id: &str,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "with healthy as (
+             update sms_accounts set failures = 0, failing_since = null
+              where id = $2 and (failures > 0 or failing_since is not null)
+         )
+         update notifications
+            set status = 'sent', provider_message_id = $3, error_code = null, sent_at = now(),
+                attempts = attempts + 1, account_id = $2,
+                secret_nonce = null, secret_ciphertext = null
+          where id = $1",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(message_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(())
 }
 
 /// Records how a call through an account went (a success ends its run of failures).

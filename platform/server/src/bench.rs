@@ -28,6 +28,32 @@ pub enum BenchCommand {
     /// Request submission throughput and latency (GraphQL with API keys, random
     /// municipalities), next to pgbench running the same SQL on the same database.
     Submit(SubmitArgs),
+    /// SMS pipeline throughput (a burst) and latency from commit to the provider (paced),
+    /// through the workers to the fake provider on loopback.
+    Sms(SmsArgs),
+}
+
+/// Options of `desk bench sms`.
+#[derive(Debug, Args)]
+pub struct SmsArgs {
+    /// Municipalities, each with its own provider account.
+    #[arg(long, default_value_t = 20)]
+    pub(crate) tenants: usize,
+    /// Messages in the burst.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) messages: usize,
+    /// Transactions writing the burst at once.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) producers: usize,
+    /// Messages per second in the paced phase.
+    #[arg(long, default_value_t = 200.0)]
+    pub(crate) rate: f64,
+    /// Seconds of the paced phase.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) seconds: u64,
+    /// Where the embedded PostgreSQL lives when DATABASE_URL is not set.
+    #[arg(long, default_value = ".desk-bench")]
+    pub(crate) data_dir: PathBuf,
 }
 
 /// Options of `desk bench submit`.
@@ -85,6 +111,12 @@ pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode>
         BenchCommand::Cards(args) => {
             with_scratch(config, &args.data_dir, async |db| {
                 cards_in(config, &args, db).await
+            })
+            .await
+        }
+        BenchCommand::Sms(args) => {
+            with_scratch(config, &args.data_dir, async |db| {
+                crate::bench_sms::sms_in(config, &args, db).await
             })
             .await
         }

@@ -52,6 +52,7 @@ SET LOCAL search_path TO t_sub:t, public;
 SET LOCAL ROLE ROLE_PREFIXsub:t;
 SELECT value FROM settings WHERE key = 'work_week';
 SELECT day FROM holidays WHERE day >= current_date ORDER BY day;
+SELECT body FROM sms_templates WHERE event = 'request_registered';
 SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':submit:' || 'pgb-:client_id-:m-key', 0));
 SELECT id, mobile FROM requests WHERE idempotency_key = 'pgb-:client_id-:m-key';
 INSERT INTO requests (tracking_code, service_id, service_code, mobile, national_code, applicant_name, channel, state, form, submitted_on, promised_on, state_due_on, idempotency_key) SELECT lpad((random() * 999999999999)::bigint::text, 12, '0'), id, code, '+989:m', '0499370899', 'bench', 'api', 'submitted', '{"full_name": "bench", "address": "اصفهان", "applicant_national_code": "0499370899"}', current_date, current_date + 10, current_date + 1, 'pgb-:client_id-:m-key' FROM services WHERE code = 'BENCH-001' AND status = 'published' ON CONFLICT ON CONSTRAINT requests_tracking_code_key DO NOTHING RETURNING id AS rid \gset
