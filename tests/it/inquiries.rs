@@ -3,42 +3,13 @@
 //! retries a busy agency, gives up on a refusal, and the answer brings the request back to
 //! review; letters are answered by staff; nothing crosses municipalities.
 
-use crate::surveys::{filed, scalar};
+use crate::surveys::filed;
 use axum::http::StatusCode;
 use desk_db::Tenant;
 use desk_db::requests::Channel;
 use desk_jobs::fake_agency::{self, Mode};
 use desk_tests::TestApp;
 use std::time::Duration;
-
-struct Workers {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-async fn workers(app: &TestApp) -> Workers {
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(desk_jobs::run_workers(
-        app.db.second_pool(6).await,
-        desk_core::PublicUrls {
-            scheme: "http".into(),
-            port: None,
-        },
-        Some(desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap()),
-        desk_jobs::sms::Endpoints::all_at("http://127.0.0.1:9"),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    Workers { stop, task }
-}
-
-impl Workers {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
-    }
-}
 
 /// Adds an agency through the settings page; returns its id.
 async fn add_agency(
@@ -71,8 +42,7 @@ async fn add_agency(
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
-    scalar(
-        app,
+    app.scalar(
         tenant,
         &format!("select id from agencies where name = '{name}'"),
     )
@@ -173,7 +143,7 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
     .await;
     // The token is sealed at rest and never shown again.
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from agencies where position(convert_to('agency-token', 'UTF8') in credentials_ciphertext) > 0").await,
+        app.scalar(&alpha, "select count(*) from agencies where position(convert_to('agency-token', 'UTF8') in credentials_ciphertext) > 0").await,
         0
     );
     let page = app
@@ -197,10 +167,7 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        scalar(&app, &alpha, "select count(*) from agencies").await,
-        1
-    );
+    assert_eq!(app.scalar(&alpha, "select count(*) from agencies").await, 1);
 
     let today = desk_db::intake::local_today();
     let r = filed(
@@ -221,7 +188,7 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
     )
     .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
-    let workers = workers(&app).await;
+    let workers = app.db.start_workers("http://127.0.0.1:9").await;
     let id_text = agency_id.to_string();
     let res = post_on_request(
         &app,
@@ -236,7 +203,7 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
     .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
     assert_eq!(state_of(&app, &alpha, r.id).await, "awaiting_inquiry");
-    let inquiry = scalar(&app, &alpha, "select max(id) from inquiries").await;
+    let inquiry = app.scalar(&alpha, "select max(id) from inquiries").await;
 
     // The citizen sees what the request waits for (before the answer arrives or after).
     let tracked = app
@@ -284,12 +251,9 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
         )
         .await;
     assert_ne!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(app.scalar(&beta, "select count(*) from inquiries").await, 0);
     assert_eq!(
-        scalar(&app, &beta, "select count(*) from inquiries").await,
-        0
-    );
-    assert_eq!(
-        scalar(&app, &alpha, "select count(*) from inquiries").await,
+        app.scalar(&alpha, "select count(*) from inquiries").await,
         1
     );
     let res = post_on_request(
@@ -374,7 +338,7 @@ async fn busy_agencies_are_retried_refusals_fail_at_once_and_letters_are_answere
         &[("action", "accept")],
     )
     .await;
-    let workers = workers(&app).await;
+    let workers = app.db.start_workers("http://127.0.0.1:9").await;
     for (agency_id, subject) in [(busy, "گاز"), (refusing, "آب"), (letter, "میراث")] {
         let res = post_on_request(
             &app,
@@ -389,8 +353,7 @@ async fn busy_agencies_are_retried_refusals_fail_at_once_and_letters_are_answere
     let id_of = |agency: i64| {
         let (app, alpha) = (&app, &alpha);
         async move {
-            scalar(
-                app,
+            app.scalar(
                 alpha,
                 &format!("select id from inquiries where agency_id = {agency}"),
             )

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use desk_authz::{Authorizer, Role, Subject};
 use desk_core::tracking::TrackingCode;
-use desk_db::Tenant;
 use desk_tests::TestApp;
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
@@ -19,22 +18,6 @@ pub(crate) fn service_with_documents() -> (String, usize) {
         .find(|c| (2..=4).contains(&c.documents.len()))
         .unwrap();
     (card.code.clone(), card.documents.len())
-}
-
-async fn count(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    n
 }
 
 fn files_on_disk(app: &TestApp) -> usize {
@@ -111,8 +94,7 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
         .citizen_sign_in(&alpha, "alpha.test", "۰۹۱۲ ۳۴۵ ۶۷۸۹")
         .await;
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from citizens where mobile = '+989123456789'"
         )
@@ -120,7 +102,7 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
         1
     );
     assert_eq!(
-        count(&app, &alpha, "select count(*) from notifications where kind = 'sign_in_code' and body like '%{code}%' and secret_ciphertext is not null").await,
+        app.scalar(&alpha, "select count(*) from notifications where kind = 'sign_in_code' and body like '%{code}%' and secret_ciphertext is not null").await,
         1
     );
 
@@ -138,21 +120,19 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
     let location = res.location.clone().unwrap();
     let tracking = location.trim_start_matches("/requests/").to_owned();
     TrackingCode::parse(&tracking).expect("a tracking code with a valid check digit");
+    assert_eq!(app.scalar(&alpha, "select count(*) from requests").await, 1);
     assert_eq!(
-        count(&app, &alpha, "select count(*) from requests").await,
+        app.scalar(&alpha, "select count(*) from request_events")
+            .await,
         1
     );
     assert_eq!(
-        count(&app, &alpha, "select count(*) from request_events").await,
-        1
-    );
-    assert_eq!(
-        count(&app, &alpha, "select count(*) from request_files").await,
+        app.scalar(&alpha, "select count(*) from request_files")
+            .await,
         i64::try_from(docs).unwrap()
     );
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from notifications where kind = 'request_event'"
         )
@@ -175,8 +155,7 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
     assert!(page.text.contains("&lt;script&gt;") && !page.text.contains("<script>alert"));
     assert!(!page.text.contains("../"));
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from request_files where file_name like '%/%' or file_name like '%..%'"
         )
@@ -195,10 +174,7 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
     )
     .await;
     assert_eq!(again.location.as_deref(), Some(location.as_str()));
-    assert_eq!(
-        count(&app, &alpha, "select count(*) from requests").await,
-        1
-    );
+    assert_eq!(app.scalar(&alpha, "select count(*) from requests").await, 1);
     assert_eq!(files_on_disk(&app), docs, "the replay's files are not kept");
 
     // Public lookup needs the matching mobile number.
@@ -226,7 +202,9 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
     // My requests lists it; the file downloads as an attachment with its real type.
     let mine = app.get_as(&citizen, "alpha.test", "/my-requests").await;
     assert!(mine.text.contains(&tracking));
-    let file_id = count(&app, &alpha, "select min(id) from request_files").await;
+    let file_id = app
+        .scalar(&alpha, "select min(id) from request_files")
+        .await;
     let dl = app
         .get_as(
             &citizen,
@@ -276,18 +254,15 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
-    let unit = count(
-        &app,
-        &alpha,
-        "select id from units where name = 'واحد درآمد'",
-    )
-    .await;
-    let me_id = count(
-        &app,
-        &alpha,
-        "select id from staff where username = 'admin-alpha'",
-    )
-    .await;
+    let unit = app
+        .scalar(&alpha, "select id from units where name = 'واحد درآمد'")
+        .await;
+    let me_id = app
+        .scalar(
+            &alpha,
+            "select id from staff where username = 'admin-alpha'",
+        )
+        .await;
     let res = app
         .post_form(
             Some(&admin),
@@ -371,15 +346,15 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
         .await;
     assert!(ok.status.is_redirection(), "{}", ok.text);
     assert_eq!(
-        count(&app, &alpha, "select count(*) from request_files").await,
+        app.scalar(&alpha, "select count(*) from request_files")
+            .await,
         i64::try_from(docs + 1).unwrap()
     );
 
     assert_eq!(act("approve", "").await.status, StatusCode::SEE_OTHER);
     assert_eq!(act("deliver", "").await.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from requests where state = 'delivered'"
         )
@@ -390,12 +365,12 @@ async fn a_citizen_files_a_request_follows_it_and_staff_move_it_through_the_work
     // given, approve, deliver); the notifying ones queued an SMS each (receipt, accept,
     // documents, approve, deliver).
     assert_eq!(
-        count(&app, &alpha, "select count(*) from request_events").await,
+        app.scalar(&alpha, "select count(*) from request_events")
+            .await,
         8
     );
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from notifications where kind = 'request_event'"
         )
@@ -533,17 +508,14 @@ async fn bad_input_gets_a_clear_message_and_stores_nothing() {
         .await;
     assert!(res.status.is_client_error(), "{}", res.status);
 
+    assert_eq!(app.scalar(&alpha, "select count(*) from requests").await, 0);
     assert_eq!(
-        count(&app, &alpha, "select count(*) from requests").await,
+        app.scalar(&alpha, "select count(*) from request_files")
+            .await,
         0
     );
     assert_eq!(
-        count(&app, &alpha, "select count(*) from request_files").await,
-        0
-    );
-    assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from notifications where kind = 'request_event'"
         )
@@ -595,7 +567,8 @@ async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(
-        count(&app, &alpha, "select count(*) from citizen_sign_in_codes").await,
+        app.scalar(&alpha, "select count(*) from citizen_sign_in_codes")
+            .await,
         0
     );
 
@@ -611,9 +584,7 @@ async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
 
     // The code itself is nowhere in the database in clear.
     let code = app.last_sign_in_code(&alpha, "09123333333").await;
-    let clear = count(
-        &app,
-        &alpha,
+    let clear = app.scalar(&alpha,
         &format!(
             "select count(*) from notifications where body like '%{code}%'
              union all select count(*) from citizen_sign_in_codes where encode(code_hash, 'escape') like '%{code}%'
@@ -707,7 +678,9 @@ async fn requests_of_one_municipality_are_unreachable_from_another() {
     .await;
     let location = res.location.unwrap();
     let tracking = location.trim_start_matches("/requests/").to_owned();
-    let file_id = count(&app, &alpha, "select min(id) from request_files").await;
+    let file_id = app
+        .scalar(&alpha, "select min(id) from request_files")
+        .await;
 
     // The same person signed in at beta, beta's staff, and beta's public lookup.
     let citizen_b = app.citizen_sign_in(&beta, "beta.test", mobile).await;
@@ -789,10 +762,11 @@ async fn requests_of_one_municipality_are_unreachable_from_another() {
 
     // Still untouched.
     assert_eq!(
-        count(&app, &alpha, "select count(*) from request_events").await,
+        app.scalar(&alpha, "select count(*) from request_events")
+            .await,
         1
     );
-    assert_eq!(count(&app, &beta, "select count(*) from requests").await, 0);
+    assert_eq!(app.scalar(&beta, "select count(*) from requests").await, 0);
     // A desk clerk of alpha, given the role, does see it.
     let authz = Authorizer::load(&app.db.platform).await.unwrap();
     authz
@@ -901,12 +875,12 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
 
     // Sent messages are marked and forget their secret; the timeline shows the SMS went out.
     for _ in 0..50 {
-        if count(
-            &app,
-            &alpha,
-            "select count(*) from notifications where status = 'sent'",
-        )
-        .await
+        if app
+            .scalar(
+                &alpha,
+                "select count(*) from notifications where status = 'sent'",
+            )
+            .await
             == 2
         {
             break;
@@ -914,7 +888,7 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(
-        count(&app, &alpha, "select count(*) from notifications where status = 'sent' and secret_ciphertext is null and provider_message_id is not null").await,
+        app.scalar(&alpha, "select count(*) from notifications where status = 'sent' and secret_ciphertext is null and provider_message_id is not null").await,
         2
     );
     let page = app
@@ -925,13 +899,13 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
     // as failed with that reason, and not retried (no credit is not a passing fault).
     for tenant in [&alpha, &beta] {
         for _ in 0..50 {
-            if count(&app, tenant, "select count(*) from notifications where kind = 'staff_welcome' and status = 'failed'").await == 1 {
+            if app.scalar(tenant, "select count(*) from notifications where kind = 'staff_welcome' and status = 'failed'").await == 1 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert_eq!(
-            count(&app, tenant, "select count(*) from notifications where kind = 'staff_welcome' and status = 'failed' and error_code = 'no_credit'").await,
+            app.scalar(tenant, "select count(*) from notifications where kind = 'staff_welcome' and status = 'failed' and error_code = 'no_credit'").await,
             1
         );
     }
@@ -1088,8 +1062,7 @@ async fn the_admins_own_form_and_workflow_govern_new_requests() {
         StatusCode::SEE_OTHER
     );
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from requests where state = 'answered' and closed"
         )
@@ -1142,7 +1115,9 @@ async fn documents_can_live_in_an_s3_compatible_store_under_the_municipalitys_pr
         "{stored:?}"
     );
     assert_eq!(files_on_disk(&app), 0, "nothing on the local disk");
-    let file_id = count(&app, &alpha, "select min(id) from request_files").await;
+    let file_id = app
+        .scalar(&alpha, "select min(id) from request_files")
+        .await;
     let dl = app
         .get_as(
             &citizen,
@@ -1204,13 +1179,12 @@ async fn a_walk_in_request_is_filed_by_desk_staff_and_lives_like_an_online_one()
         .to_owned();
     TrackingCode::parse(&tracking).unwrap();
     assert_eq!(
-        count(&app, &alpha, "select count(*) from requests r join staff s on s.id = r.registered_by where r.channel = 'in_person' and s.username = 'admin-alpha' and r.mobile = '+989127171717'").await,
+        app.scalar(&alpha, "select count(*) from requests r join staff s on s.id = r.registered_by where r.channel = 'in_person' and s.username = 'admin-alpha' and r.mobile = '+989127171717'").await,
         1
     );
     // Same lifecycle as online: first event, SMS with the tracking code, inbox, receipt.
     assert_eq!(
-        count(
-            &app,
+        app.scalar(
             &alpha,
             "select count(*) from notifications where kind = 'request_event'"
         )

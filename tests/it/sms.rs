@@ -3,7 +3,7 @@
 //! once), accounts that keep failing are passed over, and delivery reports reach the
 //! request's timeline.
 
-use crate::surveys::{filed, scalar};
+use crate::surveys::filed;
 use axum::http::StatusCode;
 use desk_db::requests::Channel;
 use std::time::Duration;
@@ -15,24 +15,12 @@ async fn failover_retries_and_delivery_reports() {
     desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "bad-key").await;
     desk_tests::add_sms_account(&app.db.platform, &alpha, "smsir", "alpha-smsir").await;
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(desk_jobs::run_workers(
-        app.db.second_pool(6).await,
-        desk_core::PublicUrls {
-            scheme: "http".into(),
-            port: None,
-        },
-        Some(desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap()),
-        desk_jobs::sms::Endpoints::all_at(&fake),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let workers = app.db.start_workers(&fake).await;
     let wait = |sql: String, wanted: i64| {
         let (app, alpha) = (&app, &alpha);
         async move {
             for _ in 0..150 {
-                if scalar(app, alpha, &sql).await == wanted {
+                if app.scalar(alpha, &sql).await == wanted {
                     return true;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -91,8 +79,7 @@ async fn failover_retries_and_delivery_reports() {
     );
     // (The admin's welcome, sent at onboarding, met the bad account too.)
     assert!(
-        scalar(
-            &app,
+        app.scalar(
             &alpha,
             "select failures::int8 from sms_accounts where provider = 'kavenegar'"
         )
@@ -178,18 +165,17 @@ async fn failover_retries_and_delivery_reports() {
         )
         .await
     );
-    let id = scalar(
-        &app,
-        &alpha,
-        &format!(
-            "select id from notifications where request_id = {}",
-            busy.id
-        ),
-    )
-    .await;
+    let id = app
+        .scalar(
+            &alpha,
+            &format!(
+                "select id from notifications where request_id = {}",
+                busy.id
+            ),
+        )
+        .await;
     assert_eq!(
-        scalar(
-            &app,
+        app.scalar(
             &alpha,
             &format!("select count(*) from notifications where id = {id} and status = 'queued'")
         )
@@ -214,8 +200,7 @@ async fn failover_retries_and_delivery_reports() {
         0
     );
 
-    let _ = stop_tx.send(());
-    worker.await.unwrap().unwrap();
+    workers.stop().await;
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }

@@ -2,7 +2,6 @@
 //! template that does not render, and the municipality's text is what its citizens receive;
 //! another municipality keeps the default.
 
-use crate::surveys::scalar;
 use axum::http::StatusCode;
 
 #[tokio::test]
@@ -60,7 +59,8 @@ async fn a_municipalitys_template_is_previewed_checked_and_used_for_its_own_sms_
     assert!(preview.text.contains("۱ پیامک (فارسی"));
     assert!(preview.text.contains("۲۵۰ ریال"));
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from sms_templates").await,
+        app.scalar(&alpha, "select count(*) from sms_templates")
+            .await,
         0
     );
     // A template that does not render is refused with the reason.
@@ -75,7 +75,8 @@ async fn a_municipalitys_template_is_previewed_checked_and_used_for_its_own_sms_
         assert!(res.text.contains("الگو درست نیست"), "{}", res.text);
     }
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from sms_templates").await,
+        app.scalar(&alpha, "select count(*) from sms_templates")
+            .await,
         0
     );
     let res = post(vec![
@@ -101,11 +102,11 @@ async fn a_municipalitys_template_is_previewed_checked_and_used_for_its_own_sms_
         .await;
     app.citizen_sign_in(&beta, "beta.test", "09121112345").await;
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from notifications where kind = 'sign_in_code' and body like 'کد {code} برای ورود به %'").await,
+        app.scalar(&alpha, "select count(*) from notifications where kind = 'sign_in_code' and body like 'کد {code} برای ورود به %'").await,
         1
     );
     assert_eq!(
-        scalar(&app, &beta, "select count(*) from notifications where kind = 'sign_in_code' and body like 'کد ورود شما به میز خدمت %{code}%'").await,
+        app.scalar(&beta, "select count(*) from notifications where kind = 'sign_in_code' and body like 'کد ورود شما به میز خدمت %{code}%'").await,
         1
     );
     // Reset restores the default.
@@ -116,7 +117,8 @@ async fn a_municipalitys_template_is_previewed_checked_and_used_for_its_own_sms_
     .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from sms_templates").await,
+        app.scalar(&alpha, "select count(*) from sms_templates")
+            .await,
         0
     );
 

@@ -105,22 +105,6 @@ async fn close(app: &TestApp, tenant: &Tenant, r: &requests::Request, staff: i64
     tx.commit().await.unwrap();
 }
 
-pub(crate) async fn scalar(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
-    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    n
-}
-
 pub(crate) async fn admin_id(app: &TestApp, tenant: &Tenant) -> i64 {
     let mut tx = app
         .db
@@ -151,19 +135,7 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
     desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-key").await;
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(desk_jobs::run_workers(
-        app.db.second_pool(6).await,
-        desk_core::PublicUrls {
-            scheme: "http".into(),
-            port: None,
-        },
-        Some(desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap()),
-        desk_jobs::sms::Endpoints::all_at(&fake),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let workers = app.db.start_workers(&fake).await;
 
     let today = intake::local_today();
     let r = filed(
@@ -215,17 +187,14 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
     assert_eq!(token.len(), 64);
     // Only a hash of the token is stored, and nowhere else in the outbox row.
     assert_eq!(
-        scalar(
-            &app,
-            &alpha,
+        app.scalar(&alpha,
             &format!("select count(*) from surveys where token_hash = sha256(convert_to('{token}', 'UTF8'))")
         )
         .await,
         1
     );
     assert_eq!(
-        scalar(
-            &app,
+        app.scalar(
             &alpha,
             &format!("select count(*) from notifications where body like '%{token}%'")
         )
@@ -270,7 +239,8 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
     assert_eq!(partial.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(partial.text.contains("به این پرسش پاسخ دهید"));
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from survey_answers").await,
+        app.scalar(&alpha, "select count(*) from survey_answers")
+            .await,
         0
     );
     // A cross-site post is refused.
@@ -292,7 +262,8 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
     assert_eq!(done.status, StatusCode::OK, "{}", done.text);
     assert!(done.text.contains("سپاسگزاریم"));
     assert_eq!(
-        scalar(&app, &alpha, "select count(*) from survey_answers").await,
+        app.scalar(&alpha, "select count(*) from survey_answers")
+            .await,
         6
     );
     // Used once: a second answer is refused and changes nothing.
@@ -309,7 +280,8 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(
-        scalar(&app, &alpha, "select sum(score)::int8 from survey_answers").await,
+        app.scalar(&alpha, "select sum(score)::int8 from survey_answers")
+            .await,
         24
     );
     assert!(
@@ -319,10 +291,9 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
             .contains("پیش‌تر پاسخ داده شده")
     );
     // Beta has no survey at all.
-    assert_eq!(scalar(&app, &beta, "select count(*) from surveys").await, 0);
+    assert_eq!(app.scalar(&beta, "select count(*) from surveys").await, 0);
 
-    let _ = stop_tx.send(());
-    worker.await.unwrap().unwrap();
+    workers.stop().await;
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
@@ -431,8 +402,7 @@ async fn desk_surveys_reports_and_the_dashboard_match_the_fixture_without_person
         assert_eq!(res.status, StatusCode::CONFLICT);
     }
     assert_eq!(
-        scalar(
-            &app,
+        app.scalar(
             &alpha,
             &format!(
                 "select count(*) from surveys where answered_via = 'desk' and recorded_by = {admin}"

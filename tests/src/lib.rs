@@ -47,6 +47,20 @@ pub async fn onboard(platform: &PlatformDb, authz: &desk_authz::Authorizer, slug
     .0
 }
 
+/// Job workers running for a test; [`Workers::stop`] lets running jobs finish.
+pub struct Workers {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Workers {
+    /// Stops the workers and waits for them.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
 /// An app with two municipalities of Isfahan, `alpha` and `beta`, each with its admin, the
 /// default policies in place and the app rebuilt to load them.
 pub async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
@@ -148,6 +162,25 @@ impl TestDb {
         let mut cfg = self.scratch.as_ref().unwrap().config.clone();
         cfg.max_connections = size;
         PlatformDb::connect(&cfg).await.unwrap()
+    }
+
+    /// Starts the job workers on a pool of their own (as `desk worker` runs in its own
+    /// process), with the test master key, sending SMS to the fake provider at `sms_base`.
+    pub async fn start_workers(&self, sms_base: &str) -> Workers {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(desk_jobs::run_workers(
+            self.second_pool(6).await,
+            desk_core::PublicUrls {
+                scheme: "http".into(),
+                port: None,
+            },
+            Some(desk_core::secret::MasterKey::from_hex(TEST_MASTER_KEY).unwrap()),
+            desk_jobs::sms::Endpoints::all_at(sms_base),
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        Workers { stop, task }
     }
 
     /// The registry entry for a municipality `slug` in Isfahan at `<slug>.test`.
@@ -461,6 +494,23 @@ impl TestApp {
             )
             .unwrap();
         String::from_utf8(plain).unwrap()
+    }
+
+    /// One `bigint` from `sql` run in `tenant`'s schema (as the tenant's role).
+    pub async fn scalar(&self, tenant: &Tenant, sql: &str) -> i64 {
+        let mut tx = self
+            .db
+            .platform
+            .tenant_db()
+            .begin(tenant.scope())
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        n
     }
 
     /// `GET` returning the raw body and its content type.
