@@ -151,7 +151,7 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
     close(&app, &alpha, &r, admin, today).await;
 
     let mut link = None;
-    for _ in 0..100 {
+    for _ in 0..600 {
         if let Some(m) = outbox
             .messages()
             .into_iter()
