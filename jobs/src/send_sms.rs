@@ -52,17 +52,10 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         return Ok(());
     }
     let Some(recipient) = message.recipient.clone() else {
-        return record(ctx, &tenant, job.notification_id, Err("no_recipient"), None).await;
+        return record(ctx, &tenant, job.notification_id, Err("no_recipient")).await;
     };
     if accounts.is_empty() {
-        return record(
-            ctx,
-            &tenant,
-            job.notification_id,
-            Err("no_sms_account"),
-            None,
-        )
-        .await;
+        return record(ctx, &tenant, job.notification_id, Err("no_sms_account")).await;
     }
     let Some(key) = &ctx.secrets else {
         return Err("no master key configured (secrets.master_key)".into());
@@ -75,27 +68,13 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             ("staff_welcome", Some(staff)) => (format!("notification_secret:{staff}"), "{link}"),
             ("survey", _) => (format!("survey_link:{recipient}"), "{link}"),
             _ => {
-                return record(
-                    ctx,
-                    &tenant,
-                    job.notification_id,
-                    Err("secret_unreadable"),
-                    None,
-                )
-                .await;
+                return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await;
             }
         };
         match key.open(tenant.id, &purpose, secret) {
             Ok(plain) => body = body.replace(placeholder, &String::from_utf8_lossy(&plain)),
             Err(_) => {
-                return record(
-                    ctx,
-                    &tenant,
-                    job.notification_id,
-                    Err("secret_unreadable"),
-                    None,
-                )
-                .await;
+                return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await;
             }
         }
     }
@@ -182,7 +161,7 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             }
         }
     }
-    record(ctx, &tenant, job.notification_id, Err(last_code), None).await
+    record(ctx, &tenant, job.notification_id, Err(last_code)).await
 }
 
 async fn record(
@@ -190,12 +169,8 @@ async fn record(
     tenant: &desk_db::Tenant,
     id: i64,
     outcome: Result<&str, &str>,
-    account: Option<i64>,
 ) -> Result<(), BoxDynError> {
     let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
-    if let Some(a) = account {
-        notifications::set_account(&mut tx, id, a).await?;
-    }
     notifications::finish(&mut tx, id, outcome).await?;
     tx.commit().await?;
     tracing::info!(sent = outcome.is_ok(), "SMS done");

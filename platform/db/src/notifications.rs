@@ -315,20 +315,3 @@ pub async fn record_delivery(
     .map_err(internal)?;
     Ok(())
 }
-
-/// The municipality's first enabled SMS account and its sealed credentials.
-pub async fn sending_account(
-    tx: &mut TenantTx,
-) -> Result<Option<(crate::settings::SmsAccount, Sealed)>, DomainError> {
-    let id: Option<i64> =
-        sqlx::query_scalar("select id from sms_accounts where enabled order by id limit 1")
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(internal)?;
-    let Some(id) = id else {
-        return Ok(None);
-    };
-    let account = crate::settings::sms_account(tx, id).await?;
-    let sealed = crate::settings::sealed_sms_credentials(tx, id).await?;
-    Ok(account.zip(sealed))
-}
