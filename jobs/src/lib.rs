@@ -146,8 +146,9 @@ macro_rules! queue_worker {
 /// Jobs fetched (and run concurrently) at a time per queue.
 const BATCH: usize = 64;
 
-/// How often each queue is polled besides its notifications.
-const POLL_EVERY: Duration = Duration::from_secs(2);
+/// How often each queue is polled besides its notifications (a notification that arrives while
+/// a fetch is running wakes nobody; the poll picks its job up).
+const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// Number of queues this process works (one worker each).
 const QUEUES: u32 = 7;
