@@ -13,6 +13,7 @@ pub mod inquiry;
 pub mod invite_survey;
 pub mod refresh_indicators;
 pub mod send_sms;
+pub mod sla;
 pub mod sms;
 pub mod sms_delivery;
 pub mod sms_test;
@@ -22,8 +23,8 @@ use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use desk_core::PublicUrls;
 use desk_core::jobs::{
-    InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SmsDelivery, SmsTestSend,
-    WelcomeStaff,
+    InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SlaSweep, SmsDelivery,
+    SmsTestSend, WelcomeStaff,
 };
 use desk_db::PlatformDb;
 use std::time::Duration;
@@ -151,7 +152,7 @@ const BATCH: usize = 64;
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// Number of queues this process works (one worker each).
-const QUEUES: u32 = 7;
+const QUEUES: u32 = 8;
 
 /// Whether the job's municipality is active. A job of a suspended or archived municipality is
 /// parked (kept, not failed) until the municipality is resumed or restored, which puts it back.
@@ -265,6 +266,7 @@ pub async fn run_workers(
             ctx,
             instance
         ))
+        .register(queue_worker!(SlaSweep, sla::handle, pool, ctx, instance))
         .shutdown_timeout(Duration::from_secs(10))
         .run_with_signal(async move {
             shutdown.await;
@@ -276,8 +278,9 @@ pub async fn run_workers(
     run
 }
 
-/// Every hour, queues an indicator refresh for every municipality, so figures that move
-/// without an event (a request becoming overdue, new filings) reach the dashboards. Several
+/// Every hour, queues an indicator refresh and an SLA sweep for every municipality, so figures
+/// that move without an event (a request becoming overdue, new filings) reach the dashboards and
+/// due or overdue requests reach their staff. Several
 /// worker processes share the work: a refresh already queued for the window is not added again.
 async fn sweep_indicators(platform: PlatformDb) {
     let mut every = tokio::time::interval(Duration::from_secs(3600));
@@ -304,6 +307,13 @@ async fn sweep_indicators(platform: PlatformDb) {
             match platform.enqueue_once_at(&job, job.run_at()).await {
                 Ok(added) => queued += usize::from(added),
                 Err(e) => tracing::warn!(tenant.id = %t.id, error = %e, "indicator sweep"),
+            }
+            let sla = SlaSweep {
+                tenant_id: t.id,
+                hour: now.div_euclid(3600),
+            };
+            if let Err(e) = platform.enqueue_once_at(&sla, now).await {
+                tracing::warn!(tenant.id = %t.id, error = %e, "SLA sweep");
             }
         }
         tracing::info!(queued, "indicator sweep");

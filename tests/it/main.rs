@@ -14,6 +14,7 @@ mod migrations;
 mod portal;
 mod provisioning;
 mod requests;
+mod sla;
 mod sms;
 mod sms_templates;
 mod staff;

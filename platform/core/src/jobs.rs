@@ -180,3 +180,23 @@ impl JobPayload for InquiryStep {
         format!("{}:{}:{}", self.tenant_id, self.inquiry_id, self.step)
     }
 }
+
+/// Look over one municipality's open requests: warn about steps due tomorrow, escalate
+/// requests past their promised date to the department heads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaSweep {
+    /// The municipality.
+    pub tenant_id: TenantId,
+    /// Unix time divided by 3,600 (one sweep per municipality per hour).
+    pub hour: i64,
+}
+
+impl JobPayload for SlaSweep {
+    const QUEUE: &'static str = "sla_sweep";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}", self.tenant_id, self.hour)
+    }
+}

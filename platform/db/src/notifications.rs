@@ -15,6 +15,11 @@ pub enum Kind {
     SignInCode,
     /// An appointment booked (confirmation).
     Appointment,
+    /// An alert to a staff member about a request (SLA warning or escalation).
+    StaffAlert {
+        /// The request.
+        request_id: i64,
+    },
     /// The survey invitation of a closed request (the link is sealed; the body holds `{link}`).
     Survey {
         /// The request.
@@ -41,6 +46,7 @@ pub async fn queue_sms(
     let (kind_key, request_id, event_id) = match kind {
         Kind::SignInCode => ("sign_in_code", None, None),
         Kind::Appointment => ("appointment", None, None),
+        Kind::StaffAlert { request_id } => ("staff_alert", Some(request_id), None),
         Kind::Survey { request_id } => ("survey", Some(request_id), None),
         Kind::RequestEvent {
             request_id,

@@ -160,3 +160,27 @@ pub(crate) async fn insert_rules(
     }
     Ok(added > 0)
 }
+
+impl crate::PlatformDb {
+    /// Ids of the staff members holding `role` (a role key such as `department_head`) in the
+    /// municipality `tenant`, read from the stored policies.
+    pub async fn staff_with_role(
+        &self,
+        tenant: desk_core::TenantId,
+        role: &str,
+    ) -> Result<Vec<i64>, DomainError> {
+        let subjects: Vec<String> = sqlx::query_scalar(
+            "select v0 from platform.casbin_rule where ptype = 'g' and v1 = $1 and v2 = $2",
+        )
+        .bind(role)
+        .bind(format!("tenant:{tenant}"))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(crate::internal)?;
+        let prefix = format!("staff:{tenant}:");
+        Ok(subjects
+            .iter()
+            .filter_map(|s| s.strip_prefix(&prefix)?.parse().ok())
+            .collect())
+    }
+}

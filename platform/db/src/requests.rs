@@ -499,6 +499,52 @@ pub async fn refresh_indicators_soon(tx: &mut TenantTx) -> Result<(), DomainErro
     Ok(())
 }
 
+/// Open requests whose step (or answer) is due tomorrow and whose staff were not yet warned
+/// today; marks them warned.
+pub async fn take_due_tomorrow(
+    tx: &mut TenantTx,
+    today: NaiveDate,
+) -> Result<Vec<Request>, DomainError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "update requests set sla_warned_on = $1
+          where not closed and (sla_warned_on is null or sla_warned_on < $1)
+            and least(coalesce(state_due_on, promised_on), promised_on) = $1 + 1
+          returning id",
+    )
+    .bind(today)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    by_ids(tx, &ids).await
+}
+
+/// Open requests past their promised date and not yet escalated; marks them escalated.
+pub async fn take_overdue(
+    tx: &mut TenantTx,
+    today: NaiveDate,
+) -> Result<Vec<Request>, DomainError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "update requests set escalated_at = now()
+          where not closed and escalated_at is null and promised_on < $1
+          returning id",
+    )
+    .bind(today)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    by_ids(tx, &ids).await
+}
+
+async fn by_ids(tx: &mut TenantTx, ids: &[i64]) -> Result<Vec<Request>, DomainError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(r) = request_by_id(tx, *id).await? {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
 /// One request by row id.
 pub async fn request_by_id(tx: &mut TenantTx, id: i64) -> Result<Option<Request>, DomainError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(

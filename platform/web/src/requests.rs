@@ -107,6 +107,10 @@ fn action_label(workflow: &Workflow, action: &str) -> String {
         "submit" => "ثبت درخواست".to_owned(),
         "claim" => "برداشتن درخواست".to_owned(),
         "assign" => "واگذاری به کارشناس".to_owned(),
+        "inquiry_failed" => "استعلام ناموفق".to_owned(),
+        "inquiry_timed_out" => "پایان مهلت استعلام".to_owned(),
+        "sla_warning" => "هشدار موعد".to_owned(),
+        "escalated" => "ارجاع به مدیر واحد".to_owned(),
         other => workflow
             .transitions
             .iter()
