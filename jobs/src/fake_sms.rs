@@ -30,6 +30,8 @@ pub struct Received {
     pub text: String,
     /// When it arrived (for latency measurements).
     pub at: std::time::Instant,
+    /// The sender's own id of the message (client reference), where the provider keeps one.
+    pub local_id: Option<String>,
 }
 
 /// The fake provider's record of accepted messages.
@@ -55,6 +57,15 @@ impl Outbox {
         } else {
             FakeDelivery::Delivered
         })
+    }
+
+    /// The message id of the message `provider` took with client reference `local_id`.
+    fn by_local_id(&self, provider: &str, local_id: &str) -> Option<i64> {
+        let m = self.0.lock().ok()?;
+        let index = m
+            .iter()
+            .position(|r| r.provider == provider && r.local_id.as_deref() == Some(local_id))?;
+        i64::try_from(index).ok().map(|i| i + 1_000_001)
     }
 
     fn push(&self, r: Received) -> i64 {
@@ -111,7 +122,14 @@ async fn ghasedak_status(
     State(out): State<Outbox>,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> impl IntoResponse {
-    let id = q.get("Ids").cloned().unwrap_or_default();
+    let mut id = q.get("Ids").cloned().unwrap_or_default();
+    if q.get("Type").map(String::as_str) == Some("2") {
+        // Type 2: the ids are the sender's client references.
+        match out.by_local_id("ghasedak", &id) {
+            Some(mid) => id = mid.to_string(),
+            None => return Json(json!({ "isSuccess": true, "statusCode": 200, "data": [] })),
+        }
+    }
     let status = match out.delivery(&id) {
         Some(FakeDelivery::Delivered) => 14,
         Some(FakeDelivery::Failed) => 13,
@@ -121,6 +139,35 @@ async fn ghasedak_status(
     Json(
         json!({ "isSuccess": true, "statusCode": 200, "data": [{ "messageId": id, "status": status }] }),
     )
+}
+
+async fn kavenegar_by_local_id(
+    State(out): State<Outbox>,
+    Path(key): Path<String>,
+    Form(f): Form<HashMap<String, String>>,
+) -> impl IntoResponse {
+    if fault(&key, "").is_some() {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({ "return": { "status": 403 } })),
+        );
+    }
+    let local = f.get("localid").cloned().unwrap_or_default();
+    let entry = match out.by_local_id("kavenegar", &local) {
+        Some(mid) => json!({ "messageid": mid, "localid": local, "status": 4 }),
+        None => json!({ "messageid": 0, "localid": local, "status": 100 }),
+    };
+    (
+        StatusCode::OK,
+        Json(json!({ "return": { "status": 200 }, "entries": [entry] })),
+    )
+}
+
+async fn magfa_mid(State(out): State<Outbox>, Path(uid): Path<String>) -> impl IntoResponse {
+    match out.by_local_id("magfa", &uid) {
+        Some(mid) => Json(json!({ "status": 0, "mid": mid })),
+        None => Json(json!({ "status": 24 })),
+    }
 }
 
 async fn magfa_status(State(out): State<Outbox>, Path(mid): Path<String>) -> impl IntoResponse {
@@ -175,6 +222,7 @@ async fn kavenegar(
                 to: to.clone(),
                 text: f.get("message").cloned().unwrap_or_default(),
                 at: std::time::Instant::now(),
+                local_id: f.get("localid").cloned(),
             });
             let body = json!({ "return": { "status": 200, "message": "تایید شد" },
                                "entries": [{ "messageid": id, "receptor": to, "status": 1 }] });
@@ -221,6 +269,7 @@ async fn smsir(
                 to,
                 text: b["messageText"].as_str().unwrap_or_default().to_owned(),
                 at: std::time::Instant::now(),
+                local_id: None,
             });
             return (
                 StatusCode::OK,
@@ -268,6 +317,7 @@ async fn ghasedak(
                 to,
                 text: b["message"].as_str().unwrap_or_default().to_owned(),
                 at: std::time::Instant::now(),
+                local_id: b["clientReferenceId"].as_str().map(str::to_owned),
             });
             (
                 StatusCode::OK,
@@ -300,6 +350,7 @@ async fn magfa(
                 to: to.clone(),
                 text: b["messages"][0].as_str().unwrap_or_default().to_owned(),
                 at: std::time::Instant::now(),
+                local_id: b["uids"][0].as_i64().map(|u| u.to_string()),
             });
             return Json(
                 json!({ "status": 0, "messages": [{ "status": 0, "id": id, "recipient": to, "parts": 1 }] }),
@@ -354,6 +405,14 @@ pub fn router(outbox: Outbox) -> Router {
         .route(
             "/kavenegar/v1/{key}/sms/status.json",
             post(kavenegar_status),
+        )
+        .route(
+            "/kavenegar/v1/{key}/sms/statuslocalmessageid.json",
+            post(kavenegar_by_local_id),
+        )
+        .route(
+            "/magfa/api/http/sms/v2/mid/{uid}",
+            axum::routing::get(magfa_mid),
         )
         .route("/smsir/v1/send/{id}", axum::routing::get(smsir_status))
         .route(
@@ -440,9 +499,12 @@ mod tests {
                 &endpoints,
                 provider,
                 creds,
-                "3000123",
-                "+989121112233",
-                "سلام",
+                &crate::sms::Text {
+                    sender: "3000123",
+                    to: "+989121112233",
+                    text: "سلام",
+                    local_id: None,
+                },
             )
             .await;
             assert!(id.is_ok(), "{provider}: {id:?}");
@@ -456,9 +518,12 @@ mod tests {
                 &endpoints,
                 provider,
                 creds,
-                "3000123",
-                "+989120000000",
-                "x",
+                &crate::sms::Text {
+                    sender: "3000123",
+                    to: "+989120000000",
+                    text: "x",
+                    local_id: None,
+                },
             )
             .await;
             // Ghasedak's error status codes are not published in what we read: they map to
@@ -489,9 +554,12 @@ mod tests {
                 &endpoints,
                 provider,
                 &creds,
-                "3000123",
-                "+989121112233",
-                "x",
+                &crate::sms::Text {
+                    sender: "3000123",
+                    to: "+989121112233",
+                    text: "x",
+                    local_id: None,
+                },
             )
             .await;
             assert_eq!(refused, Err(SmsError::Auth), "{provider}");
@@ -502,9 +570,12 @@ mod tests {
             &endpoints,
             "kavenegar",
             &good[0].1,
-            "3000",
-            "+989999999999",
-            "x",
+            &crate::sms::Text {
+                sender: "3000",
+                to: "+989999999999",
+                text: "x",
+                local_id: None,
+            },
         )
         .await;
         assert_eq!(invalid, Err(SmsError::InvalidRecipient));
@@ -513,9 +584,12 @@ mod tests {
             &Endpoints::all_at("http://127.0.0.1:9"),
             "smsir",
             &good[1].1,
-            "3000",
-            "+989121112233",
-            "x",
+            &crate::sms::Text {
+                sender: "3000",
+                to: "+989121112233",
+                text: "x",
+                local_id: None,
+            },
         )
         .await;
         assert!(
@@ -545,9 +619,20 @@ mod tests {
                 ("+989121111111", Delivery::Failed(String::new())),
                 ("+989121112222", Delivery::Pending),
             ] {
-                let id = send_text(&http, &endpoints, provider, &creds, "3000123", to, "x")
-                    .await
-                    .unwrap();
+                let id = send_text(
+                    &http,
+                    &endpoints,
+                    provider,
+                    &creds,
+                    &crate::sms::Text {
+                        sender: "3000123",
+                        to,
+                        text: "x",
+                        local_id: None,
+                    },
+                )
+                .await
+                .unwrap();
                 let got = delivery_status(&http, &endpoints, provider, &creds, &id)
                     .await
                     .unwrap();
@@ -556,14 +641,38 @@ mod tests {
                     _ => assert_eq!(got, expected, "{provider} {to}"),
                 }
             }
+            // The message sent with a client reference is found by it (SMS.ir keeps none).
+            let local = crate::sms::Text {
+                sender: "3000123",
+                to: "+989121112255",
+                text: "x",
+                local_id: Some("4242"),
+            };
+            let id = send_text(&http, &endpoints, provider, &creds, &local)
+                .await
+                .unwrap();
+            let found = crate::sms::find_by_local_id(&http, &endpoints, provider, &creds, "4242")
+                .await
+                .unwrap();
+            let missing = crate::sms::find_by_local_id(&http, &endpoints, provider, &creds, "4343")
+                .await
+                .unwrap();
+            if provider == "smsir" {
+                assert_eq!((found, missing), (None, None));
+            } else {
+                assert_eq!((found, missing), (Some(id), None), "{provider}");
+            }
             let busy = send_text(
                 &http,
                 &endpoints,
                 provider,
                 &creds,
-                "3000123",
-                "+989121113333",
-                "x",
+                &crate::sms::Text {
+                    sender: "3000123",
+                    to: "+989121113333",
+                    text: "x",
+                    local_id: None,
+                },
             )
             .await;
             assert_eq!(busy, Err(SmsError::Busy), "{provider}");

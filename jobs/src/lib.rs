@@ -308,12 +308,15 @@ async fn sweep_indicators(platform: PlatformDb) {
                 Ok(added) => queued += usize::from(added),
                 Err(e) => tracing::warn!(tenant.id = %t.id, error = %e, "indicator sweep"),
             }
-            let sla = SlaSweep {
-                tenant_id: t.id,
-                hour: now.div_euclid(3600),
-            };
-            if let Err(e) = platform.enqueue_once_at(&sla, now).await {
-                tracing::warn!(tenant.id = %t.id, error = %e, "SLA sweep");
+            // SLA alerts only where the desk is working (a suspended desk gets none to catch up).
+            if t.status == desk_core::TenantStatus::Active {
+                let sla = SlaSweep {
+                    tenant_id: t.id,
+                    hour: now.div_euclid(3600),
+                };
+                if let Err(e) = platform.enqueue_once_at(&sla, now).await {
+                    tracing::warn!(tenant.id = %t.id, error = %e, "SLA sweep");
+                }
             }
         }
         tracing::info!(queued, "indicator sweep");

@@ -78,12 +78,59 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             }
         }
     }
+    let local_id = job.notification_id.to_string();
+    // An earlier run handed it to a provider and died before recording the answer: ask that
+    // provider by our id before sending again (SMS.ir keeps no client reference; it may repeat).
+    if let Some((account, sealed_creds)) = message
+        .handed_to
+        .and_then(|a| accounts.iter().find(|(acc, _)| acc.id == a))
+    {
+        let plain = key.open(
+            tenant.id,
+            &format!("sms_account:{}", account.id),
+            sealed_creds,
+        );
+        if let Ok(plain) = plain {
+            let creds: serde_json::Value = serde_json::from_slice(&plain)?;
+            let found = crate::sms::find_by_local_id(
+                &ctx.sms_client,
+                &ctx.sms_endpoints,
+                &account.provider,
+                &creds,
+                &local_id,
+            )
+            .await;
+            match found {
+                Ok(Some(id)) => {
+                    let mut tx = db.begin(tenant.scope()).await?;
+                    sent(&mut tx, &tenant, &job, account.id, &id).await?;
+                    tx.commit().await?;
+                    tracing::info!(
+                        account.id = account.id,
+                        "SMS had reached the provider; not sent again"
+                    );
+                    return Ok(());
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // Unknown whether it went: ask again later rather than risk a second copy.
+                    let mut tx = db.begin(tenant.scope()).await?;
+                    retry_later(&mut tx, &job, e.code()).await?;
+                    tx.commit().await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
     ctx.sms_rate.acquire(tenant.id).await;
     let mut last_code = "no_sms_account";
     // Failover: an account whose credentials or credit fail is passed for the next one now;
     // accounts failing again and again sort last for a while (`sending_accounts`).
     for (account, sealed_creds) in &accounts {
         let purpose = format!("sms_account:{}", account.id);
+        let mut tx = db.begin(tenant.scope()).await?;
+        notifications::mark_sending(&mut tx, job.notification_id, account.id).await?;
+        tx.commit().await?;
         let outcome = match key.open(tenant.id, &purpose, sealed_creds) {
             Ok(plain) => {
                 let creds: serde_json::Value = serde_json::from_slice(&plain)?;
@@ -92,9 +139,12 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
                     &ctx.sms_endpoints,
                     &account.provider,
                     &creds,
-                    &account.sender_line,
-                    &recipient,
-                    &body,
+                    &crate::sms::Text {
+                        sender: &account.sender_line,
+                        to: &recipient,
+                        text: &body,
+                        local_id: Some(&local_id),
+                    },
                 )
                 .await
             }
@@ -102,14 +152,7 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         };
         let mut tx = db.begin(tenant.scope()).await?;
         if let Ok(id) = &outcome {
-            notifications::record_sent(&mut tx, job.notification_id, account.id, id).await?;
-            let poll = SmsDelivery {
-                tenant_id: tenant.id,
-                notification_id: job.notification_id,
-                poll: 0,
-            };
-            let at = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
-            desk_db::jobs::enqueue_at(&mut tx, &poll, at).await?;
+            sent(&mut tx, &tenant, &job, account.id, id).await?;
             tx.commit().await?;
             tracing::info!(account.id = account.id, "SMS sent");
             return Ok(());
@@ -134,23 +177,8 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             }
             Err(e) if e.retryable() => {
                 notifications::record_account_result(&mut tx, account.id, false).await?;
-                let next = job.attempt.saturating_add(1);
-                if next >= MAX_ATTEMPTS {
-                    notifications::finish(&mut tx, job.notification_id, Err(e.code())).await?;
-                } else {
-                    let retry = SendSms {
-                        attempt: next,
-                        ..job.clone()
-                    };
-                    let at = chrono::Utc::now().timestamp() + backoff_secs(next);
-                    desk_db::jobs::enqueue_once_at(&mut tx, &retry, at).await?;
-                }
+                retry_later(&mut tx, &job, e.code()).await?;
                 tx.commit().await?;
-                tracing::warn!(
-                    error = e.code(),
-                    attempt = next,
-                    "SMS provider busy; will retry later"
-                );
                 return Ok(());
             }
             Err(e) => {
@@ -162,6 +190,50 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         }
     }
     record(ctx, &tenant, job.notification_id, Err(last_code)).await
+}
+
+/// Records that the provider took the message and schedules its first delivery-report poll.
+async fn sent(
+    tx: &mut desk_db::TenantTx,
+    tenant: &desk_db::Tenant,
+    job: &SendSms,
+    account_id: i64,
+    message_id: &str,
+) -> Result<(), desk_core::DomainError> {
+    notifications::record_sent(tx, job.notification_id, account_id, message_id).await?;
+    let poll = SmsDelivery {
+        tenant_id: tenant.id,
+        notification_id: job.notification_id,
+        poll: 0,
+    };
+    let at = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
+    desk_db::jobs::enqueue_at(tx, &poll, at).await
+}
+
+/// Schedules the next try after a growing delay, or gives the message up after
+/// [`MAX_ATTEMPTS`].
+async fn retry_later(
+    tx: &mut desk_db::TenantTx,
+    job: &SendSms,
+    code: &str,
+) -> Result<(), desk_core::DomainError> {
+    let next = job.attempt.saturating_add(1);
+    if next >= MAX_ATTEMPTS {
+        notifications::finish(tx, job.notification_id, Err(code)).await?;
+    } else {
+        let retry = SendSms {
+            attempt: next,
+            ..job.clone()
+        };
+        let at = chrono::Utc::now().timestamp() + backoff_secs(next);
+        desk_db::jobs::enqueue_once_at(tx, &retry, at).await?;
+    }
+    tracing::warn!(
+        error = code,
+        attempt = next,
+        "SMS not sent now; will retry later"
+    );
+    Ok(())
 }
 
 async fn record(

@@ -125,16 +125,36 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Sends one plain text through `provider`; returns the provider's message id.
+/// One plain text to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a> {
+    /// Sender line.
+    pub sender: &'a str,
+    /// Recipient (`+989…`).
+    pub to: &'a str,
+    /// The text.
+    pub text: &'a str,
+    /// Our own id of the message, sent as the provider's client reference where it has one.
+    pub local_id: Option<&'a str>,
+}
+
+/// Sends one plain text through `provider`; returns the provider's message id. `local_id`, our
+/// own id of the message, goes along where the provider keeps one (Kavenegar `localid`,
+/// Ghasedak `clientReferenceId`, Magfa `uids`), so [`find_by_local_id`] can tell later whether
+/// the provider took it.
 pub async fn send_text(
     http: &reqwest::Client,
     endpoints: &Endpoints,
     provider: &str,
     credentials: &Value,
-    sender: &str,
-    to: &str,
-    text: &str,
+    message: &Text<'_>,
 ) -> Result<String, SmsError> {
+    let Text {
+        sender,
+        to,
+        text,
+        local_id,
+    } = *message;
     let to = local_number(to);
     match provider {
         "kavenegar" => {
@@ -147,11 +167,14 @@ pub async fn send_text(
                 return Err(SmsError::Auth);
             }
             let url = format!("{}/v1/{key}/sms/send.json", endpoints.kavenegar);
-            let form = [
+            let mut form = vec![
                 ("receptor", to.as_str()),
                 ("sender", sender),
                 ("message", text),
             ];
+            if let Some(id) = local_id {
+                form.push(("localid", id));
+            }
             let (_, v) = body(
                 http.post(url)
                     .header("Accept", "application/json")
@@ -201,7 +224,8 @@ pub async fn send_text(
         }
         "ghasedak" => {
             let key = field(credentials, "api_key")?;
-            let payload = json!({ "lineNumber": sender, "receptor": to, "message": text });
+            let payload = json!({ "lineNumber": sender, "receptor": to, "message": text,
+                                  "clientReferenceId": local_id });
             let request = http
                 .post(format!(
                     "{}/Rest/api/v1/WebService/SendSingleSMS",
@@ -230,7 +254,11 @@ pub async fn send_text(
                 field(credentials, "domain")?
             );
             let password = field(credentials, "password")?;
-            let payload = json!({ "senders": [sender], "recipients": [to], "messages": [text] });
+            let mut payload =
+                json!({ "senders": [sender], "recipients": [to], "messages": [text] });
+            if let Some(uid) = local_id.and_then(|id| id.parse::<i64>().ok()) {
+                payload["uids"] = json!([uid]);
+            }
             let request = http
                 .post(format!("{}/api/http/sms/v2/send", endpoints.magfa))
                 .basic_auth(user, Some(password))
@@ -376,5 +404,82 @@ pub async fn delivery_status(
             }
         }
         other => Err(SmsError::Rejected(format!("unknown provider {other}"))),
+    }
+}
+
+/// The provider's message id of the message we sent with `local_id`, if the provider took it.
+/// SMS.ir keeps no client reference: `Ok(None)` (the caller sends again).
+pub async fn find_by_local_id(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    provider: &str,
+    credentials: &Value,
+    local_id: &str,
+) -> Result<Option<String>, SmsError> {
+    let encoded: String = form_urlencoded::byte_serialize(local_id.as_bytes()).collect();
+    match provider {
+        "kavenegar" => {
+            let key = field(credentials, "api_key")?;
+            if !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(SmsError::Auth);
+            }
+            let url = format!(
+                "{}/v1/{key}/sms/statuslocalmessageid.json",
+                endpoints.kavenegar
+            );
+            let (_, v) = body(http.post(url).form(&[("localid", local_id)]).send().await).await?;
+            match (
+                v["return"]["status"].as_i64(),
+                v["entries"][0]["messageid"].as_i64(),
+            ) {
+                // Status 100 means "no such message".
+                (Some(200), Some(id)) if v["entries"][0]["status"].as_i64() != Some(100) => {
+                    Ok(Some(id.to_string()))
+                }
+                (Some(200), _) => Ok(None),
+                (Some(401 | 403), _) => Err(SmsError::Auth),
+                _ => Err(SmsError::Transport),
+            }
+        }
+        "ghasedak" => {
+            let key = field(credentials, "api_key")?;
+            let request = http
+                .get(format!(
+                    "{}/Rest/api/v1/WebService/CheckSmsStatus?Type=2&Ids={encoded}",
+                    endpoints.ghasedak
+                ))
+                .header("ApiKey", key);
+            let (status, v) = body(request.send().await).await?;
+            match (v["isSuccess"].as_bool(), status) {
+                (Some(true), _) => Ok(v["data"][0]["messageId"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v["data"][0]["messageId"].as_i64().map(|i| i.to_string()))),
+                (_, 401 | 403) => Err(SmsError::Auth),
+                _ => Err(SmsError::Transport),
+            }
+        }
+        "magfa" => {
+            let user = format!(
+                "{}/{}",
+                field(credentials, "username")?,
+                field(credentials, "domain")?
+            );
+            let password = field(credentials, "password")?;
+            let request = http
+                .get(format!("{}/api/http/sms/v2/mid/{encoded}", endpoints.magfa))
+                .basic_auth(user, Some(password));
+            let (_, v) = body(request.send().await).await?;
+            match (v["status"].as_i64(), v["mid"].as_i64()) {
+                (Some(0), Some(mid)) if mid > 0 => Ok(Some(mid.to_string())),
+                (Some(0 | 24), _) => Ok(None),
+                (Some(18 | 19), _) => Err(SmsError::Auth),
+                _ => Err(SmsError::Transport),
+            }
+        }
+        _ => Ok(None),
     }
 }

@@ -47,9 +47,12 @@ async fn send(job: SmsTestSend, ctx: &JobContext) -> Result<(), BoxDynError> {
                 &ctx.sms_endpoints,
                 &request.account.provider,
                 &creds,
-                &request.account.sender_line,
-                &request.recipient,
-                &text,
+                &crate::sms::Text {
+                    sender: &request.account.sender_line,
+                    to: &request.recipient,
+                    text: &text,
+                    local_id: None,
+                },
             )
             .await
         }

@@ -208,3 +208,85 @@ async fn failover_retries_and_delivery_reports() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+#[tokio::test]
+async fn a_message_handed_over_before_a_crash_is_not_sent_twice() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar").await;
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    let kind = desk_db::notifications::Kind::Appointment;
+    let took = desk_db::notifications::queue_sms(&mut tx, kind, "+989121112345", "نوبت الف", None)
+        .await
+        .unwrap();
+    let lost = desk_db::notifications::queue_sms(&mut tx, kind, "+989121112346", "نوبت ب", None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let account = app.scalar(&alpha, "select id from sms_accounts").await;
+    // A worker handed both over and died during the calls: the provider took the first
+    // (with our id as its client reference), the second never arrived.
+    let provider_id = desk_jobs::sms::send_text(
+        &desk_jobs::sms::client(),
+        &desk_jobs::sms::Endpoints::all_at(&fake),
+        "kavenegar",
+        &serde_json::json!({ "api_key": "alpha-kavenegar" }),
+        &desk_jobs::sms::Text {
+            sender: "3000505",
+            to: "+989121112345",
+            text: "نوبت الف",
+            local_id: Some(&took.to_string()),
+        },
+    )
+    .await
+    .unwrap();
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    sqlx::query(
+        "update notifications set sending_since = now(), account_id = $1 where id = any($2)",
+    )
+    .bind(account)
+    .bind(vec![took, lost])
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let workers = app.db.start_workers(&fake).await;
+    for _ in 0..600 {
+        if app
+            .scalar(&alpha, &format!("select count(*) from notifications where id in ({took}, {lost}) and status = 'sent'"))
+            .await
+            == 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    workers.stop().await;
+    let to = |n: &str| outbox.messages().iter().filter(|m| m.to == n).count();
+    assert_eq!(
+        to("09121112345"),
+        1,
+        "the message the provider had is not sent again"
+    );
+    assert_eq!(to("09121112346"), 1, "the lost one is sent");
+    assert_eq!(
+        app.scalar(&alpha, &format!("select count(*) from notifications where id = {took} and provider_message_id = '{provider_id}'"))
+            .await,
+        1
+    );
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

@@ -97,12 +97,16 @@ pub struct Outgoing {
     pub secret: Option<Sealed>,
     /// `queued`, `sent` or `failed`.
     pub status: String,
+    /// The account an earlier run handed it to without recording the answer (it may have
+    /// died during the call): ask that provider before sending again.
+    pub handed_to: Option<i64>,
 }
 
 /// One notification by id.
 pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, DomainError> {
     let row = sqlx::query(
-        "select id, kind, recipient, staff_id, body, secret_nonce, secret_ciphertext, status
+        "select id, kind, recipient, staff_id, body, secret_nonce, secret_ciphertext, status,
+                case when sending_since is not null then account_id end as handed_to
            from notifications where id = $1",
     )
     .bind(id)
@@ -122,6 +126,7 @@ pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, Do
                 .zip(ciphertext)
                 .map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }),
             status: r.try_get("status").map_err(internal)?,
+            handed_to: r.try_get("handed_to").map_err(internal)?,
         })
     })
     .transpose()
@@ -213,7 +218,7 @@ pub async fn record_sent(
          )
          update notifications
             set status = 'sent', provider_message_id = $3, error_code = null, sent_at = now(),
-                attempts = attempts + 1, account_id = $2,
+                attempts = attempts + 1, account_id = $2, sending_since = null,
                 secret_nonce = null, secret_ciphertext = null
           where id = $1",
     )
@@ -246,10 +251,23 @@ pub async fn record_account_result(
     Ok(())
 }
 
+/// Notes that a message is being handed to `account_id` now (committed before the call, so a
+/// run that dies during it leaves a trace for the next one).
+pub async fn mark_sending(tx: &mut TenantTx, id: i64, account_id: i64) -> Result<(), DomainError> {
+    sqlx::query("update notifications set sending_since = now(), account_id = $2 where id = $1")
+        .bind(id)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(internal)?;
+    Ok(())
+}
+
 /// Counts one more try at sending a message; returns the tries so far.
 pub async fn count_attempt(tx: &mut TenantTx, id: i64) -> Result<i32, DomainError> {
     sqlx::query_scalar(
-        "update notifications set attempts = attempts + 1 where id = $1 returning attempts",
+        "update notifications set attempts = attempts + 1, sending_since = null
+          where id = $1 returning attempts",
     )
     .bind(id)
     .fetch_optional(&mut **tx)
