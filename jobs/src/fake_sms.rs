@@ -2,8 +2,9 @@
 //! the Kavenegar, SMS.ir, Ghasedak and Magfa request shapes (under `/kavenegar`, `/smsir`,
 //! `/ghasedak`, `/magfa`), records what it received and injects faults on demand:
 //! the credential `bad-key` (or Magfa password `bad`) is refused, a recipient ending in `0000`
-//! has no credit, one ending in `3333` finds the provider busy, and the recipient `09999999999`
-//! is invalid. Delivery reports (each provider's status call): recipients ending in `1111` are
+//! has no credit, one ending in `3333` finds the provider busy, one ending in `4444` is taken by
+//! Kavenegar but answered only after the caller gave up, and the recipient `09999999999` is
+//! invalid. Delivery reports (each provider's status call): recipients ending in `1111` are
 //! never delivered, in `2222` stay pending, the rest arrive.
 
 use axum::extract::{Path, State};
@@ -224,6 +225,10 @@ async fn kavenegar(
                 at: std::time::Instant::now(),
                 local_id: f.get("localid").cloned(),
             });
+            if to.ends_with("4444") {
+                // Taken, but the answer comes too late for the caller (its timeout is 15 s).
+                tokio::time::sleep(std::time::Duration::from_secs(20)).await;
+            }
             let body = json!({ "return": { "status": 200, "message": "تایید شد" },
                                "entries": [{ "messageid": id, "receptor": to, "status": 1 }] });
             return (StatusCode::OK, Json(body));

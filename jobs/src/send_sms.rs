@@ -157,7 +157,8 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             tracing::info!(account.id = account.id, "SMS sent");
             return Ok(());
         }
-        notifications::count_attempt(&mut tx, job.notification_id).await?;
+        let answered = !matches!(outcome, Err(SmsError::Transport));
+        notifications::count_attempt(&mut tx, job.notification_id, answered).await?;
         notifications::set_account(&mut tx, job.notification_id, account.id).await?;
         match outcome {
             Ok(_) => {}

@@ -210,7 +210,7 @@ async fn failover_retries_and_delivery_reports() {
 }
 
 #[tokio::test]
-async fn a_message_handed_over_before_a_crash_is_not_sent_twice() {
+async fn messages_handed_over_before_a_crash_or_a_timeout_are_not_sent_twice() {
     let (app, alpha, _beta) = desk_tests::two_municipalities().await;
     desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar").await;
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
@@ -226,6 +226,10 @@ async fn a_message_handed_over_before_a_crash_is_not_sent_twice() {
         .await
         .unwrap();
     let lost = desk_db::notifications::queue_sms(&mut tx, kind, "+989121112346", "نوبت ب", None)
+        .await
+        .unwrap();
+    // The provider takes this one but answers only after our call has timed out.
+    let late = desk_db::notifications::queue_sms(&mut tx, kind, "+989121114444", "نوبت پ", None)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -266,9 +270,9 @@ async fn a_message_handed_over_before_a_crash_is_not_sent_twice() {
     let workers = app.db.start_workers(&fake).await;
     for _ in 0..600 {
         if app
-            .scalar(&alpha, &format!("select count(*) from notifications where id in ({took}, {lost}) and status = 'sent'"))
+            .scalar(&alpha, &format!("select count(*) from notifications where id in ({took}, {lost}, {late}) and status = 'sent'"))
             .await
-            == 2
+            == 3
         {
             break;
         }
@@ -282,6 +286,12 @@ async fn a_message_handed_over_before_a_crash_is_not_sent_twice() {
         "the message the provider had is not sent again"
     );
     assert_eq!(to("09121112346"), 1, "the lost one is sent");
+    // The timed-out call was asked about before a second try: sent once, recorded as sent.
+    assert_eq!(
+        to("09121114444"),
+        1,
+        "a timeout after the provider took it sends nothing twice"
+    );
     assert_eq!(
         app.scalar(&alpha, &format!("select count(*) from notifications where id = {took} and provider_message_id = '{provider_id}'"))
             .await,

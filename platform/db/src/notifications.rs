@@ -263,13 +263,18 @@ pub async fn mark_sending(tx: &mut TenantTx, id: i64, account_id: i64) -> Result
     Ok(())
 }
 
-/// Counts one more try at sending a message; returns the tries so far.
-pub async fn count_attempt(tx: &mut TenantTx, id: i64) -> Result<i32, DomainError> {
+/// Counts one more try at sending a message; returns the tries so far. `answered`: the
+/// provider said no (the message did not go); otherwise (no answer) whether it went is unknown
+/// and the next run asks the provider first.
+pub async fn count_attempt(tx: &mut TenantTx, id: i64, answered: bool) -> Result<i32, DomainError> {
     sqlx::query_scalar(
-        "update notifications set attempts = attempts + 1, sending_since = null
+        "update notifications
+            set attempts = attempts + 1,
+                sending_since = case when $2 then null else sending_since end
           where id = $1 returning attempts",
     )
     .bind(id)
+    .bind(answered)
     .fetch_optional(&mut **tx)
     .await
     .map_err(internal)
