@@ -202,12 +202,6 @@ pub async fn handle(
     step(job, &ctx).instrument(span).await
 }
 
-/// Seconds to wait after the `failures`-th failed call: 5, 10, 20, 40 ... at most 10 minutes.
-pub fn backoff_secs(failures: i32) -> i64 {
-    let exp = u32::try_from(failures.clamp(1, 8) - 1).unwrap_or(0);
-    (5_i64 << exp).min(600)
-}
-
 async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
         return Ok(());
@@ -284,7 +278,13 @@ async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
             let give_up = !e.retryable() || inq.attempts + 1 >= MAX_FAILURES;
             let failures = inquiries::record_failure(&mut tx, inq.id, &e.code(), give_up).await?;
             if !give_up {
-                inquiries::schedule(&mut tx, inq.id, next, now + backoff_secs(failures)).await?;
+                inquiries::schedule(
+                    &mut tx,
+                    inq.id,
+                    next,
+                    now + crate::backoff_secs(u32::try_from(failures).unwrap_or(1)),
+                )
+                .await?;
             }
             tracing::warn!(error = %e, failures, give_up, "inquiry call failed");
         }
@@ -365,9 +365,9 @@ mod tests {
         );
         assert!(ConnectorError::Unavailable("timeout".into()).retryable());
         assert!(!ConnectorError::Refused(401).retryable());
-        assert_eq!(backoff_secs(1), 5);
-        assert_eq!(backoff_secs(3), 20);
-        assert_eq!(backoff_secs(20), 600);
+        assert_eq!(crate::backoff_secs(1), 5);
+        assert_eq!(crate::backoff_secs(3), 20);
+        assert_eq!(crate::backoff_secs(20), 600);
         let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 2).unwrap();
         // 2026-12-03 00:00 in Tehran = 2026-12-02 20:30 UTC.
         assert_eq!(

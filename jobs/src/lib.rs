@@ -144,6 +144,12 @@ macro_rules! queue_worker {
     }};
 }
 
+/// Seconds before retry number `n` (1, 2, ...) of a call to a busy party: 5, 10, 20, 40, ...
+/// at most 10 minutes.
+pub fn backoff_secs(n: u32) -> i64 {
+    (5_i64 << n.clamp(1, 8).saturating_sub(1)).min(600)
+}
+
 /// Jobs fetched (and run concurrently) at a time per queue.
 const BATCH: usize = 64;
 

@@ -28,11 +28,6 @@ pub async fn handle(
 /// Tries a busy provider gets before the message is given up.
 pub const MAX_ATTEMPTS: u32 = 6;
 
-/// Seconds before retry `attempt` (1, 2, ...): 5, 10, 20, 40, 80.
-pub fn backoff_secs(attempt: u32) -> i64 {
-    5_i64 << attempt.clamp(1, 8).saturating_sub(1)
-}
-
 async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.tenants.get(&ctx.platform, job.tenant_id).await? else {
         return Ok(());
@@ -226,7 +221,7 @@ async fn retry_later(
             attempt: next,
             ..job.clone()
         };
-        let at = chrono::Utc::now().timestamp() + backoff_secs(next);
+        let at = chrono::Utc::now().timestamp() + crate::backoff_secs(next);
         desk_db::jobs::enqueue_once_at(tx, &retry, at).await?;
     }
     tracing::warn!(

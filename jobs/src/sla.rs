@@ -8,7 +8,7 @@ use crate::JobContext;
 use apalis::prelude::*;
 use desk_core::jobs::SlaSweep;
 use desk_db::notifications::{self, Kind};
-use desk_db::requests::{self, Actor, Change, EventInput, Request};
+use desk_db::requests::{self, Actor, Request};
 use desk_db::{TenantTx, staff};
 use tracing::Instrument;
 
@@ -87,25 +87,7 @@ async fn note_and_alert(
     staff_ids: &[i64],
     swept: &mut Swept,
 ) -> Result<(), desk_core::DomainError> {
-    requests::apply_change(
-        tx,
-        r,
-        &Change {
-            event: EventInput {
-                actor: Actor::System,
-                action,
-                from_state: Some(&r.state),
-                to_state: &r.state,
-                note: Some(note),
-                unit_id: None,
-            },
-            state_due_on: r.state_due_on,
-            closes: false,
-            sms_body: None,
-            files: Vec::new(),
-        },
-    )
-    .await?;
+    requests::note(tx, r, Actor::System, action, note).await?;
     for id in staff_ids {
         let Some(mobile) = staff::staff_by_id(tx, *id).await?.and_then(|s| s.mobile) else {
             continue;

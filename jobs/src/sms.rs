@@ -104,6 +104,29 @@ fn field<'a>(creds: &'a Value, name: &str) -> Result<&'a str, SmsError> {
         .ok_or(SmsError::Auth)
 }
 
+/// Kavenegar's key, which goes in the URL path: it must not be able to change the path.
+fn kavenegar_key(credentials: &Value) -> Result<&str, SmsError> {
+    let key = field(credentials, "api_key")?;
+    if key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(key)
+    } else {
+        Err(SmsError::Auth)
+    }
+}
+
+/// Magfa's basic-auth user (`username/domain`) and password.
+fn magfa_login(credentials: &Value) -> Result<(String, &str), SmsError> {
+    let user = format!(
+        "{}/{}",
+        field(credentials, "username")?,
+        field(credentials, "domain")?
+    );
+    Ok((user, field(credentials, "password")?))
+}
+
 async fn body(
     response: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<(u16, Value), SmsError> {
@@ -158,14 +181,7 @@ pub async fn send_text(
     let to = local_number(to);
     match provider {
         "kavenegar" => {
-            let key = field(credentials, "api_key")?;
-            // The key goes in the path; it must not be able to change the path.
-            if !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(SmsError::Auth);
-            }
+            let key = kavenegar_key(credentials)?;
             let url = format!("{}/v1/{key}/sms/send.json", endpoints.kavenegar);
             let mut form = vec![
                 ("receptor", to.as_str()),
@@ -248,12 +264,7 @@ pub async fn send_text(
             }
         }
         "magfa" => {
-            let user = format!(
-                "{}/{}",
-                field(credentials, "username")?,
-                field(credentials, "domain")?
-            );
-            let password = field(credentials, "password")?;
+            let (user, password) = magfa_login(credentials)?;
             let mut payload =
                 json!({ "senders": [sender], "recipients": [to], "messages": [text] });
             if let Some(uid) = local_id.and_then(|id| id.parse::<i64>().ok()) {
@@ -306,13 +317,7 @@ pub async fn delivery_status(
 ) -> Result<Delivery, SmsError> {
     match provider {
         "kavenegar" => {
-            let key = field(credentials, "api_key")?;
-            if !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(SmsError::Auth);
-            }
+            let key = kavenegar_key(credentials)?;
             let url = format!("{}/v1/{key}/sms/status.json", endpoints.kavenegar);
             let (_, v) = body(http.post(url).form(&[("messageid", id)]).send().await).await?;
             match (
@@ -378,12 +383,7 @@ pub async fn delivery_status(
             }
         }
         "magfa" => {
-            let user = format!(
-                "{}/{}",
-                field(credentials, "username")?,
-                field(credentials, "domain")?
-            );
-            let password = field(credentials, "password")?;
+            let (user, password) = magfa_login(credentials)?;
             let encoded: String = form_urlencoded::byte_serialize(id.as_bytes()).collect();
             let request = http
                 .get(format!(
@@ -419,13 +419,7 @@ pub async fn find_by_local_id(
     let encoded: String = form_urlencoded::byte_serialize(local_id.as_bytes()).collect();
     match provider {
         "kavenegar" => {
-            let key = field(credentials, "api_key")?;
-            if !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(SmsError::Auth);
-            }
+            let key = kavenegar_key(credentials)?;
             let url = format!(
                 "{}/v1/{key}/sms/statuslocalmessageid.json",
                 endpoints.kavenegar
@@ -463,12 +457,7 @@ pub async fn find_by_local_id(
             }
         }
         "magfa" => {
-            let user = format!(
-                "{}/{}",
-                field(credentials, "username")?,
-                field(credentials, "domain")?
-            );
-            let password = field(credentials, "password")?;
+            let (user, password) = magfa_login(credentials)?;
             let request = http
                 .get(format!("{}/api/http/sms/v2/mid/{encoded}", endpoints.magfa))
                 .basic_auth(user, Some(password));

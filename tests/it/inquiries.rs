@@ -385,17 +385,14 @@ async fn busy_agencies_are_retried_refusals_fail_at_once_and_letters_are_answere
         ("created", 1, "unavailable: HTTP 503")
     );
     // The retry is due 5 s after the first try (measured from when that job started).
-    let retry_in: f64 = sqlx::query_scalar(
-        "select extract(epoch from r.run_at - f.lock_at)::float8
-           from apalis.jobs r, apalis.jobs f
-          where r.job_type = 'inquiry' and r.idempotency_key = $1
-            and f.job_type = 'inquiry' and f.idempotency_key = $2",
-    )
-    .bind(format!("{}:{busy_q}:1", alpha.id))
-    .bind(format!("{}:{busy_q}:0", alpha.id))
-    .fetch_one(app.db.platform.pool_for_infrastructure())
-    .await
-    .unwrap();
+    let retry_in = app
+        .db
+        .retry_delay(
+            "inquiry",
+            &format!("{}:{busy_q}:1", alpha.id),
+            &format!("{}:{busy_q}:0", alpha.id),
+        )
+        .await;
     assert!((4.0..=7.0).contains(&retry_in), "retry after {retry_in} s");
     // The agency recovers: the retry gets the answer.
     agency.set_mode(Mode::Answer);

@@ -183,17 +183,14 @@ async fn failover_retries_and_delivery_reports() {
         1
     );
     // The retry is due 5 s after the first try (measured from when that job started).
-    let retry_in: f64 = sqlx::query_scalar(
-        "select extract(epoch from r.run_at - f.lock_at)::float8
-           from apalis.jobs r, apalis.jobs f
-          where r.job_type = 'send_sms' and r.idempotency_key = $1
-            and f.job_type = 'send_sms' and f.idempotency_key = $2",
-    )
-    .bind(format!("{}:{id}:1", alpha.id))
-    .bind(format!("{}:{id}", alpha.id))
-    .fetch_one(app.db.platform.pool_for_infrastructure())
-    .await
-    .unwrap();
+    let retry_in = app
+        .db
+        .retry_delay(
+            "send_sms",
+            &format!("{}:{id}:1", alpha.id),
+            &format!("{}:{id}", alpha.id),
+        )
+        .await;
     assert!((4.0..=7.0).contains(&retry_in), "retry after {retry_in} s");
     assert_eq!(
         outbox

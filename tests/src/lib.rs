@@ -183,6 +183,23 @@ impl TestDb {
         Workers { stop, task }
     }
 
+    /// Seconds between the start of the queued job `first_key` and the time its retry
+    /// `retry_key` (same queue) is due.
+    pub async fn retry_delay(&self, queue: &str, retry_key: &str, first_key: &str) -> f64 {
+        sqlx::query_scalar(
+            "select extract(epoch from r.run_at - f.lock_at)::float8
+               from apalis.jobs r, apalis.jobs f
+              where r.job_type = $1 and r.idempotency_key = $2
+                and f.job_type = $1 and f.idempotency_key = $3",
+        )
+        .bind(queue)
+        .bind(retry_key)
+        .bind(first_key)
+        .fetch_one(self.platform.pool_for_infrastructure())
+        .await
+        .unwrap()
+    }
+
     /// The registry entry for a municipality `slug` in Isfahan at `<slug>.test`.
     pub fn new_tenant(slug: &str) -> NewTenant {
         Self::new_tenant_in(slug, ISFAHAN)

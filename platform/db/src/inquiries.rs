@@ -545,24 +545,6 @@ async fn note_on_timeline(
         return Ok(());
     };
     let note = format!("{text}: «{}»", inq.agency_name);
-    requests::apply_change(
-        tx,
-        &request,
-        &Change {
-            event: EventInput {
-                actor: Actor::System,
-                action,
-                from_state: Some(&request.state),
-                to_state: &request.state,
-                note: Some(&note),
-                unit_id: None,
-            },
-            state_due_on: request.state_due_on,
-            closes: false,
-            sms_body: None,
-            files: Vec::new(),
-        },
-    )
-    .await?;
+    requests::note(tx, &request, Actor::System, action, &note).await?;
     Ok(())
 }

@@ -491,6 +491,36 @@ pub async fn apply_change(
     Ok(event_id)
 }
 
+/// An event on an open request's timeline that leaves its state as it is (an inquiry's end,
+/// an SLA warning). Returns the event id.
+pub async fn note(
+    tx: &mut TenantTx,
+    request: &Request,
+    actor: Actor,
+    action: &str,
+    note: &str,
+) -> Result<i64, DomainError> {
+    apply_change(
+        tx,
+        request,
+        &Change {
+            event: EventInput {
+                actor,
+                action,
+                from_state: Some(&request.state),
+                to_state: &request.state,
+                note: Some(note),
+                unit_id: None,
+            },
+            state_due_on: request.state_due_on,
+            closes: false,
+            sms_body: None,
+            files: Vec::new(),
+        },
+    )
+    .await
+}
+
 /// Makes sure the municipality's dashboard indicators are recomputed at the end of the current
 /// window (one job per window, however many changes it sees).
 pub async fn refresh_indicators_soon(tx: &mut TenantTx) -> Result<(), DomainError> {
