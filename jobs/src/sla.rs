@@ -2,7 +2,7 @@
 //! step (or answer) is due tomorrow warns its assignee (or, unassigned, the department heads);
 //! a request past the promised date on its receipt is escalated to the department heads. Each
 //! is done once (the request records it), noted on the timeline, and sent by SMS to staff with
-//! a mobile number.
+//! a mobile number. The same sweep reminds citizens by SMS of tomorrow's appointments, once each.
 
 use crate::JobContext;
 use apalis::prelude::*;
@@ -31,6 +31,8 @@ pub struct Swept {
     pub escalated: usize,
     /// Alerts queued.
     pub alerts: usize,
+    /// Appointment reminders queued.
+    pub reminded: usize,
 }
 
 async fn sweep(job: SlaSweep, ctx: &JobContext) -> Result<(), BoxDynError> {
@@ -45,6 +47,7 @@ async fn sweep(job: SlaSweep, ctx: &JobContext) -> Result<(), BoxDynError> {
         warned = swept.warned,
         escalated = swept.escalated,
         alerts = swept.alerts,
+        reminded = swept.reminded,
         "SLA sweep"
     );
     Ok(())
@@ -75,8 +78,35 @@ pub async fn run(
         note_and_alert(&mut tx, &r, "escalated", note, &heads, &mut swept).await?;
         swept.escalated += 1;
     }
+    swept.reminded = remind(&mut tx, tenant, today + chrono::Duration::days(1)).await?;
     tx.commit().await?;
     Ok(swept)
+}
+
+/// Queues the reminder SMS of each live appointment on `day` not yet reminded.
+async fn remind(
+    tx: &mut TenantTx,
+    tenant: &desk_db::Tenant,
+    day: chrono::NaiveDate,
+) -> Result<usize, desk_core::DomainError> {
+    let due = desk_db::appointments::take_reminders(tx, day).await?;
+    for a in &due {
+        let service = desk_db::catalog::published_service(tx, &a.service_code)
+            .await?
+            .map_or_else(|| a.service_code.clone(), |s| s.card.title_fa);
+        let time = desk_core::text::persian_digits(&a.starts.format("%H:%M").to_string());
+        let date = desk_core::jalali::JalaliDate::persian_of(a.day);
+        let body = desk_db::sms_templates::render(
+            tx,
+            desk_core::sms_templates::Event::AppointmentReminder,
+            &serde_json::json!({
+                "municipality": tenant.name_fa, "service": service, "date": date, "time": time,
+            }),
+        )
+        .await?;
+        notifications::queue_sms(tx, Kind::Appointment, &a.mobile, &body, None).await?;
+    }
+    Ok(due.len())
 }
 
 async fn note_and_alert(

@@ -20,6 +20,7 @@ async fn set_hours(app: &TestApp, tenant: &Tenant, capacity: u32) {
     for iso in 1..=7 {
         desk_db::appointments::add_desk_hours(
             &mut tx,
+            None,
             iso,
             NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
             NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
@@ -52,9 +53,16 @@ async fn concurrent_bookings_for_the_last_place_give_exactly_one() {
         tokio::spawn(async move {
             let mut tx = platform.tenant_db().begin(alpha.scope()).await.unwrap();
             let mobile = format!("+98912000010{i}");
-            let r =
-                desk_db::appointments::book(&mut tx, "MUN-REV-002", &slot, None, &mobile, "نوبت")
-                    .await;
+            let r = desk_db::appointments::book(
+                &mut tx,
+                "MUN-REV-002",
+                "",
+                &slot,
+                None,
+                &mobile,
+                "نوبت",
+            )
+            .await;
             if r.is_ok() {
                 tx.commit().await.unwrap();
             } else {
@@ -303,5 +311,210 @@ async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing
         )
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER);
+    app.db.finish().await;
+}
+
+/// A service with desk hours of its own books only in them and from its own places; a booking
+/// moves to another open slot (and not to a full one); the day before, each live booking gets
+/// one reminder SMS; none of it reaches or is reached from another municipality.
+#[tokio::test]
+async fn own_desk_hours_moves_and_reminders() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    // The shared desk: 08:00-10:00, one place per hour, every day.
+    set_hours(&app, &alpha, 1).await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let settings = app.get_as(&admin, "alpha.test", "/staff/settings").await;
+    let scsrf = settings.csrf();
+    let own_hours = |service: &'static str, weekday: u32| {
+        let (admin, scsrf, app) = (admin.clone(), scsrf.clone(), &app);
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                "/staff/settings/desk-hours",
+                &[
+                    ("csrf", &scsrf),
+                    ("service", service),
+                    ("weekday", &weekday.to_string()),
+                    ("opens", "۱۱:۰۰"),
+                    ("closes", "12:00"),
+                    ("slot_minutes", "30"),
+                    ("capacity", "1"),
+                ],
+            )
+            .await
+        }
+    };
+    // MUN-URB-001 has its own desk, 11:00-12:00 in half hours, every day.
+    for weekday in 1..=7 {
+        let res = own_hours("MUN-URB-001", weekday).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    }
+    let res = own_hours("NOT-A-SERVICE", 1).await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let settings = app.get_as(&admin, "alpha.test", "/staff/settings").await;
+    assert!(settings.text.contains("همه خدمت‌ها (میز مشترک)"));
+
+    let tomorrow = (desk_db::intake::local_today() + Duration::days(1)).to_string();
+    let first = app
+        .citizen_sign_in(&alpha, "alpha.test", "09125656565")
+        .await;
+    let own = app
+        .get_as(&first, "alpha.test", "/services/MUN-URB-001/appointments")
+        .await;
+    assert!(
+        own.text.contains(&format!("{tomorrow} 11:00"))
+            && own.text.contains(&format!("{tomorrow} 11:30"))
+    );
+    assert!(
+        !own.text.contains(&format!("{tomorrow} 08:00")),
+        "a service with its own hours is not offered the shared desk's"
+    );
+    let book = |cookie: String, service: &'static str, slot: String| {
+        let app = &app;
+        async move {
+            let page = app
+                .get_as(
+                    &cookie,
+                    "alpha.test",
+                    &format!("/services/{service}/appointments"),
+                )
+                .await;
+            app.post_form(
+                Some(&cookie),
+                "alpha.test",
+                &format!("/services/{service}/appointments"),
+                &[("csrf", &page.csrf()), ("slot", &slot)],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        book(first.clone(), "MUN-URB-001", format!("{tomorrow} 08:00"))
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not this service's hours"
+    );
+    assert_eq!(
+        book(first.clone(), "MUN-URB-001", format!("{tomorrow} 11:00"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    // The shared desk's 08:00 place is untouched by it; a second citizen takes it.
+    let second = app
+        .citizen_sign_in(&alpha, "alpha.test", "09127878787")
+        .await;
+    assert_eq!(
+        book(second.clone(), "MUN-REV-002", format!("{tomorrow} 08:00"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        book(second.clone(), "MUN-URB-001", format!("{tomorrow} 11:00"))
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the own desk's one place is taken"
+    );
+
+    // Moving: to a full slot is refused and changes nothing; to an open one frees the old place.
+    let id = app
+        .scalar(
+            &alpha,
+            "select id from appointments where mobile = '+989125656565'",
+        )
+        .await;
+    let mine = app.get_as(&first, "alpha.test", "/my-appointments").await;
+    assert!(mine.text.contains(&format!("/appointments/{id}/move")));
+    let page = app
+        .get_as(&first, "alpha.test", &format!("/appointments/{id}/move"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains(&format!("{tomorrow} 11:30")) && page.text.contains("جابه‌جایی"));
+    let move_to = |slot: String| {
+        let (first, csrf, app) = (first.clone(), page.csrf(), &app);
+        async move {
+            app.post_form(
+                Some(&first),
+                "alpha.test",
+                &format!("/appointments/{id}/move"),
+                &[("csrf", &csrf), ("slot", &slot)],
+            )
+            .await
+        }
+    };
+    let sms_before = app
+        .scalar(
+            &alpha,
+            "select count(*) from notifications where kind = 'appointment'",
+        )
+        .await;
+    assert_eq!(
+        move_to(format!("{tomorrow} 08:00")).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "not a slot of this service"
+    );
+    assert_eq!(
+        move_to(format!("{tomorrow} 11:30")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.scalar(&alpha, &format!("select count(*) from appointments where id = {id} and starts = '11:30' and status = 'booked'"))
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            "select count(*) from notifications where kind = 'appointment'"
+        )
+        .await,
+        sms_before + 1,
+        "one confirmation of the new time"
+    );
+    assert_eq!(
+        book(second.clone(), "MUN-URB-001", format!("{tomorrow} 11:00"))
+            .await
+            .status,
+        StatusCode::SEE_OTHER,
+        "the old place is free again"
+    );
+    // Another municipality's citizen cannot move or even see it.
+    let stranger = app.citizen_sign_in(&beta, "beta.test", "09125656565").await;
+    let res = app
+        .get_as(&stranger, "beta.test", &format!("/appointments/{id}/move"))
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+
+    // Reminders: tomorrow's three live bookings, once each; beta's sweep reminds none of them.
+    let today = desk_db::intake::local_today();
+    let swept = desk_jobs::sla::run(&app.db.platform, &beta, today)
+        .await
+        .unwrap();
+    assert_eq!(swept.reminded, 0);
+    let swept = desk_jobs::sla::run(&app.db.platform, &alpha, today)
+        .await
+        .unwrap();
+    assert_eq!(swept.reminded, 3);
+    let again = desk_jobs::sla::run(&app.db.platform, &alpha, today)
+        .await
+        .unwrap();
+    assert_eq!(again.reminded, 0);
+    assert_eq!(
+        app.scalar(&alpha, "select count(*) from notifications where kind = 'appointment' and body like 'یادآوری:%' and body like '%ساعت ۱۱:۳۰%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(
+            &beta,
+            "select count(*) from notifications where body like 'یادآوری:%'"
+        )
+        .await,
+        0
+    );
     app.db.finish().await;
 }

@@ -774,6 +774,7 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
         .unwrap();
     desk_db::appointments::add_desk_hours(
         &mut tx,
+        None,
         1,
         NaiveTime::from_hms_opt(8, 0, 0).unwrap(),
         NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
@@ -790,6 +791,7 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
     let appointment = desk_db::appointments::book(
         &mut tx,
         &base_code,
+        "",
         &slot,
         None,
         BETA_MOBILE_CANON,

@@ -1224,3 +1224,309 @@ async fn a_walk_in_request_is_filed_by_desk_staff_and_lives_like_an_online_one()
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// The request row's dates, for reading pages that print them.
+async fn request_dates(
+    app: &TestApp,
+    tenant: &desk_db::Tenant,
+    tracking: &str,
+) -> (chrono::NaiveDate, chrono::NaiveDate) {
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(tenant.scope())
+        .await
+        .unwrap();
+    let dates =
+        sqlx::query_as("select submitted_on, promised_on from requests where tracking_code = $1")
+            .bind(tracking)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    dates
+}
+
+/// A walk-in and an online request of the same service go through the same steps with the same
+/// timeline and the same SMS, differing only in channel and registering staff; the printed
+/// receipt (A4 and 80 mm) carries every required field on the municipality's letterhead (a
+/// snapshot), the answer letter prints once decided, and no other municipality prints either.
+#[tokio::test]
+async fn walk_in_and_online_share_a_lifecycle_and_print_receipts_and_letters() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    let mut tx = app
+        .db
+        .platform
+        .tenant_db()
+        .begin(alpha.scope())
+        .await
+        .unwrap();
+    desk_db::settings::put_setting(
+        &mut tx,
+        "contact",
+        &serde_json::json!({ "phone": "031-3222-0000", "address": "میدان امام، ساختمان شهرداری", "email": "desk@alpha.example" }),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (code, docs) = service_with_documents();
+    let names = doc_names(docs);
+    let pdfs: Vec<(&str, &str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), "scan.pdf", PDF))
+        .collect();
+    // Online.
+    let citizen = app
+        .citizen_sign_in(&alpha, "alpha.test", "09125555555")
+        .await;
+    let res = submit(
+        &app,
+        &citizen,
+        "alpha.test",
+        &code,
+        &applicant("idem-key-online-0001"),
+        &pdfs,
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let online = res
+        .location
+        .unwrap()
+        .trim_start_matches("/requests/")
+        .to_owned();
+    // Walk-in.
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let form = app
+        .get_as(&admin, "alpha.test", &format!("/staff/desk/{code}"))
+        .await;
+    let mut fields = applicant("idem-key-walk-in-0002");
+    fields.push(("citizen_mobile", "09127171717".to_owned()));
+    fields.push(("csrf", form.csrf()));
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = app
+        .post_multipart_files(
+            &admin,
+            "alpha.test",
+            &format!("/staff/desk/{code}"),
+            &fields,
+            &pdfs,
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let walk_in = res
+        .location
+        .unwrap()
+        .trim_start_matches("/staff/requests/")
+        .to_owned();
+
+    // The receipt, A4: every required field, on the letterhead, and the same as its snapshot
+    // once the day's values are named.
+    let receipt = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            &format!("/staff/requests/{walk_in}/receipt"),
+        )
+        .await;
+    assert_eq!(receipt.status, StatusCode::OK);
+    let grouped = TrackingCode::parse(&walk_in).unwrap().grouped_fa();
+    let (submitted, promised) = request_dates(&app, &alpha, &walk_in).await;
+    // As the page writes a date (minijinja escapes the slashes).
+    let date =
+        |d: chrono::NaiveDate| desk_core::jalali::JalaliDate::persian_of(d).replace('/', "&#x2f;");
+    for needed in [
+        grouped.as_str(),
+        &date(promised),
+        "مراحل انجام",
+        "هزینه",
+        "واحد مسئول",
+        "پیگیری",
+        "alpha.test&#x2f;track",
+        "ثبت‌کننده",
+        "حضوری",
+        "۰۳۱-۳۲۲۲-۰۰۰۰",
+        "میدان امام",
+        "@page { size: A4",
+    ] {
+        assert!(
+            receipt.text.contains(needed),
+            "receipt lacks {needed}: {}",
+            receipt.text
+        );
+    }
+    assert!(
+        !receipt.text.contains("<script>alert"),
+        "the applicant's name is escaped"
+    );
+    let named = receipt
+        .text
+        .replace(&grouped, "{tracking}")
+        .replace(&date(promised), "{promised}")
+        .replace(&date(submitted), "{today}")
+        .replace(&date(desk_db::intake::local_today()), "{today}")
+        .replace(&code, "{service}");
+    desk_tests::assert_snapshot("receipt_a4.html", &named);
+    let narrow = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            &format!("/staff/requests/{walk_in}/receipt?layout=narrow"),
+        )
+        .await;
+    assert!(
+        narrow.text.contains("size: 80mm")
+            && narrow.text.contains(&grouped)
+            && narrow.text.contains("مراحل انجام")
+    );
+    // The citizen prints their own receipt too, without staff names.
+    let walker = app
+        .citizen_sign_in(&alpha, "alpha.test", "09127171717")
+        .await;
+    let own = app
+        .get_as(
+            &walker,
+            "alpha.test",
+            &format!("/requests/{walk_in}/receipt"),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK);
+    assert!(own.text.contains(&grouped) && !own.text.contains("ثبت‌کننده"));
+    // No letter before a decision.
+    let early = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            &format!("/staff/requests/{walk_in}/letter"),
+        )
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+
+    // The same steps for both.
+    for tracking in [&online, &walk_in] {
+        let view = app
+            .get_as(&admin, "alpha.test", &format!("/staff/requests/{tracking}"))
+            .await;
+        let csrf = view.csrf();
+        for (action, note) in [
+            ("accept", ""),
+            ("approve", ""),
+            ("deliver", "پروانه صادر و تحویل شد."),
+        ] {
+            let res = app
+                .post_form(
+                    Some(&admin),
+                    "alpha.test",
+                    &format!("/staff/requests/{tracking}/act"),
+                    &[("csrf", &csrf), ("action", action), ("note", note)],
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::SEE_OTHER, "{action}: {}", res.text);
+        }
+    }
+    let timeline = |tracking: &str| {
+        format!(
+            "select count(*) from (select e.id from request_events e join requests r on r.id = e.request_id
+              where r.tracking_code = '{tracking}'
+              order by e.id) x"
+        )
+    };
+    let sms = |tracking: &str| {
+        format!(
+            "select count(*) from notifications n join request_events e on e.id = n.event_id
+               join requests r on r.id = e.request_id where r.tracking_code = '{tracking}'"
+        )
+    };
+    assert_eq!(app.scalar(&alpha, &timeline(&online)).await, 4);
+    assert_eq!(app.scalar(&alpha, &timeline(&walk_in)).await, 4);
+    assert_eq!(
+        app.scalar(&alpha, &sms(&online)).await,
+        app.scalar(&alpha, &sms(&walk_in)).await
+    );
+    assert!(app.scalar(&alpha, &sms(&walk_in)).await >= 2);
+    let events = |tracking: String| {
+        let app = &app;
+        let alpha = alpha.clone();
+        async move {
+            let mut tx = app
+                .db
+                .platform
+                .tenant_db()
+                .begin(alpha.scope())
+                .await
+                .unwrap();
+            let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+                "select e.action, e.from_state, e.to_state, e.actor_kind from request_events e
+                   join requests r on r.id = e.request_id where r.tracking_code = $1 order by e.id",
+            )
+            .bind(tracking)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            rows
+        }
+    };
+    let online_events = events(online.clone()).await;
+    let mut walk_in_events = events(walk_in.clone()).await;
+    // The first step of a walk-in is taken by staff at the desk; of an online one, the citizen.
+    assert_eq!(walk_in_events[0].3, "staff");
+    assert_eq!(online_events[0].3, "citizen");
+    walk_in_events[0].3 = "citizen".to_owned();
+    assert_eq!(online_events, walk_in_events);
+    assert_eq!(
+        app.scalar(&alpha, &format!("select count(*) from requests where tracking_code in ('{online}', '{walk_in}') and ((channel = 'web' and registered_by is null) or (channel = 'in_person' and registered_by is not null))")).await,
+        2
+    );
+
+    // The answer letter, on the letterhead, with the decision and its note.
+    let letter = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            &format!("/staff/requests/{walk_in}/letter"),
+        )
+        .await;
+    assert_eq!(letter.status, StatusCode::OK);
+    assert!(
+        letter.text.contains("پروانه صادر و تحویل شد.")
+            && letter.text.contains(&grouped)
+            && letter.text.contains("۰۳۱-۳۲۲۲-۰۰۰۰")
+    );
+    let own_letter = app
+        .get_as(
+            &walker,
+            "alpha.test",
+            &format!("/requests/{walk_in}/letter?layout=narrow"),
+        )
+        .await;
+    assert_eq!(own_letter.status, StatusCode::OK);
+
+    // Another municipality prints neither: not its staff, not its citizens, not on its host.
+    let staff_b = app.staff_sign_in(&beta, "admin-beta").await;
+    let citizen_b = app.citizen_sign_in(&beta, "beta.test", "09127171717").await;
+    for path in [
+        format!("/staff/requests/{walk_in}/receipt"),
+        format!("/staff/requests/{walk_in}/letter"),
+    ] {
+        assert_eq!(
+            app.get_as(&staff_b, "beta.test", &path).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            app.get_as(&staff_b, "alpha.test", &path).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for path in [
+        format!("/requests/{walk_in}/receipt"),
+        format!("/requests/{walk_in}/letter"),
+    ] {
+        assert_eq!(
+            app.get_as(&citizen_b, "beta.test", &path).await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

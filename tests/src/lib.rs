@@ -704,3 +704,35 @@ pub fn capture_logs() -> CapturedLogs {
     CAPTURE.with(|c| *c.borrow_mut() = Some(logs.clone()));
     logs
 }
+
+/// Compares `text` with the committed snapshot `tests/snapshots/<name>`, showing the first line
+/// that differs; with `UPDATE_SNAPSHOTS=1` it writes the snapshot instead (review the diff).
+pub fn assert_snapshot(name: &str, text: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "no snapshot {} ({e}); run with UPDATE_SNAPSHOTS=1 to write it",
+            path.display()
+        )
+    });
+    if expected != text {
+        let (n, (want, got)) = expected
+            .lines()
+            .chain(std::iter::repeat("<end>"))
+            .zip(text.lines().chain(std::iter::repeat("<end>")))
+            .enumerate()
+            .find(|(_, (a, b))| a != b)
+            .unwrap();
+        panic!(
+            "{name} differs from its snapshot at line {}:\n  snapshot: {want}\n  rendered: {got}\n(UPDATE_SNAPSHOTS=1 rewrites it)",
+            n + 1
+        );
+    }
+}

@@ -70,6 +70,33 @@ pub fn slots(
     out
 }
 
+/// The pool of places of the shared desk (services without desk hours of their own).
+pub const SHARED_POOL: &str = "";
+
+/// The hours that apply to `service` and the pool whose places they share: the service's own
+/// rows when it has any (a pool named by its code), else the shared desk's rows (the shared
+/// pool). `rows` pairs each row of hours with the service it belongs to, if any.
+pub fn hours_of_service(
+    rows: &[(Option<String>, DeskHours)],
+    service: &str,
+) -> (String, Vec<DeskHours>) {
+    let own: Vec<DeskHours> = rows
+        .iter()
+        .filter(|(s, _)| s.as_deref() == Some(service))
+        .map(|(_, h)| h.clone())
+        .collect();
+    if own.is_empty() {
+        let shared = rows
+            .iter()
+            .filter(|(s, _)| s.is_none())
+            .map(|(_, h)| h.clone())
+            .collect();
+        (SHARED_POOL.to_owned(), shared)
+    } else {
+        (service.to_owned(), own)
+    }
+}
+
 /// Whether `slot` is one of the offered slots (a booking must name an offered time).
 pub fn is_offered(
     hours: &[DeskHours],
@@ -158,6 +185,29 @@ mod tests {
             is_offered(&hours, &calendar, j("1404/01/12"), t(8, 0)).is_none(),
             "holiday"
         );
+    }
+
+    #[test]
+    fn a_service_with_its_own_hours_uses_them_and_its_own_pool() {
+        let h = |weekday, capacity| DeskHours {
+            weekday,
+            opens: t(8, 0),
+            closes: t(9, 0),
+            slot_minutes: 30,
+            capacity,
+        };
+        let rows = vec![
+            (None, h(Weekday::Sat, 3)),
+            (Some("MUN-URB-001".to_owned()), h(Weekday::Sun, 1)),
+            (Some("MUN-URB-001".to_owned()), h(Weekday::Mon, 1)),
+        ];
+        let (pool, own) = hours_of_service(&rows, "MUN-URB-001");
+        assert_eq!(pool, "MUN-URB-001");
+        assert_eq!(own, vec![h(Weekday::Sun, 1), h(Weekday::Mon, 1)]);
+        let (pool, shared) = hours_of_service(&rows, "MUN-REV-002");
+        assert_eq!(pool, SHARED_POOL);
+        assert_eq!(shared, vec![h(Weekday::Sat, 3)]);
+        assert_eq!(hours_of_service(&[], "X").1, vec![]);
     }
 
     #[test]

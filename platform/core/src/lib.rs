@@ -27,6 +27,7 @@ pub mod template;
 pub mod tenant;
 pub mod text;
 pub mod tracking;
+pub mod webhook;
 pub mod workflow;
 
 pub use error::{DomainError, FieldError, FieldErrors};

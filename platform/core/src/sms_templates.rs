@@ -28,13 +28,15 @@ pub enum Event {
     SurveyLink,
     /// The one-time sign-in code.
     SignInCode,
-    /// An appointment was booked.
+    /// An appointment was booked (or moved to another time).
     AppointmentBooked,
+    /// The day before an appointment.
+    AppointmentReminder,
 }
 
 impl Event {
     /// Every event, in the editor's order.
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 8] = [
         Event::RequestRegistered,
         Event::StepChanged,
         Event::DocumentsNeeded,
@@ -42,6 +44,7 @@ impl Event {
         Event::SurveyLink,
         Event::SignInCode,
         Event::AppointmentBooked,
+        Event::AppointmentReminder,
     ];
 
     /// Stored key.
@@ -54,6 +57,7 @@ impl Event {
             Self::SurveyLink => "survey_link",
             Self::SignInCode => "sign_in_code",
             Self::AppointmentBooked => "appointment_booked",
+            Self::AppointmentReminder => "appointment_reminder",
         }
     }
 
@@ -72,6 +76,7 @@ impl Event {
             Self::SurveyLink => "پیوند نظرسنجی",
             Self::SignInCode => "کد ورود",
             Self::AppointmentBooked => "ثبت نوبت",
+            Self::AppointmentReminder => "یادآوری نوبت",
         }
     }
 
@@ -101,7 +106,7 @@ impl Event {
                 ),
             ],
             Self::SignInCode => &[BASE, ("code", "482917")],
-            Self::AppointmentBooked => &[
+            Self::AppointmentBooked | Self::AppointmentReminder => &[
                 BASE,
                 ("service", "صدور پروانه ساختمانی"),
                 ("date", "۱۴۰۵/۰۹/۲۵"),
@@ -127,6 +132,9 @@ impl Event {
             }
             Self::AppointmentBooked => {
                 "نوبت شما برای «{{ service }}» در میز خدمت {{ municipality }}: {{ date }} ساعت {{ time }}."
+            }
+            Self::AppointmentReminder => {
+                "یادآوری: فردا {{ date }} ساعت {{ time }} نوبت «{{ service }}» در میز خدمت {{ municipality }} دارید. اگر نمی‌آیید، نوبت را لغو کنید."
             }
         }
     }

@@ -133,7 +133,7 @@ async fn show_inbox(
 }
 
 /// A request of this municipality by tracking code (staff may read it).
-async fn staff_request(
+pub(crate) async fn staff_request(
     state: &WebState,
     me: &StaffSession,
     tracking: &str,

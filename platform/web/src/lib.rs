@@ -19,6 +19,7 @@ pub mod limits;
 mod metrics;
 mod open311;
 mod pages;
+mod print;
 mod reports;
 mod requests;
 mod resolve;
@@ -71,6 +72,7 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(api_keys::api_key_routes())
         .merge(open311::open311_routes())
         .merge(desk::desk_routes())
+        .merge(print::print_routes())
         .merge(appointments::appointment_routes())
         .merge(survey::survey_routes())
         .merge(reports::report_routes())

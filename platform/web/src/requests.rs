@@ -463,7 +463,7 @@ async fn submit(
 }
 
 /// The citizen's own request by tracking code; anyone else's is "not found".
-async fn own_request(
+pub(crate) async fn own_request(
     state: &WebState,
     me: &CitizenSession,
     tracking: &str,

@@ -352,6 +352,7 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
         let tests = settings::latest_sms_tests(&mut tx).await?;
         let units = desk_db::requests::units(&mut tx).await?;
         let desk_hours = desk_db::appointments::desk_hours(&mut tx).await?;
+        let services = desk_db::catalog::published_services(&mut tx, None, None).await?;
         let members = staff::list_staff(&mut tx).await?;
         let mut member_units = Vec::with_capacity(members.len());
         for m in &members {
@@ -395,8 +396,10 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
             "weekdays": weekdays, "holidays": holidays, "accounts": accounts, "providers": providers,
             "units": units.iter().map(|u| json!({ "id": u.id, "name": u.name })).collect::<Vec<_>>(),
             "members": member_units,
-            "desk_hours": desk_hours.iter().map(|(id, h)| json!({
-                "id": id,
+            "services": services.iter().map(|s| json!({ "code": s.card.code, "title": s.card.title_fa })).collect::<Vec<_>>(),
+            "desk_hours": desk_hours.iter().map(|row| (row, &row.hours)).map(|(row, h)| json!({
+                "id": row.id,
+                "service": row.service_code.as_deref().map(|code| services.iter().find(|s| s.card.code == code).map_or(code, |s| s.card.title_fa.as_str())),
                 "weekday": WEEKDAYS.iter().find(|(iso, _)| desk_core::calendar::weekday_from_iso(*iso) == Some(h.weekday)).map_or("", |(_, n)| *n),
                 "opens": h.opens.format("%H:%M").to_string(), "closes": h.closes.format("%H:%M").to_string(),
                 "slot_minutes": persian_digits(&h.slot_minutes.to_string()), "capacity": persian_digits(&h.capacity.to_string()),
