@@ -1296,6 +1296,9 @@ async fn staff_portal(s: &mut Suite<'_>, f: &Fixture) {
         for path in [
             format!("/staff/requests/{t}"),
             format!("/staff/requests/{t}/survey"),
+            format!("/staff/requests/{t}/receipt"),
+            format!("/staff/requests/{t}/receipt?layout=narrow"),
+            format!("/staff/requests/{t}/letter"),
         ] {
             s.hit(
                 "beta's tracking code on alpha's host",
@@ -1578,13 +1581,19 @@ async fn citizen_portal(s: &mut Suite<'_>, f: &Fixture) {
     ] {
         for host in [BETA, ALPHA] {
             for (t, files) in [(&f.r1, &f.r1_files), (&f.r2, &f.r2_files)] {
-                s.hit_knowing(
-                    format!("{who}: beta's request"),
-                    Req::get(host, format!("/requests/{t}")).cookie(cookie),
-                    Expect::Denied,
-                    known,
-                )
-                .await;
+                for path in [
+                    format!("/requests/{t}"),
+                    format!("/requests/{t}/receipt"),
+                    format!("/requests/{t}/letter"),
+                ] {
+                    s.hit_knowing(
+                        format!("{who}: beta's request, receipt or letter"),
+                        Req::get(host, path).cookie(cookie),
+                        Expect::Denied,
+                        known,
+                    )
+                    .await;
+                }
                 let which: &[i64] = if host == ALPHA { files } else { &files[..1] };
                 for id in which {
                     s.hit_knowing(
