@@ -18,7 +18,7 @@ use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use desk_core::DomainError;
-use desk_core::limiter::AttemptLimiter;
+use desk_core::limiter::{ApiRates, AttemptLimiter};
 use desk_db::api_keys::ApiKey;
 use desk_db::files::FileStore;
 use desk_db::{PlatformDb, Tenant};
@@ -63,6 +63,8 @@ pub struct Services {
     pub lookups: Arc<AttemptLimiter>,
     /// Take the client address from `X-Forwarded-For`.
     pub trust_forwarded_for: bool,
+    /// Request rates per key and per address without one (shared with Open311).
+    pub rates: Arc<ApiRates>,
 }
 
 /// Who is calling: the API key of this municipality they presented (if valid), and from
@@ -374,17 +376,43 @@ async fn execute(
     )
     .await
     {
-        Ok(caller) => state
-            .schema
-            .execute_batch(batch.data(tenant).data(state.services.clone()).data(caller))
-            .await
-            .into(),
+        Ok(caller) => {
+            if let Err(seconds) = state.services.rates.take(
+                tenant.id,
+                caller.key.as_ref().map(|k| k.id),
+                &caller.source,
+            ) {
+                return rate_limited(seconds);
+            }
+            state
+                .schema
+                .execute_batch(batch.data(tenant).data(state.services.clone()).data(caller))
+                .await
+                .into()
+        }
         Err(e) => async_graphql::Response::from_errors(vec![
             gql_error(e).into_server_error(async_graphql::Pos::default()),
         ])
         .into(),
     };
     response.into_response()
+}
+
+/// `429 Too Many Requests` with `Retry-After`, and the GraphQL error a client can act on
+/// (`extensions.code` = `RATE_LIMITED`, `extensions.retryAfter` in seconds).
+fn rate_limited(seconds: u64) -> axum::response::Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!("rate limit exceeded; retry after {seconds} s"),
+            "extensions": { "code": "RATE_LIMITED", "retryAfter": seconds },
+        }],
+    });
+    (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

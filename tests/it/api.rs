@@ -673,3 +673,69 @@ async fn open311_serves_the_catalog_and_takes_requests_only_with_a_key_of_the_mu
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// Rates: a key goes on at its rate and is then answered 429 with `Retry-After` and the code
+/// `RATE_LIMITED`; another key, callers without a key, and another municipality are untouched;
+/// callers without a key share one allowance per address across GraphQL and Open311.
+#[tokio::test]
+async fn api_rate_limits_answer_429_with_retry_after_per_key_and_municipality() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    let query = json!({ "query": "{ services { code } }" }).to_string();
+    let post = |host: &'static str, key: Option<String>| {
+        let (app, query) = (&app, query.clone());
+        async move {
+            let auth = key.map(|k| format!("Bearer {k}"));
+            let mut headers = vec![("content-type", "application/json")];
+            if let Some(a) = &auth {
+                headers.push(("authorization", a.as_str()));
+            }
+            app.send("POST", host, "/graphql", Some(&query), &headers)
+                .await
+        }
+    };
+    let key = key_for(&app, &alpha, &["requests:read"]).await;
+    let other = key_for(&app, &alpha, &["requests:read"]).await;
+    // A burst of 120, plus whatever the rate (2 a second) refilled while they ran.
+    let mut served = 0;
+    let refused = loop {
+        let res = post("alpha.test", Some(key.clone())).await;
+        if res.status != StatusCode::OK {
+            break res;
+        }
+        served += 1;
+        assert!(served < 400, "never limited");
+    };
+    assert!(served >= 120, "{served}");
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = refused.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let body: Value = serde_json::from_str(&refused.text).unwrap();
+    assert_eq!(code(&body), "RATE_LIMITED");
+    assert_eq!(body["errors"][0]["extensions"]["retryAfter"], json!(wait));
+    assert_eq!(post("alpha.test", Some(other)).await.status, StatusCode::OK);
+    // Without a key: 60 a minute per address, shared by GraphQL and Open311.
+    let mut served = 0;
+    let refused = loop {
+        let res = if served % 2 == 0 {
+            post("alpha.test", None).await
+        } else {
+            app.get("alpha.test", "/open311/v2/services.json").await
+        };
+        if res.status != StatusCode::OK {
+            break res;
+        }
+        served += 1;
+        assert!(served < 200, "never limited");
+    };
+    assert!(served >= 60, "{served}");
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.retry_after.is_some());
+    // Beta's callers, from the same address, spend their own allowance.
+    assert_eq!(post("beta.test", None).await.status, StatusCode::OK);
+    let beta_key = key_for(&app, &beta, &["requests:read"]).await;
+    assert_eq!(
+        post("beta.test", Some(beta_key)).await.status,
+        StatusCode::OK
+    );
+    app.db.finish().await;
+}

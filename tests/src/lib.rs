@@ -256,6 +256,8 @@ pub struct TestResponse {
     pub location: Option<String>,
     /// `name=value` of the first `Set-Cookie`, if any.
     pub cookie: Option<String>,
+    /// `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl TestResponse {
@@ -442,6 +444,7 @@ impl TestApp {
                 .map(str::to_owned)
         };
         let location = header("location");
+        let retry_after = header("retry-after");
         let cookie =
             header("set-cookie").map(|c| c.split(';').next().unwrap_or_default().to_owned());
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
@@ -450,6 +453,7 @@ impl TestApp {
             text: String::from_utf8_lossy(&bytes).into_owned(),
             location,
             cookie,
+            retry_after,
         }
     }
 

@@ -57,6 +57,7 @@ pub async fn build(
             platform: platform.clone(),
             files: web.files.clone(),
             lookups: web.limits.lookups.clone(),
+            rates: web.limits.api.clone(),
             trust_forwarded_for: config.http.trust_forwarded_for,
         },
     ));

@@ -1,7 +1,7 @@
 //! Limits on attempts (sign-in failures, one-time codes asked for) per key, and the client
 //! address they are often keyed by. Shared by the platform portal and municipalities' sites.
 
-pub use desk_core::limiter::AttemptLimiter;
+pub use desk_core::limiter::{ApiRates, AttemptLimiter};
 
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
@@ -33,6 +33,8 @@ pub struct SiteLimits {
     pub code_checks: AttemptLimiter,
     /// Public lookups by tracking code (web and GraphQL share it).
     pub lookups: Arc<AttemptLimiter>,
+    /// API request rates (GraphQL and Open311 share them).
+    pub api: Arc<ApiRates>,
 }
 
 impl Default for SiteLimits {
@@ -43,6 +45,7 @@ impl Default for SiteLimits {
             code_sends: AttemptLimiter::new(20, hour),
             code_checks: AttemptLimiter::new(30, quarter),
             lookups: Arc::new(AttemptLimiter::new(60, quarter)),
+            api: Arc::default(),
         }
     }
 }

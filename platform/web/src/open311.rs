@@ -10,8 +10,8 @@
 use crate::WebState;
 use crate::requests::read_multipart;
 use axum::Router;
-use axum::extract::{Extension, FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Extension, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use desk_core::form::FieldKind;
@@ -22,6 +22,7 @@ use desk_db::requests::{self, Channel, Request as DeskRequest};
 use desk_db::{Tenant, catalog};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub(crate) fn open311_routes() -> Router<WebState> {
@@ -63,6 +64,34 @@ fn domain_error(e: &DomainError) -> Response {
     }
 }
 
+/// `429` with `Retry-After` when a caller went over its rate (see `desk_core::limiter::ApiRates`).
+fn too_many(seconds: u64) -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("rate limit exceeded; retry after {seconds} s"),
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&seconds.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Takes one request of a caller without a key from its address.
+fn anonymous_rate(
+    state: &WebState,
+    tenant: &Tenant,
+    peer: Option<&Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Result<(), Response> {
+    let source =
+        crate::limits::client_address(state.trust_forwarded_for, peer.map(|p| &p.0), headers);
+    state
+        .limits
+        .api
+        .take(tenant.id, None, &source)
+        .map_err(too_many)
+}
+
 fn json_ok(v: Value) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(v)).into_response()
 }
@@ -75,7 +104,12 @@ fn strip_json(raw: &str) -> Option<&str> {
 async fn services(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = anonymous_rate(&state, &tenant, peer.as_ref(), &headers) {
+        return r;
+    }
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
         let found = catalog::published_services(&mut tx, None, None).await?;
@@ -119,7 +153,12 @@ async fn service(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(raw): Path<String>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
 ) -> Response {
+    if let Err(r) = anonymous_rate(&state, &tenant, peer.as_ref(), &headers) {
+        return r;
+    }
     let Some(code) = strip_json(&raw) else {
         return error(StatusCode::NOT_FOUND, "only .json is served");
     };
@@ -194,7 +233,14 @@ async fn key_with(
     }
     .await;
     match found {
-        Ok(Some(k)) if k.has(scope) => Ok(k),
+        Ok(Some(k)) if k.has(scope) => {
+            state
+                .limits
+                .api
+                .take(tenant.id, Some(k.id), "")
+                .map_err(too_many)?;
+            Ok(k)
+        }
         Ok(Some(_)) => Err(error(StatusCode::FORBIDDEN, "the api_key may not do this")),
         Ok(None) => Err(error(StatusCode::FORBIDDEN, "api_key is not valid here")),
         Err(e) => Err(domain_error(&e)),
