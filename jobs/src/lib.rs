@@ -17,14 +17,15 @@ pub mod sla;
 pub mod sms;
 pub mod sms_delivery;
 pub mod sms_test;
+pub mod webhook;
 pub mod welcome_staff;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use desk_core::PublicUrls;
 use desk_core::jobs::{
-    InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SlaSweep, SmsDelivery,
-    SmsTestSend, WelcomeStaff,
+    DeliverWebhook, InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SlaSweep,
+    SmsDelivery, SmsTestSend, WelcomeStaff,
 };
 use desk_db::PlatformDb;
 use std::time::Duration;
@@ -46,6 +47,8 @@ pub struct JobContext {
     pub sms_rate: std::sync::Arc<SendRate>,
     /// Registry entries read by the busiest jobs, for a moment.
     pub tenants: std::sync::Arc<TenantCache>,
+    /// Whether webhooks may go to loopback and private addresses (the demo, development).
+    pub allow_private_webhooks: bool,
 }
 
 /// How long a job may trust a registry entry it read (a suspension takes this long at most to
@@ -158,7 +161,7 @@ const BATCH: usize = 64;
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// Number of queues this process works (one worker each).
-const QUEUES: u32 = 8;
+const QUEUES: u32 = 9;
 
 /// Whether the job's municipality is active. A job of a suspended or archived municipality is
 /// parked (kept, not failed) until the municipality is resumed or restored, which puts it back.
@@ -201,6 +204,7 @@ pub async fn run_workers(
     urls: PublicUrls,
     secrets: Option<desk_core::secret::MasterKey>,
     sms_endpoints: sms::Endpoints,
+    allow_private_webhooks: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // The queue machinery (fetches, acknowledgements, heartbeats) gets a pool of its own, so
@@ -218,6 +222,7 @@ pub async fn run_workers(
         sms_client: sms::client(),
         sms_rate: std::sync::Arc::new(SendRate::new(SMS_PER_SECOND)),
         tenants: std::sync::Arc::default(),
+        allow_private_webhooks,
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");
@@ -273,6 +278,13 @@ pub async fn run_workers(
             instance
         ))
         .register(queue_worker!(SlaSweep, sla::handle, pool, ctx, instance))
+        .register(queue_worker!(
+            DeliverWebhook,
+            webhook::handle,
+            pool,
+            ctx,
+            instance
+        ))
         .shutdown_timeout(Duration::from_secs(10))
         .run_with_signal(async move {
             shutdown.await;

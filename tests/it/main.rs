@@ -20,3 +20,4 @@ mod sms_templates;
 mod staff;
 mod surveys;
 mod tenancy;
+mod webhooks;

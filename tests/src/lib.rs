@@ -64,7 +64,14 @@ impl Workers {
 /// An app with two municipalities of Isfahan, `alpha` and `beta`, each with its admin, the
 /// default policies in place and the app rebuilt to load them.
 pub async fn two_municipalities() -> (TestApp, Tenant, Tenant) {
-    let app = TestApp::new().await;
+    two_municipalities_with(|_| {}).await
+}
+
+/// [`two_municipalities`] with the configuration changed by `adjust`.
+pub async fn two_municipalities_with(
+    adjust: impl Fn(&mut desk::config::Config) + Send + Sync + 'static,
+) -> (TestApp, Tenant, Tenant) {
+    let app = TestApp::with_config(adjust).await;
     let authz = desk_authz::Authorizer::load(&app.db.platform)
         .await
         .unwrap();
@@ -166,7 +173,17 @@ impl TestDb {
 
     /// Starts the job workers on a pool of their own (as `desk worker` runs in its own
     /// process), with the test master key, sending SMS to the fake provider at `sms_base`.
+    /// Webhooks may go to loopback receivers.
     pub async fn start_workers(&self, sms_base: &str) -> Workers {
+        self.start_workers_with(sms_base, true).await
+    }
+
+    /// [`TestDb::start_workers`], saying whether webhooks may go to private addresses.
+    pub async fn start_workers_with(
+        &self,
+        sms_base: &str,
+        allow_private_webhooks: bool,
+    ) -> Workers {
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(desk_jobs::run_workers(
             self.second_pool(6).await,
@@ -176,6 +193,7 @@ impl TestDb {
             },
             Some(desk_core::secret::MasterKey::from_hex(TEST_MASTER_KEY).unwrap()),
             desk_jobs::sms::Endpoints::all_at(sms_base),
+            allow_private_webhooks,
             async {
                 let _ = stop_rx.await;
             },

@@ -200,3 +200,26 @@ impl JobPayload for SlaSweep {
         format!("{}:{}", self.tenant_id, self.hour)
     }
 }
+
+/// Deliver one webhook delivery (a POST to the municipality's receiver); a retry after a
+/// failed try is a new job with the next attempt number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverWebhook {
+    /// The municipality.
+    pub tenant_id: TenantId,
+    /// The `webhook_deliveries` row.
+    pub delivery_id: i64,
+    /// 0 for the first try.
+    #[serde(default)]
+    pub attempt: u32,
+}
+
+impl JobPayload for DeliverWebhook {
+    const QUEUE: &'static str = "deliver_webhook";
+    fn tenant_id(&self) -> TenantId {
+        self.tenant_id
+    }
+    fn idempotency_key(&self) -> String {
+        format!("{}:{}:{}", self.tenant_id, self.delivery_id, self.attempt)
+    }
+}

@@ -32,6 +32,7 @@ pub mod surveys;
 mod tenant_tx;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;
 
 pub use platform::{AuditBreak, AuditEntry, DbConfig, InstallId, PlatformDb};
 pub use tenant_tx::{TenantDb, TenantScope, TenantTx};

@@ -320,6 +320,9 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
         .await?;
     }
     let request = request_by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
+    let event = desk_core::webhook::WebhookEvent::RequestFiled;
+    let payload = crate::webhooks::request_payload(event, &request, None, &request.state);
+    crate::webhooks::fan_out(tx, event, &payload).await?;
     Ok(Submitted::Created(request))
 }
 
@@ -475,6 +478,20 @@ pub async fn apply_change(
             None,
         )
         .await?;
+    }
+    if change.event.from_state != Some(change.event.to_state) {
+        let event = if change.closes {
+            desk_core::webhook::WebhookEvent::RequestAnswered
+        } else {
+            desk_core::webhook::WebhookEvent::RequestStatusChanged
+        };
+        let payload = crate::webhooks::request_payload(
+            event,
+            request,
+            change.event.from_state,
+            change.event.to_state,
+        );
+        crate::webhooks::fan_out(tx, event, &payload).await?;
     }
     if change.closes {
         let tenant_id = tx.tenant_id();

@@ -269,5 +269,29 @@ pub async fn answer(tx: &mut TenantTx, via: Via<'_>, answer: &Answer) -> Result<
     .await
     .map_err(internal)?;
     crate::requests::refresh_indicators_soon(tx).await?;
+    let (tracking, service): (String, String) = sqlx::query_as(
+        "select r.tracking_code, r.service_code from surveys s join requests r on r.id = s.request_id
+          where s.id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(internal)?;
+    let event = desk_core::webhook::WebhookEvent::SurveyAnswered;
+    let scores: serde_json::Map<String, serde_json::Value> = answer
+        .scores
+        .iter()
+        .map(|(k, s)| (k.clone(), serde_json::json!(s)))
+        .collect();
+    let payload = serde_json::json!({
+        "event": event.as_str(),
+        "occurredAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "request": { "trackingCode": tracking, "serviceCode": service },
+        "survey": {
+            "via": match via { Via::Link(_) => "link", Via::Desk { .. } => "desk" },
+            "scores": scores,
+        },
+    });
+    crate::webhooks::fan_out(tx, event, &payload).await?;
     Ok(id)
 }

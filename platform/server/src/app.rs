@@ -50,6 +50,7 @@ pub async fn build(
         trust_forwarded_for: config.http.trust_forwarded_for,
         files: config.file_store(),
         limits: Arc::default(),
+        allow_private_webhooks: config.webhooks.allow_private_targets,
     };
     let tenant_app = desk_web::tenant_router(web.clone()).merge(desk_graphql::tenant_router(
         desk_graphql::tenant_schema(),
@@ -129,6 +130,7 @@ pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
         config.public_urls(),
         config.master_key(),
         config.sms_endpoints(),
+        config.webhooks.allow_private_targets,
         shutdown_signal(),
     )
     .await?;

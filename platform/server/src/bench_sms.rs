@@ -117,6 +117,7 @@ pub(crate) async fn sms_in(
         config.public_urls(),
         Some(key.clone()),
         desk_jobs::sms::Endpoints::all_at(&fake),
+        false,
         async {
             let _ = stop_rx.await;
         },

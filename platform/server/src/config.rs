@@ -27,6 +27,17 @@ pub struct Config {
     pub sms: SmsConfig,
     /// Where uploaded documents are stored.
     pub storage: StorageConfig,
+    /// Outgoing webhooks.
+    pub webhooks: WebhooksConfig,
+}
+
+/// `[webhooks]`
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Let municipalities register receivers on loopback and private addresses (the demo and
+    /// development only: in production this opens the internal network to them).
+    pub allow_private_targets: bool,
 }
 
 /// `[storage]`: uploads go to `web.uploads_dir` unless an S3-compatible endpoint is given.

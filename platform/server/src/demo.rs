@@ -78,6 +78,8 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
     let mut config = config.clone();
     config.http.public_scheme = "http".to_owned();
     config.http.public_port = Some(port);
+    // A newcomer tries webhooks against a receiver on this machine.
+    config.webhooks.allow_private_targets = true;
     config.web.uploads_dir = args.data_dir.join("uploads");
     if config.secrets.master_key.is_none() {
         config.secrets.master_key = Some(demo_master_key(&args.data_dir)?);
@@ -127,6 +129,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         config.public_urls(),
         config.master_key(),
         config.sms_endpoints(),
+        config.webhooks.allow_private_targets,
         stopped(stop_rx),
     );
     let (served, worked) = tokio::join!(server, workers);

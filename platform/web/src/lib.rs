@@ -27,6 +27,7 @@ mod sms_templates;
 mod staff;
 mod survey;
 mod themes;
+mod webhooks;
 
 pub use dispatch::app;
 pub use metrics::Metrics;
@@ -59,6 +60,8 @@ pub struct WebState {
     pub files: desk_db::files::FileStore,
     /// Per-address limits of the public sites.
     pub limits: Arc<limits::SiteLimits>,
+    /// Whether webhooks may point at loopback and private addresses (demo, development).
+    pub allow_private_webhooks: bool,
 }
 
 /// Routes of a municipality's own site (citizen portal). Expects the tenant in the extensions.
@@ -70,6 +73,7 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(requests::request_routes())
         .merge(inbox::inbox_routes())
         .merge(api_keys::api_key_routes())
+        .merge(webhooks::webhook_routes())
         .merge(open311::open311_routes())
         .merge(desk::desk_routes())
         .merge(print::print_routes())

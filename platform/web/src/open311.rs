@@ -76,20 +76,19 @@ fn too_many(seconds: u64) -> Response {
     r
 }
 
-/// Takes one request of a caller without a key from its address.
+/// Takes one request of a caller without a key from its address (`Err`: seconds to wait).
 fn anonymous_rate(
     state: &WebState,
     tenant: &Tenant,
     peer: Option<&Extension<ConnectInfo<SocketAddr>>>,
     headers: &HeaderMap,
-) -> Result<(), Response> {
+) -> Result<(), u64> {
     let source =
         crate::limits::client_address(state.trust_forwarded_for, peer.map(|p| &p.0), headers);
     state
         .limits
         .api
         .take(tenant.id, None, &source)
-        .map_err(too_many)
 }
 
 fn json_ok(v: Value) -> Response {
@@ -107,8 +106,8 @@ async fn services(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = anonymous_rate(&state, &tenant, peer.as_ref(), &headers) {
-        return r;
+    if let Err(seconds) = anonymous_rate(&state, &tenant, peer.as_ref(), &headers) {
+        return too_many(seconds);
     }
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
@@ -156,8 +155,8 @@ async fn service(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = anonymous_rate(&state, &tenant, peer.as_ref(), &headers) {
-        return r;
+    if let Err(seconds) = anonymous_rate(&state, &tenant, peer.as_ref(), &headers) {
+        return too_many(seconds);
     }
     let Some(code) = strip_json(&raw) else {
         return error(StatusCode::NOT_FOUND, "only .json is served");
