@@ -7,13 +7,12 @@
 mod reports;
 mod requests;
 
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::http::GraphiQLSource;
-use async_graphql::{
-    Context, EmptySubscription, ErrorExtensions, MergedObject, Object, Schema, SimpleObject,
-};
-use async_graphql_axum::GraphQLResponse;
+use async_graphql::{Context, ErrorExtensions, MergedObject, Object, Schema, SimpleObject};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, State, WebSocketUpgrade};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
@@ -26,14 +25,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The tenant API schema.
-pub type TenantSchema = Schema<TenantQuery, TenantMutation, EmptySubscription>;
+pub type TenantSchema = Schema<TenantQuery, TenantMutation, requests::RequestSubscription>;
 
 /// Builds the tenant schema with depth and complexity limits.
 pub fn tenant_schema() -> TenantSchema {
     Schema::build(
         TenantQuery::default(),
         TenantMutation::default(),
-        EmptySubscription,
+        requests::RequestSubscription,
     )
     .limit_depth(12)
     .limit_complexity(500)
@@ -298,12 +297,94 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 pub fn tenant_router(schema: TenantSchema, services: Services) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(execute))
+        .route("/graphql/ws", get(subscribe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(ApiState { schema, services })
 }
 
 async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
+}
+
+/// GraphQL over WebSocket (`graphql-transport-ws`, or the older `graphql-ws`) for
+/// subscriptions. The key comes in `Authorization: Bearer …` on the upgrade request or as
+/// `{"authorization": "Bearer …"}` in the `connection_init` payload (browsers cannot set
+/// headers on a WebSocket); it is checked against this municipality's keys, and the
+/// connection counts once against the key's request rate.
+async fn subscribe(
+    State(state): State<ApiState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> axum::response::Response {
+    let header_key = bearer(&headers).map(str::to_owned);
+    let source = desk_core::limiter::client_address(
+        state.services.trust_forwarded_for,
+        peer.as_ref().map(|p| p.0.0.ip()),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+    );
+    let ApiState { schema, services } = state;
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let presented = header_key.or_else(|| {
+                        payload["authorization"]
+                            .as_str()
+                            .and_then(|v| v.strip_prefix("Bearer "))
+                            .map(|v| v.trim().to_owned())
+                    });
+                    let key = match presented {
+                        Some(k) => {
+                            let mut tx = services
+                                .platform
+                                .tenant_db()
+                                .begin(tenant.scope())
+                                .await
+                                .map_err(gql_error)?;
+                            let key = desk_db::api_keys::authenticate(&mut tx, &k)
+                                .await
+                                .map_err(gql_error)?;
+                            tx.commit().await.map_err(gql_error)?;
+                            key
+                        }
+                        None => None,
+                    };
+                    if let Err(seconds) =
+                        services
+                            .rates
+                            .take(tenant.id, key.as_ref().map(|k| k.id), &source)
+                    {
+                        return Err(async_graphql::Error::new(format!(
+                            "rate limit exceeded; retry after {seconds} s"
+                        ))
+                        .extend_with(|_, e| e.set("code", "RATE_LIMITED")));
+                    }
+                    let mut data = async_graphql::Data::default();
+                    data.insert(tenant);
+                    data.insert(services);
+                    data.insert(Caller { key, source });
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+/// The key presented as `Authorization: Bearer …`.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// The key presented in `Authorization: Bearer …`, looked up in this municipality's schema.
@@ -318,12 +399,7 @@ async fn caller(
         peer.map(|c| c.0.ip()),
         headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
     );
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let key = match presented {
+    let key = match bearer(headers) {
         Some(k) => {
             let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
             let key = desk_db::api_keys::authenticate(&mut tx, k).await?;

@@ -3,7 +3,9 @@
 //! listing them (Relay-style pages), polling changes, and workflow actions as the key's role.
 
 use crate::{Caller, Services, gql_error};
-use async_graphql::{Context, ErrorExtensions, InputObject, Json, Object, SimpleObject, Upload};
+use async_graphql::{
+    Context, ErrorExtensions, InputObject, Json, Object, SimpleObject, Subscription, Upload,
+};
 use desk_core::jalali::JalaliDate;
 use desk_core::tracking::TrackingCode;
 use desk_core::{DomainError, MobileNumber};
@@ -356,13 +358,7 @@ impl RequestQuery {
     ) -> async_graphql::Result<RequestConnection> {
         let (tenant, services, caller) = context(ctx)?;
         require(caller, "requests:read")?;
-        let after = parse_after(after.as_deref(), |raw| {
-            let (at, id) = raw.rsplit_once('|')?;
-            Some((
-                chrono::DateTime::parse_from_rfc3339(at).ok()?.to_utc(),
-                id.parse().ok()?,
-            ))
-        })?;
+        let after = parse_after(after.as_deref(), parse_change_cursor)?;
         let first = usize::try_from(first).unwrap_or(50);
         let rows = async {
             let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
@@ -374,13 +370,89 @@ impl RequestQuery {
         }
         .await
         .map_err(gql_error)?;
-        Ok(page(rows, first, |r| {
-            format!(
-                "{}|{}",
-                r.updated_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-                r.id
-            )
+        Ok(page(rows, first, change_cursor))
+    }
+}
+
+/// The cursor of a change: when and which (the keyset of `requests::changed_after`).
+fn change_cursor(r: &Request) -> String {
+    format!(
+        "{}|{}",
+        r.updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        r.id
+    )
+}
+
+fn parse_change_cursor(raw: &str) -> Option<(chrono::DateTime<chrono::Utc>, i64)> {
+    let (at, id) = raw.rsplit_once('|')?;
+    Some((
+        chrono::DateTime::parse_from_rfc3339(at).ok()?.to_utc(),
+        id.parse().ok()?,
+    ))
+}
+
+/// How often a subscription looks for new changes.
+const SUBSCRIPTION_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Request subscriptions of the tenant API (GraphQL over WebSocket at `/graphql/ws`).
+#[derive(Debug, Default)]
+pub struct RequestSubscription;
+
+#[Subscription]
+impl RequestSubscription {
+    /// Every change of this municipality's requests (filed, moved, answered) as it happens, in
+    /// order; each edge's cursor resumes after it (`after`), so a client that reconnects misses
+    /// nothing. Without `after`, starts from now. Needs `requests:read`.
+    async fn request_changed(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+    ) -> async_graphql::Result<
+        impl futures::Stream<Item = async_graphql::Result<RequestEdge>> + use<>,
+    > {
+        let (tenant, services, caller) = context(ctx)?;
+        require(caller, "requests:read")?;
+        let start = parse_after(after.as_deref(), parse_change_cursor)?.unwrap_or_else(|| {
+            // Changes from now on: everything older than the lag is behind the cursor.
+            let lag = chrono::Duration::from_std(requests::CHANGES_LAG).unwrap_or_default();
+            (chrono::Utc::now() - lag, i64::MAX)
+        });
+        let (tenant, services) = (tenant.clone(), services.clone());
+        // The state is `None` once an error ended the stream (the client resubscribes with the
+        // last cursor it got).
+        let state = Some((Some(start), std::collections::VecDeque::<Request>::new()));
+        Ok(futures::stream::unfold(state, move |state| {
+            let (tenant, services) = (tenant.clone(), services.clone());
+            async move {
+                let (mut cursor, mut buffer) = state?;
+                loop {
+                    if let Some(r) = buffer.pop_front() {
+                        let edge = RequestEdge {
+                            cursor: change_cursor(&r),
+                            node: record(r),
+                        };
+                        return Some((Ok(edge), Some((cursor, buffer))));
+                    }
+                    let rows = async {
+                        let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
+                        let rows = requests::changed_after(&mut tx, cursor, 200).await?;
+                        tx.commit().await?;
+                        Ok::<_, DomainError>(rows)
+                    }
+                    .await;
+                    match rows {
+                        Ok(rows) if rows.is_empty() => {
+                            tokio::time::sleep(SUBSCRIPTION_POLL).await;
+                        }
+                        Ok(rows) => {
+                            cursor = rows.last().map(|r| (r.updated_at, r.id)).or(cursor);
+                            buffer.extend(rows);
+                        }
+                        Err(e) => return Some((Err(gql_error(e)), None)),
+                    }
+                }
+            }
         }))
     }
 }

@@ -7,6 +7,7 @@ use desk_authz::Authorizer;
 use desk_db::Tenant;
 use desk_tests::TestApp;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const SERVICE: &str = "MUN-REV-002";
@@ -736,6 +737,119 @@ async fn api_rate_limits_answer_429_with_retry_after_per_key_and_municipality() 
     assert_eq!(
         post("beta.test", Some(beta_key)).await.status,
         StatusCode::OK
+    );
+    app.db.finish().await;
+}
+
+/// A GraphQL-over-WebSocket client (`graphql-transport-ws`) on `host`, initialised with `key`.
+async fn subscriber(
+    addr: std::net::SocketAddr,
+    host: &str,
+    key: Option<&str>,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+    let mut request = format!("ws://{host}/graphql/ws")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tcp).await.unwrap();
+    let payload = match key {
+        Some(k) => json!({ "authorization": format!("Bearer {k}") }),
+        None => json!({}),
+    };
+    ws.send(Message::text(
+        json!({ "type": "connection_init", "payload": payload }).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = ws.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"), "{ack}");
+    ws.send(Message::text(
+        json!({ "id": "1", "type": "subscribe", "payload": {
+            "query": "subscription { requestChanged { cursor node { trackingCode state } } }"
+        } })
+        .to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+/// The next message of a subscription within `wait`, as JSON (`None` when nothing came).
+async fn next_message(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    wait: std::time::Duration,
+) -> Option<Value> {
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(wait, ws.next()).await.ok()??.ok()?;
+        if let Ok(text) = msg.to_text()
+            && !text.is_empty()
+        {
+            let v: Value = serde_json::from_str(text).unwrap();
+            if v["type"] != "ping" && v["type"] != "pong" {
+                return Some(v);
+            }
+        }
+    }
+}
+
+/// The status-change subscription: a key of the municipality hears its changes as they commit
+/// and nothing of another municipality; no key, or another municipality's key, hears nothing.
+#[tokio::test]
+async fn request_changes_are_pushed_over_websocket_to_keys_of_the_municipality_only() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    let addr = app.serve().await;
+    let alpha_key = key_for(&app, &alpha, &["requests:read"]).await;
+    let beta_key = key_for(&app, &beta, &["requests:read"]).await;
+    let mut alpha_ws = subscriber(addr, "alpha.test", Some(&alpha_key)).await;
+    let mut beta_ws = subscriber(addr, "beta.test", Some(&beta_key)).await;
+    let mut foreign = subscriber(addr, "beta.test", Some(&alpha_key)).await;
+    let refused = next_message(&mut foreign, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED",
+        "{refused}"
+    );
+    assert!(refused["payload"]["data"].is_null());
+    let mut anonymous = subscriber(addr, "alpha.test", None).await;
+    let refused = next_message(&mut anonymous, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+
+    let today = desk_db::intake::local_today();
+    let r = crate::surveys::filed(
+        &app,
+        &alpha,
+        "+989121113344",
+        desk_db::requests::Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let got = next_message(&mut alpha_ws, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(got["type"], "next", "{got}");
+    let edge = &got["payload"]["data"]["requestChanged"];
+    assert_eq!(edge["node"]["trackingCode"], r.tracking_code.as_str());
+    assert!(edge["cursor"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(
+        next_message(&mut beta_ws, Duration::from_secs(3))
+            .await
+            .is_none(),
+        "beta hears nothing of alpha"
     );
     app.db.finish().await;
 }

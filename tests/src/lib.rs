@@ -291,6 +291,19 @@ impl TestResponse {
 }
 
 impl TestApp {
+    /// Serves the app on a loopback port (for clients that need a real connection, such as
+    /// WebSockets); returns its address. The server lives as long as the test's runtime.
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
     /// Builds the app (host cache disabled so status changes show at once).
     pub async fn new() -> Self {
         Self::with_config(|_| {}).await
