@@ -85,10 +85,7 @@ fn anonymous_rate(
 ) -> Result<(), u64> {
     let source =
         crate::limits::client_address(state.trust_forwarded_for, peer.map(|p| &p.0), headers);
-    state
-        .limits
-        .api
-        .take(tenant.id, None, &source)
+    state.limits.api.take(tenant.id, None, &source)
 }
 
 fn json_ok(v: Value) -> Response {
