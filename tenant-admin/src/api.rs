@@ -306,6 +306,8 @@ impl PlatformMutation {
 struct ApiState {
     portal: PlatformPortal,
     schema: PlatformSchema,
+    /// Request rates per platform key (and per address for sessions and anonymous callers).
+    rates: std::sync::Arc<desk_core::limiter::ApiRates>,
 }
 
 /// `/graphql` on the platform host: GraphiQL on GET, queries on POST (JSON only, which
@@ -316,7 +318,16 @@ pub fn platform_api_router(portal: PlatformPortal) -> Router {
         .with_state(ApiState {
             portal,
             schema: platform_schema(),
+            rates: std::sync::Arc::default(),
         })
+}
+
+/// A stable number for a presented key, to count its requests by (not reversible to the key).
+fn key_hash_id(key: &str) -> i64 {
+    let digest = desk_core::webhook::hmac_sha256(b"miz-rate", key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_le_bytes(first)
 }
 
 async fn graphiql() -> impl IntoResponse {
@@ -345,14 +356,55 @@ async fn execute(
             .into_response();
     }
     let mut request = req.into_inner().data(state.portal.clone());
-    if let Some(token) = auth::session_token(&headers)
-        && let Ok(Some((user, _))) = state.portal.db.session_user(&token).await
-    {
-        let source = desk_web::limits::client_address(
-            state.portal.trust_forwarded_for,
-            peer.as_ref(),
-            &headers,
-        );
+    let source =
+        desk_web::limits::client_address(state.portal.trust_forwarded_for, peer.as_ref(), &headers);
+    // A platform key (`Authorization: Bearer mizp_…`) acts as the user who made it; otherwise
+    // the session cookie of a signed-in user.
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let (user, key_id) = match bearer {
+        Some(key) => match state.portal.db.platform_key_user(key).await {
+            // A key that is not valid counts against the address, like no key.
+            Ok(user) => {
+                let id = user.as_ref().map(|_| key_hash_id(key));
+                (user, id)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "platform key lookup failed");
+                (None, None)
+            }
+        },
+        None => match auth::session_token(&headers) {
+            Some(token) => (
+                state
+                    .portal
+                    .db
+                    .session_user(&token)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|(u, _)| u),
+                None,
+            ),
+            None => (None, None),
+        },
+    };
+    if let Err(seconds) = state.rates.take("platform", key_id, &source) {
+        let body = serde_json::json!({ "errors": [{
+            "message": format!("rate limit exceeded; retry after {seconds} s"),
+            "extensions": { "code": "RATE_LIMITED", "retryAfter": seconds },
+        }] });
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            axum::Json(body),
+        )
+            .into_response();
+    }
+    if let Some(user) = user {
         request = request.data(Caller {
             actor: Actor::User {
                 id: user.id,

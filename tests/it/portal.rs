@@ -507,3 +507,138 @@ async fn the_demo_seed_is_idempotent_and_its_accounts_sign_in() {
     assert_eq!(app.get("isfahan.test", "/").await.status, StatusCode::OK);
     app.db.finish().await;
 }
+
+/// A platform key acts as the user who made it: an Isfahan operator's key sees Isfahan's
+/// municipalities only; revoked, foreign (a municipality's key) and unknown keys are refused;
+/// the key is stored as a hash and useless on a municipality's host.
+#[tokio::test]
+async fn platform_keys_act_as_their_user_and_are_refused_once_revoked() {
+    let app = fresh(app_with_people().await).await;
+    let op = sign_in(&app, "isfahan-op").await;
+    let page = app.get_as(&op, HOST, "/api-keys").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let res = app
+        .post_form(
+            Some(&op),
+            HOST,
+            "/api-keys",
+            &[
+                ("csrf", &page.csrf()),
+                ("name", "سامانه استانداری"),
+                ("days", "۳۰"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text);
+    let start = res.text.find("id=\"new-key\">").unwrap() + 13;
+    let key = res.text[start..].split('<').next().unwrap().to_owned();
+    assert!(key.starts_with("mizp_"));
+    let with_key = |key: String| {
+        let app = &app;
+        async move {
+            let body =
+                serde_json::json!({ "query": "{ municipalities { edges { node { slug } } } }" })
+                    .to_string();
+            let auth = format!("Bearer {key}");
+            let res = app
+                .send(
+                    "POST",
+                    HOST,
+                    "/graphql",
+                    Some(&body),
+                    &[
+                        ("content-type", "application/json"),
+                        ("authorization", &auth),
+                    ],
+                )
+                .await;
+            serde_json::from_str::<serde_json::Value>(&res.text).unwrap()
+        }
+    };
+    let list = with_key(key.clone()).await;
+    let slugs: Vec<&str> = list["data"]["municipalities"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, ["alpha"], "the operator's province only");
+    // Hash only at rest.
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from platform.api_keys where key_hash = sha256(convert_to($1, 'UTF8'))
+            and position(convert_to($1, 'UTF8') in key_hash) = 0",
+    )
+    .bind(&key)
+    .fetch_one(app.db.platform.pool_for_infrastructure())
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+    // Unknown keys and a municipality's key are worthless here; the platform key is worthless
+    // on a municipality's host.
+    for other in [
+        format!("mizp_{}", "0".repeat(64)),
+        format!("miz_{}", "0".repeat(64)),
+    ] {
+        assert_eq!(
+            with_key(other).await["errors"][0]["extensions"]["code"],
+            "UNAUTHENTICATED"
+        );
+    }
+    let auth = format!("Bearer {key}");
+    let tenant_api = app
+        .send(
+            "POST",
+            "alpha.test",
+            "/graphql",
+            Some(
+                &serde_json::json!({ "query": "{ requestChanges { edges { cursor } } }" })
+                    .to_string(),
+            ),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &auth),
+            ],
+        )
+        .await;
+    assert!(
+        tenant_api.text.contains("UNAUTHENTICATED"),
+        "{}",
+        tenant_api.text
+    );
+    // Revoked: refused at once.
+    let id: i64 = sqlx::query_scalar("select id from platform.api_keys")
+        .fetch_one(app.db.platform.pool_for_infrastructure())
+        .await
+        .unwrap();
+    let root = sign_in(&app, "root").await;
+    let root_page = app.get_as(&root, HOST, "/api-keys").await;
+    let res = app
+        .post_form(
+            Some(&root),
+            HOST,
+            &format!("/api-keys/{id}/revoke"),
+            &[("csrf", &root_page.csrf())],
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::NOT_FOUND,
+        "only its own user revokes a key"
+    );
+    let page = app.get_as(&op, HOST, "/api-keys").await;
+    assert!(page.text.contains("سامانه استانداری"));
+    let res = app
+        .post_form(
+            Some(&op),
+            HOST,
+            &format!("/api-keys/{id}/revoke"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        with_key(key).await["errors"][0]["extensions"]["code"],
+        "UNAUTHENTICATED"
+    );
+    app.db.finish().await;
+}

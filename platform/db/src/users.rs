@@ -185,3 +185,114 @@ impl PlatformDb {
         .map_err(internal)
     }
 }
+
+/// A platform API key as lists show it (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PlatformKey {
+    /// Row id.
+    pub id: i64,
+    /// Name given.
+    pub name: String,
+    /// First characters, to tell keys apart.
+    pub prefix: String,
+    /// Made at.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Expires at, if ever.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Revoked at.
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Last used.
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const PLATFORM_KEY_COLUMNS: &str =
+    "id, name, prefix, created_at, expires_at, revoked_at, last_used_at";
+
+impl PlatformDb {
+    /// Makes an API key that acts as `user_id`; returns the key (to show once) and its record.
+    pub async fn create_platform_key(
+        &self,
+        user_id: i64,
+        name: &str,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(String, PlatformKey), DomainError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(desk_core::FieldErrors::single(
+                "name",
+                "name",
+                "نام کلید لازم است و حداکثر ۱۰۰ نویسه.",
+            )
+            .into());
+        }
+        let secret = desk_core::secret::new_token();
+        let key = format!("mizp_{secret}");
+        let prefix = format!("mizp_{}", &secret[..8]);
+        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "insert into platform.api_keys (user_id, name, prefix, key_hash, expires_at)
+             values ($1, $2, $3, sha256(convert_to($4, 'UTF8')), $5)
+             returning {PLATFORM_KEY_COLUMNS}"
+        )))
+        .bind(user_id)
+        .bind(name)
+        .bind(&prefix)
+        .bind(&key)
+        .bind(expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal)?;
+        Ok((key, row))
+    }
+
+    /// The enabled user a live platform key acts as, marking the key used.
+    pub async fn platform_key_user(&self, key: &str) -> Result<Option<PlatformUser>, DomainError> {
+        if !(key.len() == 69 && key.starts_with("mizp_")) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "with k as (
+                update platform.api_keys set last_used_at = now()
+                 where key_hash = sha256(convert_to($1, 'UTF8')) and revoked_at is null
+                   and (expires_at is null or expires_at > now())
+             returning user_id)
+             select u.id, u.username, u.display_name, u.kind, u.province_id,
+                    p.name_fa as province_name_fa
+               from k join platform.users u on u.id = k.user_id and u.disabled_at is null
+               left join platform.provinces p on p.id = u.province_id",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(internal)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The keys of one user, newest first.
+    pub async fn platform_keys(&self, user_id: i64) -> Result<Vec<PlatformKey>, DomainError> {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select {PLATFORM_KEY_COLUMNS} from platform.api_keys where user_id = $1 order by id desc"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(internal)
+    }
+
+    /// Revokes one of the user's own keys (`NotFound` for anyone else's).
+    pub async fn revoke_platform_key(&self, user_id: i64, id: i64) -> Result<(), DomainError> {
+        let done = sqlx::query(
+            "update platform.api_keys set revoked_at = coalesce(revoked_at, now())
+              where id = $1 and user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?;
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(DomainError::NotFound)
+        }
+    }
+}
