@@ -378,13 +378,43 @@ async fn subscribe(
         })
 }
 
-/// The key presented as `Authorization: Bearer …`.
+/// The key presented as `Authorization: Bearer …` (the scheme in any case).
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.to_str().ok())?;
+    let (scheme, key) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| key.trim())
+        .filter(|k| !k.is_empty())
+}
+
+/// Gives every error a stable `extensions.code`: the engine's own refusals (parse and
+/// validation errors, the depth and complexity limits) come without one.
+fn with_codes(batch: async_graphql::BatchResponse) -> async_graphql::BatchResponse {
+    fn coded(mut r: async_graphql::Response) -> async_graphql::Response {
+        for e in &mut r.errors {
+            let ext = e.extensions.get_or_insert_with(Default::default);
+            if ext.get("code").is_none() {
+                let code = if e.message.contains("nested too deep") {
+                    "QUERY_TOO_DEEP"
+                } else if e.message.contains("too complex") {
+                    "QUERY_TOO_COMPLEX"
+                } else {
+                    "GRAPHQL_VALIDATION_FAILED"
+                };
+                ext.set("code", code);
+            }
+        }
+        r
+    }
+    match batch {
+        async_graphql::BatchResponse::Single(r) => async_graphql::BatchResponse::Single(coded(r)),
+        async_graphql::BatchResponse::Batch(rs) => {
+            async_graphql::BatchResponse::Batch(rs.into_iter().map(coded).collect())
+        }
+    }
 }
 
 /// The key presented in `Authorization: Bearer …`, looked up in this municipality's schema.
@@ -460,11 +490,26 @@ async fn execute(
             ) {
                 return rate_limited(seconds);
             }
-            state
-                .schema
-                .execute_batch(batch.data(tenant).data(state.services.clone()).data(caller))
-                .await
+            if bearer(&headers).is_some() && caller.key.is_none() {
+                // A key was presented but is unknown here, revoked or expired: say so rather
+                // than answer as if no key had been sent.
+                let e = async_graphql::Error::new(
+                    "the API key is not valid for this municipality (unknown, revoked or expired)",
+                )
+                .extend_with(|_, ext| ext.set("code", "INVALID_API_KEY"));
+                async_graphql::Response::from_errors(vec![
+                    e.into_server_error(async_graphql::Pos::default()),
+                ])
                 .into()
+            } else {
+                with_codes(
+                    state
+                        .schema
+                        .execute_batch(batch.data(tenant).data(state.services.clone()).data(caller))
+                        .await,
+                )
+                .into()
+            }
         }
         Err(e) => async_graphql::Response::from_errors(vec![
             gql_error(e).into_server_error(async_graphql::Pos::default()),

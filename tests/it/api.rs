@@ -157,7 +157,8 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     tx.commit().await.unwrap();
     assert_eq!(clear, 0);
 
-    // No key, a key of another municipality, a made-up key: not authenticated.
+    // No key: not authenticated; a key of another municipality or a made-up key: refused as
+    // not valid here.
     let list = "{ requests(first: 10) { edges { cursor node { trackingCode state channel } } pageInfo { hasNextPage endCursor } } }";
     assert_eq!(
         code(&gql(&app, "alpha.test", None, list, json!({})).await),
@@ -165,12 +166,12 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     );
     assert_eq!(
         code(&gql(&app, "beta.test", Some(&full), list, json!({})).await),
-        "UNAUTHENTICATED"
+        "INVALID_API_KEY"
     );
     let forged = format!("miz_{}", "0".repeat(64));
     assert_eq!(
         code(&gql(&app, "alpha.test", Some(&forged), list, json!({})).await),
-        "UNAUTHENTICATED"
+        "INVALID_API_KEY"
     );
     // Scope enforced per operation.
     let denied = submit_with_file(
@@ -391,7 +392,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
             )
             .await
         ),
-        "UNAUTHENTICATED"
+        "INVALID_API_KEY"
     );
 
     // The public lookup needs the right mobile, and is per municipality.
@@ -466,9 +467,35 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
             && refused["errors"][0]["message"]
                 .as_str()
                 .unwrap()
-                .contains("complex"),
+                .contains("complex")
+            && code(&refused) == "QUERY_TOO_COMPLEX",
         "{refused}"
     );
+    // Too deep: refused with its code.
+    let deep = format!(
+        "{{ __schema {{ types {{ fields {{ type {} name {} }} }} }} }}",
+        "{ ofType ".repeat(10),
+        "}".repeat(10)
+    );
+    let refused = gql(&app, "alpha.test", None, &deep, json!({})).await;
+    assert_eq!(code(&refused), "QUERY_TOO_DEEP", "{refused}");
+    // Not GraphQL at all: a code too.
+    let refused = gql(&app, "alpha.test", None, "{ services { nope } }", json!({})).await;
+    assert_eq!(code(&refused), "GRAPHQL_VALIDATION_FAILED", "{refused}");
+    // The scheme is case-insensitive.
+    let lower = app
+        .send(
+            "POST",
+            "alpha.test",
+            "/graphql",
+            Some(&json!({ "query": "{ requests(first: 1) { edges { cursor } } }" }).to_string()),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &format!("bearer {full}")),
+            ],
+        )
+        .await;
+    assert!(!lower.text.contains("errors"), "{}", lower.text);
 
     // Revoked and expired keys stop working.
     let mut tx = app
@@ -492,11 +519,11 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     tx.commit().await.unwrap();
     assert_eq!(
         code(&gql(&app, "alpha.test", Some(&reader), list, json!({})).await),
-        "UNAUTHENTICATED"
+        "INVALID_API_KEY"
     );
     assert_eq!(
         code(&gql(&app, "alpha.test", Some(&full), list, json!({})).await),
-        "UNAUTHENTICATED"
+        "INVALID_API_KEY"
     );
     let _ = beta;
     let _ = std::fs::remove_dir_all(&app.uploads);
@@ -814,8 +841,7 @@ async fn request_changes_are_pushed_over_websocket_to_keys_of_the_municipality_o
         .await
         .unwrap();
     assert_eq!(
-        refused["payload"]["errors"][0]["extensions"]["code"],
-        "UNAUTHENTICATED",
+        refused["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{refused}"
     );
     assert!(refused["payload"]["data"].is_null());

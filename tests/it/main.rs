@@ -6,6 +6,7 @@ mod appointments;
 mod attacks;
 mod authz;
 mod catalog;
+mod developers;
 mod hosts;
 mod inquiries;
 mod jobs;

@@ -601,7 +601,7 @@ async fn platform_keys_act_as_their_user_and_are_refused_once_revoked() {
         )
         .await;
     assert!(
-        tenant_api.text.contains("UNAUTHENTICATED"),
+        tenant_api.text.contains("INVALID_API_KEY"),
         "{}",
         tenant_api.text
     );

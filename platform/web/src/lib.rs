@@ -12,6 +12,7 @@ mod catalog_editor;
 mod citizen;
 pub mod cookies;
 mod desk;
+mod developers;
 mod dispatch;
 mod inbox;
 mod inquiries;
@@ -82,5 +83,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(reports::report_routes())
         .merge(inquiries::inquiry_routes())
         .merge(sms_templates::sms_template_routes())
+        .merge(developers::developer_routes())
         .with_state(state)
 }
