@@ -305,11 +305,7 @@ pub async fn cancel(tx: &mut TenantTx, id: i64, mobile: &str) -> Result<(), Doma
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(DomainError::NotFound)
-    }
+    crate::one_row(done)
 }
 
 /// Marks that the person arrived at the desk.
@@ -321,9 +317,5 @@ pub async fn mark_arrived(tx: &mut TenantTx, id: i64) -> Result<(), DomainError>
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(DomainError::NotFound)
-    }
+    crate::one_row(done)
 }

@@ -45,6 +45,16 @@ pub(crate) fn internal(err: sqlx::Error) -> DomainError {
     DomainError::Internal(anyhow::Error::new(err))
 }
 
+/// `Ok` when a statement changed exactly one row, `NotFound` when it changed none (an id of
+/// another municipality's, or one that is gone).
+pub(crate) fn one_row(done: sqlx::postgres::PgQueryResult) -> Result<(), DomainError> {
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound)
+    }
+}
+
 /// The name of the unique constraint a database error violated, if any.
 pub(crate) fn unique_violation(err: &sqlx::Error) -> Option<&str> {
     match err {

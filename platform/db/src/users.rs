@@ -289,10 +289,6 @@ impl PlatformDb {
         .execute(&self.pool)
         .await
         .map_err(internal)?;
-        if done.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(DomainError::NotFound)
-        }
+        crate::one_row(done)
     }
 }

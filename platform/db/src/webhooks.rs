@@ -134,11 +134,7 @@ pub async fn set_enabled(tx: &mut TenantTx, id: i64, enabled: bool) -> Result<()
         .execute(&mut **tx)
         .await
         .map_err(internal)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(DomainError::NotFound)
-    }
+    crate::one_row(done)
 }
 
 /// Deletes a webhook and its deliveries (`NotFound` for an unknown id).
@@ -148,11 +144,7 @@ pub async fn delete(tx: &mut TenantTx, id: i64) -> Result<(), DomainError> {
         .execute(&mut **tx)
         .await
         .map_err(internal)?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(DomainError::NotFound)
-    }
+    crate::one_row(done)
 }
 
 /// Records `event` with body `payload` for every enabled webhook subscribed to it and queues

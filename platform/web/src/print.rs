@@ -22,10 +22,13 @@ use serde_json::{Value, json};
 
 pub(crate) fn print_routes() -> Router<WebState> {
     Router::new()
-        .route("/requests/{tracking}/receipt", get(citizen_receipt))
-        .route("/requests/{tracking}/letter", get(citizen_letter))
-        .route("/staff/requests/{tracking}/receipt", get(staff_receipt))
-        .route("/staff/requests/{tracking}/letter", get(staff_letter))
+        .route("/requests/{tracking}/receipt", get(citizen_doc::<false>))
+        .route("/requests/{tracking}/letter", get(citizen_doc::<true>))
+        .route(
+            "/staff/requests/{tracking}/receipt",
+            get(staff_doc::<false>),
+        )
+        .route("/staff/requests/{tracking}/letter", get(staff_doc::<true>))
 }
 
 /// Which paper: `a4` (the default) or `narrow` (an 80 mm receipt roll).
@@ -137,23 +140,23 @@ async fn page(
     )
 }
 
-async fn citizen_receipt(
+/// A citizen's own receipt, or (with `LETTER`) answer letter.
+async fn citizen_doc<const LETTER: bool>(
     State(state): State<WebState>,
     me: CitizenSession,
     Path(tracking): Path<String>,
     Query(layout): Query<Layout>,
     headers: HeaderMap,
 ) -> Response {
-    let host = host_of(&headers);
     match own_request(&state, &me, &tracking).await {
         Ok(d) => {
             page(
                 &state,
                 &me.tenant,
-                &host,
+                &host_of(&headers),
                 &d,
                 false,
-                "print_receipt.html.j2",
+                template(LETTER),
                 &layout,
             )
             .await
@@ -162,48 +165,23 @@ async fn citizen_receipt(
     }
 }
 
-async fn citizen_letter(
-    State(state): State<WebState>,
-    me: CitizenSession,
-    Path(tracking): Path<String>,
-    Query(layout): Query<Layout>,
-    headers: HeaderMap,
-) -> Response {
-    let host = host_of(&headers);
-    match own_request(&state, &me, &tracking).await {
-        Ok(d) => {
-            page(
-                &state,
-                &me.tenant,
-                &host,
-                &d,
-                false,
-                "print_letter.html.j2",
-                &layout,
-            )
-            .await
-        }
-        Err(e) => crate::citizen::failure(&state, &me.tenant, &e),
-    }
-}
-
-async fn staff_receipt(
+/// A receipt or (with `LETTER`) answer letter of any request of the staff member's municipality.
+async fn staff_doc<const LETTER: bool>(
     State(state): State<WebState>,
     me: StaffSession,
     Path(tracking): Path<String>,
     Query(layout): Query<Layout>,
     headers: HeaderMap,
 ) -> Response {
-    let host = host_of(&headers);
     match staff_request(&state, &me, &tracking, Action::Read).await {
         Ok(d) => {
             page(
                 &state,
                 &me.tenant,
-                &host,
+                &host_of(&headers),
                 &d,
                 true,
-                "print_receipt.html.j2",
+                template(LETTER),
                 &layout,
             )
             .await
@@ -212,27 +190,10 @@ async fn staff_receipt(
     }
 }
 
-async fn staff_letter(
-    State(state): State<WebState>,
-    me: StaffSession,
-    Path(tracking): Path<String>,
-    Query(layout): Query<Layout>,
-    headers: HeaderMap,
-) -> Response {
-    let host = host_of(&headers);
-    match staff_request(&state, &me, &tracking, Action::Read).await {
-        Ok(d) => {
-            page(
-                &state,
-                &me.tenant,
-                &host,
-                &d,
-                true,
-                "print_letter.html.j2",
-                &layout,
-            )
-            .await
-        }
-        Err(e) => crate::staff::failure(&state, &me.tenant, &e),
+fn template(letter: bool) -> &'static str {
+    if letter {
+        "print_letter.html.j2"
+    } else {
+        "print_receipt.html.j2"
     }
 }
