@@ -134,8 +134,12 @@ macro_rules! queue_worker {
     ($job:ty, $handler:path, $pool:expr, $ctx:expr, $instance:expr) => {{
         let (ctx, pool, instance) = ($ctx.clone(), $pool.clone(), $instance.clone());
         move |_| {
-            let storage = PostgresStorage::<$job>::new(&pool)
-                .with_config(Config::default().queue(<$job>::QUEUE).batch_size(BATCH));
+            let storage = PostgresStorage::<$job>::new(&pool).with_config(
+                Config::default()
+                    .queue(<$job>::QUEUE)
+                    .batch_size(BATCH)
+                    .heartbeat_interval(HEARTBEAT),
+            );
             let wake = Strategy::new()
                 .stream(Pubsub::new(pool.clone(), <$job>::QUEUE.to_owned()))
                 .interval(POLL_EVERY);
@@ -152,6 +156,11 @@ macro_rules! queue_worker {
 pub fn backoff_secs(n: u32) -> i64 {
     (5_i64 << n.clamp(1, 8).saturating_sub(1)).min(600)
 }
+
+/// How often each queue's worker reports to apalis. A job scheduled for later (a retry after
+/// backoff) was seen to wait for the next heartbeat after its time had come, rather than for
+/// the next poll, so the heartbeat bounds that wait (apalis's default is 30 s).
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
 /// Jobs fetched (and run concurrently) at a time per queue.
 const BATCH: usize = 64;

@@ -73,7 +73,7 @@ fn secret_of(page: &str) -> String {
 }
 
 async fn wait_for(got: &Got, n: usize) -> Vec<(String, String, String, Vec<u8>)> {
-    for _ in 0..300 {
+    for _ in 0..600 {
         if got.lock().unwrap().len() >= n {
             break;
         }
