@@ -99,8 +99,12 @@ pub struct RequestEdge {
 /// Where a page stands.
 #[derive(Debug, SimpleObject)]
 pub struct PageInfo {
+    /// Whether earlier items exist (pages go forward only: always false, as Relay allows).
+    pub has_previous_page: bool,
     /// Whether more follow.
     pub has_next_page: bool,
+    /// Cursor of the first edge.
+    pub start_cursor: Option<String>,
     /// Cursor of the last edge.
     pub end_cursor: Option<String>,
 }
@@ -265,7 +269,9 @@ fn page(
         .collect();
     RequestConnection {
         page_info: PageInfo {
+            has_previous_page: false,
             has_next_page,
+            start_cursor: edges.first().map(|e| e.cursor.clone()),
             end_cursor: edges.last().map(|e| e.cursor.clone()),
         },
         edges,
