@@ -507,3 +507,85 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     );
     app.db.finish().await;
 }
+
+/// A municipality picks a theme and a brand colour (refused when white text on it is hard to
+/// read); its pages render in that theme and colour; another municipality's stay as they are.
+#[tokio::test]
+async fn a_municipality_picks_its_theme_and_a_readable_brand_colour() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let settings = app.get_as(&admin, "alpha.test", "/staff/settings").await;
+    assert!(settings.text.contains("فیروزه") && settings.text.contains("سپید"));
+    let csrf = settings.csrf();
+    let save = |theme: &'static str, brand: &'static str| {
+        let (app, admin, csrf) = (&app, admin.clone(), csrf.clone());
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                "/staff/settings/theme",
+                &[("csrf", &csrf), ("theme", theme), ("brand", brand)],
+            )
+            .await
+        }
+    };
+    let pale = save("firouzeh", "#7fdbff").await;
+    assert_eq!(pale.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(pale.text.contains("کنتراست"), "{}", pale.text);
+    assert_eq!(
+        save("../base", "#0b6b73").await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        save("firouzeh", "#0B6B73").await.status,
+        StatusCode::SEE_OTHER
+    );
+    for path in ["/", "/services", "/faq", "/charter"] {
+        let page = app.get("alpha.test", path).await;
+        assert!(page.text.contains("--brand: #0b6b73"), "{path}");
+        assert!(
+            page.text.contains("repeating-linear-gradient"),
+            "{path}: firouzeh's styles"
+        );
+        let other = app.get("beta.test", path).await;
+        assert!(
+            !other.text.contains("#0b6b73") && !other.text.contains("repeating-linear-gradient")
+        );
+    }
+    assert_eq!(save("sepid", "#0b6b73").await.status, StatusCode::SEE_OTHER);
+    let home = app.get("alpha.test", "/").await;
+    assert!(
+        home.text
+            .contains("border-bottom: .5rem solid var(--brand)")
+            && !home.text.contains("repeating-linear-gradient")
+    );
+    // Beta's admin changes beta only.
+    let admin_b = app.staff_sign_in(&beta, "admin-beta").await;
+    let page_b = app.get_as(&admin_b, "beta.test", "/staff/settings").await;
+    let res = app
+        .post_form(
+            Some(&admin_b),
+            "beta.test",
+            "/staff/settings/theme",
+            &[
+                ("csrf", &page_b.csrf()),
+                ("theme", "firouzeh"),
+                ("brand", "#123456"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    assert!(
+        app.get("alpha.test", "/")
+            .await
+            .text
+            .contains("--brand: #0b6b73")
+    );
+    assert!(
+        app.get("beta.test", "/")
+            .await
+            .text
+            .contains("--brand: #123456")
+    );
+    app.db.finish().await;
+}

@@ -9,6 +9,7 @@ pub mod appointments;
 pub mod calendar;
 pub mod catalog;
 pub mod content_type;
+pub mod design;
 pub mod error;
 pub mod form;
 pub mod host;

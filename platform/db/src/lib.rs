@@ -36,7 +36,7 @@ pub mod webhooks;
 
 pub use platform::{AuditBreak, AuditEntry, DbConfig, InstallId, PlatformDb};
 pub use tenant_tx::{TenantDb, TenantScope, TenantTx};
-pub use tenants::{NewTenant, Tenant};
+pub use tenants::{Design, NewTenant, Tenant};
 
 use desk_core::DomainError;
 

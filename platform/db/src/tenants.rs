@@ -30,7 +30,20 @@ pub struct Tenant {
     pub status: TenantStatus,
     /// Newest tenant migration applied to its schema.
     pub schema_version: i64,
+    /// Theme and design tokens of its site.
+    pub design: Design,
     scope: TenantScope,
+}
+
+/// A municipality's design: theme and tokens (see `desk_core::design`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Design {
+    /// A shipped theme's name.
+    pub theme: String,
+    /// Brand colour `#rrggbb`, if chosen.
+    pub brand: Option<String>,
+    /// Whether a logo was uploaded.
+    pub logo: bool,
 }
 
 impl Tenant {
@@ -59,7 +72,8 @@ macro_rules! tenant_select {
     ($($tail:literal)*) => {
         concat!(
             "select t.id, t.slug, t.schema_name, t.db_role, t.name_fa, t.name_en, t.province_id,
-                    p.name_fa as province_name_fa, t.status, t.schema_version
+                    p.name_fa as province_name_fa, t.status, t.schema_version,
+                    t.theme, t.brand, t.has_logo
              from platform.tenants t
              join platform.provinces p on p.id = t.province_id ",
             $($tail),*
@@ -88,12 +102,38 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, DomainError> {
         province_name_fa: row.try_get("province_name_fa").map_err(internal)?,
         status: status.parse().map_err(|_| corrupt("status"))?,
         schema_version: row.try_get("schema_version").map_err(internal)?,
+        design: Design {
+            theme: row.try_get("theme").map_err(internal)?,
+            brand: row.try_get("brand").map_err(internal)?,
+            logo: row.try_get("has_logo").map_err(internal)?,
+        },
         scope: TenantScope {
             id,
             schema: SchemaName::parse(&schema).map_err(|_| corrupt("schema name"))?,
             role,
         },
     })
+}
+
+impl PlatformDb {
+    /// Sets a municipality's theme and tokens (`brand` already checked by
+    /// `desk_core::design::check_brand`; `theme` one of `desk_core::design::THEMES`).
+    pub async fn set_design(&self, tenant: TenantId, design: &Design) -> Result<(), DomainError> {
+        if !desk_core::design::is_theme(&design.theme) {
+            return Err(FieldErrors::single("theme", "theme", "این پوسته وجود ندارد.").into());
+        }
+        sqlx::query(
+            "update platform.tenants set theme = $2, brand = $3, has_logo = $4 where id = $1",
+        )
+        .bind(tenant.0)
+        .bind(&design.theme)
+        .bind(&design.brand)
+        .bind(design.logo)
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?;
+        Ok(())
+    }
 }
 
 /// A taken host name becomes a field error; anything else is internal.

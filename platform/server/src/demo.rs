@@ -33,6 +33,13 @@ const DEMO_TENANTS: &[(&str, &str, &str)] = &[
     ("kashan", "شهرداری کاشان", "Kashan Municipality"),
 ];
 
+/// Each demo municipality's look: theme and brand colour (all three shipped themes show).
+const DEMO_DESIGNS: &[(&str, &str, &str)] = &[
+    ("isfahan", "base", "#0a6e5c"),
+    ("najafabad", "firouzeh", "#0b6b73"),
+    ("kashan", "sepid", "#7a1f3d"),
+];
+
 /// Runs the demo.
 pub async fn run(config: Config, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let embedded = if config.database.url.is_none() {
@@ -184,6 +191,22 @@ pub async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> 
         let req = commands::onboarding_from(platform, &config.http.base_domain, &args).await?;
         desk_tenant_admin::onboard(platform, &authz, &Actor::Cli, "demo", &req).await?;
         println!("created demo municipality {slug}");
+    }
+    // Each demo municipality's look, unless someone changed it (an existing demo keeps its own).
+    for (slug, theme, brand) in DEMO_DESIGNS {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(tenant) = platform.tenant_by_slug(&parsed).await? else {
+            continue;
+        };
+        if tenant.design.brand.is_some() {
+            continue;
+        }
+        let design = desk_db::Design {
+            theme: (*theme).to_owned(),
+            brand: Some(desk_core::design::check_brand(brand).map_err(|e| anyhow::anyhow!("{e}"))?),
+            logo: tenant.design.logo,
+        };
+        platform.set_design(tenant.id, &design).await?;
     }
     Ok(())
 }

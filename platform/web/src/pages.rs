@@ -29,6 +29,12 @@ pub(crate) struct TenantView<'a> {
     slug: &'a str,
     name: &'a str,
     province: &'a str,
+    /// The theme the page renders with (the renderer picks its templates by it).
+    theme: &'a str,
+    /// Brand colour (`#rrggbb`).
+    brand: &'a str,
+    /// Whether `/theme/logo` has a logo.
+    logo: bool,
 }
 
 impl<'a> TenantView<'a> {
@@ -37,6 +43,13 @@ impl<'a> TenantView<'a> {
             slug: t.slug.as_str(),
             name: &t.name_fa,
             province: &t.province_name_fa,
+            theme: &t.design.theme,
+            brand: t
+                .design
+                .brand
+                .as_deref()
+                .unwrap_or(desk_core::design::DEFAULT_BRAND),
+            logo: t.design.logo,
         }
     }
 }
@@ -44,10 +57,6 @@ impl<'a> TenantView<'a> {
 #[derive(Debug, Serialize)]
 struct HomeView<'a> {
     tenant: TenantView<'a>,
-    /// The municipality's brand colour (validated `#rrggbb` when saved).
-    brand: Option<String>,
-    /// Whether it uploaded a logo.
-    logo: bool,
     /// Service categories (code, Persian label).
     categories: &'static [(&'static str, &'static str)],
 }
@@ -303,29 +312,12 @@ async fn show_home(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Response {
-    let theme = async {
-        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let theme = desk_db::settings::get_setting(&mut tx, "theme").await?;
-        tx.commit().await?;
-        Ok::<_, desk_core::DomainError>(theme)
-    }
-    .await;
-    let theme = theme.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "reading the theme failed; using the default");
-        None
-    });
-    let brand = theme
-        .as_ref()
-        .and_then(|t| t["brand"].as_str().map(str::to_owned));
-    let logo = theme.as_ref().is_some_and(|t| t["logo"] == true);
     render(
         &state,
         StatusCode::OK,
         "home.html.j2",
         HomeView {
             tenant: TenantView::of(&tenant),
-            brand,
-            logo,
             categories: desk_core::catalog::CATEGORIES,
         },
     )

@@ -47,10 +47,8 @@ impl Layout {
 /// The letterhead of a municipality: name, province, logo, brand colour, contact details.
 async fn letterhead(state: &WebState, tenant: &Tenant) -> Result<Value, DomainError> {
     let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-    let theme = desk_db::settings::get_setting(&mut tx, "theme").await?;
     let contact = desk_db::settings::get_setting(&mut tx, "contact").await?;
     tx.commit().await?;
-    let theme = theme.unwrap_or_default();
     let contact = contact.unwrap_or_default();
     let text = |v: &Value, key: &str| {
         v[key]
@@ -60,8 +58,8 @@ async fn letterhead(state: &WebState, tenant: &Tenant) -> Result<Value, DomainEr
             .map(desk_core::text::persian_digits)
     };
     Ok(json!({
-        "brand": theme["brand"].as_str().unwrap_or("#0a6e5c"),
-        "logo": theme["logo"] == true,
+        "brand": tenant.design.brand.as_deref().unwrap_or(desk_core::design::DEFAULT_BRAND),
+        "logo": tenant.design.logo,
         "phone": text(&contact, "phone"),
         "address": text(&contact, "address"),
         "email": contact["email"].as_str().filter(|s| !s.trim().is_empty()),

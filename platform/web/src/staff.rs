@@ -344,7 +344,6 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
     let result = async {
         me.require(&state, Action::Read).await?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        let theme = settings::get_setting(&mut tx, "theme").await?.unwrap_or_else(|| json!({ "brand": "#0a6e5c" }));
         let contact = settings::get_setting(&mut tx, "contact").await?.unwrap_or_else(|| json!({}));
         let week = settings::get_setting(&mut tx, "work_week").await?.unwrap_or_else(|| json!({ "days_off": [5] }));
         let holidays = settings::list_holidays(&mut tx).await?;
@@ -392,7 +391,8 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
             .collect();
         let providers: Vec<_> = PROVIDERS.iter().map(|(c, n)| json!({ "code": c, "name": n })).collect();
         Ok::<_, DomainError>(json!({
-            "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "theme": theme, "contact": contact,
+            "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "contact": contact,
+            "themes": desk_core::design::THEMES.iter().map(|(code, label)| json!({ "code": code, "label": label, "chosen": *code == me.tenant.design.theme })).collect::<Vec<_>>(),
             "weekdays": weekdays, "holidays": holidays, "accounts": accounts, "providers": providers,
             "units": units.iter().map(|u| json!({ "id": u.id, "name": u.name })).collect::<Vec<_>>(),
             "members": member_units,
@@ -438,7 +438,11 @@ where
 struct ThemeForm {
     #[serde(default)]
     csrf: String,
+    #[serde(default)]
     brand: String,
+    /// One of `desk_core::design::THEMES`; empty keeps the current one.
+    #[serde(default)]
+    theme: String,
 }
 
 async fn save_theme(
@@ -446,26 +450,31 @@ async fn save_theme(
     me: StaffSession,
     Form(form): Form<ThemeForm>,
 ) -> Response {
-    let brand = form.brand.trim().to_lowercase();
-    let ok = brand.len() == 7
-        && brand.starts_with('#')
-        && brand[1..].bytes().all(|b| b.is_ascii_hexdigit());
-    if !ok {
-        return invalid(
-            &state,
-            &me.tenant,
-            "brand",
-            "color",
-            "رنگ را به شکل ‎#0a6e5c‎ وارد کنید.",
-        );
-    }
-    settings_change(&state, &me, &form.csrf, async |tx| {
-        // Change the one token; keep the rest of the theme (name, logo).
-        let mut theme = settings::get_setting(tx, "theme")
-            .await?
-            .unwrap_or_else(|| json!({ "name": "base" }));
-        theme["brand"] = json!(brand);
-        settings::put_setting(tx, "theme", &theme).await
+    let brand = match desk_core::design::check_brand(&form.brand) {
+        Ok(b) => b,
+        Err(e) => return failure(&state, &me.tenant, &e.into()),
+    };
+    let theme = match form.theme.trim() {
+        "" => me.tenant.design.theme.clone(),
+        t if desk_core::design::is_theme(t) => t.to_owned(),
+        _ => {
+            return invalid(
+                &state,
+                &me.tenant,
+                "theme",
+                "theme",
+                "این پوسته وجود ندارد.",
+            );
+        }
+    };
+    let design = desk_db::Design {
+        theme,
+        brand: Some(brand),
+        logo: me.tenant.design.logo,
+    };
+    let (platform, tenant_id) = (state.platform.clone(), me.tenant.id);
+    settings_change(&state, &me, &form.csrf, async move |_tx| {
+        platform.set_design(tenant_id, &design).await
     })
     .await
 }
@@ -837,11 +846,11 @@ async fn upload_logo(
     };
     settings_change(&state, &me, &csrf, async |tx| {
         settings::put_theme_asset(tx, "logo", content_type, &bytes).await?;
-        let mut theme = settings::get_setting(tx, "theme")
-            .await?
-            .unwrap_or_else(|| json!({ "name": "base" }));
-        theme["logo"] = json!(true);
-        settings::put_setting(tx, "theme", &theme).await
+        let design = desk_db::Design {
+            logo: true,
+            ..me.tenant.design.clone()
+        };
+        state.platform.set_design(me.tenant.id, &design).await
     })
     .await
 }
