@@ -589,3 +589,160 @@ async fn a_municipality_picks_its_theme_and_a_readable_brand_colour() {
     );
     app.db.finish().await;
 }
+
+/// Template overrides: a draft changes nothing until published; the preview renders it in the
+/// sandbox; script is refused on save; an override cannot read files or run forever (the site
+/// falls back to the theme's page); output stays escaped; other municipalities are untouched.
+#[tokio::test]
+async fn template_overrides_are_previewed_published_and_sandboxed() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let editor = app
+        .get_as(&admin, "alpha.test", "/staff/settings/templates")
+        .await;
+    assert_eq!(editor.status, StatusCode::OK);
+    assert!(editor.text.contains("charter.html.j2") && editor.text.contains("{% extends"));
+    let csrf = editor.csrf();
+    let draft = |name: &'static str, source: String| {
+        let (app, admin, csrf) = (&app, admin.clone(), csrf.clone());
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                &format!("/staff/settings/templates/{name}"),
+                &[("csrf", &csrf), ("source", &source)],
+            )
+            .await
+        }
+    };
+    let publish = || {
+        let (app, admin, csrf) = (&app, admin.clone(), csrf.clone());
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                "/staff/settings/templates/publish",
+                &[("csrf", &csrf)],
+            )
+            .await
+        }
+    };
+    // Script and unescaped output are refused on save.
+    for bad in [
+        "{% extends \"layout.html.j2\" %}{% block content %}<script>alert(1)</script>{% endblock %}",
+        "{% extends \"layout.html.j2\" %}{% block content %}<img src=x onerror=alert(1)>{% endblock %}",
+        "{% extends \"layout.html.j2\" %}{% block content %}{{ tenant.name | safe }}{% endblock %}",
+    ] {
+        let res = draft("charter.html.j2", bad.to_owned()).await;
+        assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    // A draft: the preview shows it, the site does not until it is published.
+    let charter = "{% extends \"layout.html.j2\" %}{% block content %}<h1>منشور ویژه {{ tenant.name }}</h1>{% endblock %}";
+    let res = draft("charter.html.j2", charter.to_owned()).await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let preview = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            "/staff/settings/templates/charter.html.j2/preview",
+        )
+        .await;
+    assert!(preview.text.contains("منشور ویژه"), "{}", preview.text);
+    assert!(
+        !app.get("alpha.test", "/charter")
+            .await
+            .text
+            .contains("منشور ویژه")
+    );
+    assert_eq!(publish().await.status, StatusCode::SEE_OTHER);
+    assert!(
+        app.get("alpha.test", "/charter")
+            .await
+            .text
+            .contains("منشور ویژه")
+    );
+    assert!(
+        !app.get("beta.test", "/charter")
+            .await
+            .text
+            .contains("منشور ویژه")
+    );
+
+    // Output stays escaped in an override.
+    let faq =
+        "{% extends \"layout.html.j2\" %}{% block content %}<p>جست‌وجو: {{ q }}</p>{% endblock %}";
+    assert_eq!(
+        draft("faq.html.j2", faq.to_owned()).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(publish().await.status, StatusCode::SEE_OTHER);
+    let page = app
+        .get("alpha.test", "/faq?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .await;
+    assert!(page.text.contains("جست‌وجو: &lt;script&gt;") && !page.text.contains("<script>alert"));
+
+    // No file access: an include of a path outside the theme finds nothing.
+    for path in [
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "../base/static/fonts/OFL.txt",
+    ] {
+        let source = format!(
+            "{{% extends \"layout.html.j2\" %}}{{% block content %}}{{% include \"{path}\" %}}{{% endblock %}}"
+        );
+        assert_eq!(
+            draft("sla.html.j2", source).await.status,
+            StatusCode::SEE_OTHER
+        );
+        let preview = app
+            .get_as(
+                &admin,
+                "alpha.test",
+                "/staff/settings/templates/sla.html.j2/preview",
+            )
+            .await;
+        assert_eq!(preview.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert!(
+            !preview.text.contains("root:x:0:0") && !preview.text.contains("SIL OPEN FONT LICENSE")
+        );
+    }
+    // No endless work: the preview says so, and once published the site serves the theme's page.
+    let endless = "{% extends \"layout.html.j2\" %}{% block content %}{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}{% endblock %}";
+    assert_eq!(
+        draft("sla.html.j2", endless.to_owned()).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let preview = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            "/staff/settings/templates/sla.html.j2/preview",
+        )
+        .await;
+    assert_eq!(preview.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(preview.text.contains("بیش از اندازه"), "{}", preview.text);
+    assert_eq!(publish().await.status, StatusCode::SEE_OTHER);
+    let started = std::time::Instant::now();
+    let sla = app.get("alpha.test", "/sla").await;
+    assert_eq!(sla.status, StatusCode::OK);
+    assert!(sla.text.contains("تعهد") && started.elapsed() < std::time::Duration::from_secs(10));
+    // An empty draft goes back to the theme's page.
+    assert_eq!(
+        draft("charter.html.j2", String::new()).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(publish().await.status, StatusCode::SEE_OTHER);
+    assert!(
+        !app.get("alpha.test", "/charter")
+            .await
+            .text
+            .contains("منشور ویژه")
+    );
+    // Beta's admin cannot reach alpha's drafts.
+    let admin_b = app.staff_sign_in(&beta, "admin-beta").await;
+    let editor_b = app
+        .get_as(&admin_b, "beta.test", "/staff/settings/templates")
+        .await;
+    assert!(!editor_b.text.contains("جست‌وجو: {{ q }}"));
+    app.db.finish().await;
+}

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod limiter;
 pub mod mobile;
 pub mod national_code;
+pub mod overrides;
 pub mod report;
 pub mod secret;
 pub mod session;

@@ -20,6 +20,7 @@ pub mod intake;
 pub mod jobs;
 pub mod migrate;
 pub mod notifications;
+pub mod overrides;
 mod platform;
 pub mod policy;
 pub mod reports;

@@ -44,6 +44,8 @@ pub struct Design {
     pub brand: Option<String>,
     /// Whether a logo was uploaded.
     pub logo: bool,
+    /// Published version of its template overrides (0: none).
+    pub overrides: i64,
 }
 
 impl Tenant {
@@ -73,7 +75,7 @@ macro_rules! tenant_select {
         concat!(
             "select t.id, t.slug, t.schema_name, t.db_role, t.name_fa, t.name_en, t.province_id,
                     p.name_fa as province_name_fa, t.status, t.schema_version,
-                    t.theme, t.brand, t.has_logo
+                    t.theme, t.brand, t.has_logo, t.overrides_version
              from platform.tenants t
              join platform.provinces p on p.id = t.province_id ",
             $($tail),*
@@ -106,6 +108,7 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, DomainError> {
             theme: row.try_get("theme").map_err(internal)?,
             brand: row.try_get("brand").map_err(internal)?,
             logo: row.try_get("has_logo").map_err(internal)?,
+            overrides: row.try_get("overrides_version").map_err(internal)?,
         },
         scope: TenantScope {
             id,
@@ -133,6 +136,23 @@ impl PlatformDb {
         .await
         .map_err(internal)?;
         Ok(())
+    }
+}
+
+impl PlatformDb {
+    /// Marks that a municipality published its template overrides (or withdrew them all, with
+    /// `any` false); returns the new version.
+    pub async fn bump_overrides(&self, tenant: TenantId, any: bool) -> Result<i64, DomainError> {
+        sqlx::query_scalar(
+            "update platform.tenants
+                set overrides_version = case when $2 then overrides_version + 1 else 0 end
+              where id = $1 returning overrides_version",
+        )
+        .bind(tenant.0)
+        .bind(any)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(internal)
     }
 }
 

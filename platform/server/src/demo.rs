@@ -204,7 +204,7 @@ pub async fn seed(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> 
         let design = desk_db::Design {
             theme: (*theme).to_owned(),
             brand: Some(desk_core::design::check_brand(brand).map_err(|e| anyhow::anyhow!("{e}"))?),
-            logo: tenant.design.logo,
+            ..tenant.design.clone()
         };
         platform.set_design(tenant.id, &design).await?;
     }

@@ -172,11 +172,19 @@ async fn show_faq(
     Extension(tenant): Extension<Arc<Tenant>>,
     axum::extract::Query(q): axum::extract::Query<ServiceQuery>,
 ) -> Response {
-    let services = match published(&state, &tenant).await {
-        Ok(s) => s,
-        Err(e) => return internal_page(&state, &tenant, &e),
-    };
-    let needle = desk_core::text::normalize_for_search(&q.q);
+    match faq_view(&state, &tenant, &q.q).await {
+        Ok(view) => render_site(&state, &tenant, StatusCode::OK, "faq.html.j2", view).await,
+        Err(e) => internal_page(&state, &tenant, &e),
+    }
+}
+
+async fn faq_view(
+    state: &WebState,
+    tenant: &Tenant,
+    q: &str,
+) -> Result<serde_json::Value, desk_core::DomainError> {
+    let services = published(state, tenant).await?;
+    let needle = desk_core::text::normalize_for_search(q);
     let groups: Vec<_> = services
         .iter()
         .filter_map(|s| {
@@ -195,12 +203,7 @@ async fn show_faq(
             )
         })
         .collect();
-    render(
-        &state,
-        StatusCode::OK,
-        "faq.html.j2",
-        serde_json::json!({ "tenant": TenantView::of(&tenant), "groups": groups, "q": q.q }),
-    )
+    Ok(serde_json::json!({ "tenant": TenantView::of(tenant), "groups": groups, "q": q }))
 }
 
 /// The citizens' rights at this desk.
@@ -208,12 +211,8 @@ async fn show_charter(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Response {
-    render(
-        &state,
-        StatusCode::OK,
-        "charter.html.j2",
-        serde_json::json!({ "tenant": TenantView::of(&tenant) }),
-    )
+    let view = serde_json::json!({ "tenant": TenantView::of(&tenant) });
+    render_site(&state, &tenant, StatusCode::OK, "charter.html.j2", view).await
 }
 
 /// The service-level statement: each service's declared duration, and what the desk promises.
@@ -221,17 +220,89 @@ async fn show_sla(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Response {
-    match published(&state, &tenant).await {
-        Ok(services) => {
-            let rows: Vec<_> = services.iter().map(|s| card_view(&s.card)).collect();
-            render(
-                &state,
-                StatusCode::OK,
-                "sla.html.j2",
-                serde_json::json!({ "tenant": TenantView::of(&tenant), "services": rows }),
-            )
-        }
+    match sla_view(&state, &tenant).await {
+        Ok(view) => render_site(&state, &tenant, StatusCode::OK, "sla.html.j2", view).await,
         Err(e) => internal_page(&state, &tenant, &e),
+    }
+}
+
+async fn sla_view(
+    state: &WebState,
+    tenant: &Tenant,
+) -> Result<serde_json::Value, desk_core::DomainError> {
+    let services = published(state, tenant).await?;
+    let rows: Vec<_> = services.iter().map(|s| card_view(&s.card)).collect();
+    Ok(serde_json::json!({ "tenant": TenantView::of(tenant), "services": rows }))
+}
+
+fn home_view(tenant: &Tenant) -> serde_json::Value {
+    serde_json::json!(HomeView {
+        tenant: TenantView::of(tenant),
+        categories: desk_core::catalog::CATEGORIES,
+    })
+}
+
+/// The view of an overridable page, for previewing an override (`_theme.html.j2` previews on
+/// the home page).
+pub(crate) async fn overridable_view(
+    state: &WebState,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<(&'static str, serde_json::Value), desk_core::DomainError> {
+    Ok(match name {
+        "charter.html.j2" => (
+            "charter.html.j2",
+            serde_json::json!({ "tenant": TenantView::of(tenant) }),
+        ),
+        "sla.html.j2" => ("sla.html.j2", sla_view(state, tenant).await?),
+        "faq.html.j2" => ("faq.html.j2", faq_view(state, tenant, "").await?),
+        _ => ("home.html.j2", home_view(tenant)),
+    })
+}
+
+/// Renders a page of a municipality's site: with its published template overrides in their
+/// sandbox when it has any (a failing override falls back to the theme's page, logged), else
+/// with its theme.
+pub(crate) async fn render_site(
+    state: &WebState,
+    tenant: &Tenant,
+    status: StatusCode,
+    name: &str,
+    view: serde_json::Value,
+) -> Response {
+    let version = tenant.design.overrides;
+    if version == 0 {
+        return render(state, status, name, view);
+    }
+    let env = match state.themes.cached(tenant.id.0, version) {
+        Some(env) => env,
+        None => {
+            let sources = async {
+                let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+                let sources = desk_db::overrides::published(&mut tx).await?;
+                tx.commit().await?;
+                Ok::<_, desk_core::DomainError>(sources)
+            }
+            .await;
+            match sources {
+                Ok(sources) => {
+                    let env = Arc::new(state.themes.sandbox(&tenant.design.theme, sources));
+                    state.themes.remember(tenant.id.0, version, env.clone());
+                    env
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "loading template overrides failed; using the theme");
+                    return render(state, status, name, view);
+                }
+            }
+        }
+    };
+    match crate::themes::Themes::render_in(&env, name, &view) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::warn!(template = name, error = %e, "a template override failed; using the theme");
+            render(state, status, name, view)
+        }
     }
 }
 
@@ -312,15 +383,14 @@ async fn show_home(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
 ) -> Response {
-    render(
+    render_site(
         &state,
+        &tenant,
         StatusCode::OK,
         "home.html.j2",
-        HomeView {
-            tenant: TenantView::of(&tenant),
-            categories: desk_core::catalog::CATEGORIES,
-        },
+        home_view(&tenant),
     )
+    .await
 }
 
 #[derive(Debug, Serialize)]

@@ -470,7 +470,7 @@ async fn save_theme(
     let design = desk_db::Design {
         theme,
         brand: Some(brand),
-        logo: me.tenant.design.logo,
+        ..me.tenant.design.clone()
     };
     let (platform, tenant_id) = (state.platform.clone(), me.tenant.id);
     settings_change(&state, &me, &form.csrf, async move |_tx| {

@@ -8,12 +8,17 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-/// The template environments, one per theme.
+/// The template environments, one per theme, and the sandboxed environments of
+/// municipalities that override pages (cached per published version).
 #[derive(Debug)]
 pub struct Themes {
     base: Environment<'static>,
     others: HashMap<String, Environment<'static>>,
+    base_dir: PathBuf,
+    dirs: HashMap<String, PathBuf>,
+    overridden: Mutex<HashMap<uuid::Uuid, (i64, Arc<Environment<'static>>)>>,
 }
 
 /// The name of the theme every other theme falls back to.
@@ -35,6 +40,7 @@ impl Themes {
         base.set_loader(minijinja::path_loader(&base_dir));
         base.set_auto_reload(auto_reload);
         let mut others = HashMap::new();
+        let mut dirs = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -43,11 +49,77 @@ impl Themes {
                 continue;
             }
             let mut env = Environment::new();
-            env.set_loader(layered_loader(templates, base_dir.clone()));
+            env.set_loader(layered_loader(templates.clone(), base_dir.clone()));
             env.set_auto_reload(auto_reload);
-            others.insert(name, env);
+            others.insert(name.clone(), env);
+            dirs.insert(name, templates);
         }
-        Ok(Self { base, others })
+        Ok(Self {
+            base,
+            others,
+            base_dir,
+            dirs,
+            overridden: Mutex::default(),
+        })
+    }
+
+    /// A sandboxed environment for `theme` in which the templates of `sources` replace the
+    /// theme's: loads nothing but the theme's own templates besides them, spends at most
+    /// `desk_core::overrides::FUEL` per render, escapes HTML as every page does.
+    pub fn sandbox(&self, theme: &str, sources: HashMap<String, String>) -> Environment<'static> {
+        let own = self.dirs.get(theme).cloned();
+        let base = minijinja::path_loader(self.base_dir.clone());
+        let own = own.map(minijinja::path_loader);
+        let mut env = Environment::new();
+        env.set_loader(move |name| {
+            if let Some(source) = sources.get(name) {
+                return Ok(Some(minijinja::TemplateSource::new(source.clone())));
+            }
+            if let Some(own) = &own
+                && let Some(found) = own(name)?
+            {
+                return Ok(Some(found));
+            }
+            base(name)
+        });
+        env.set_fuel(Some(desk_core::overrides::FUEL));
+        env.set_recursion_limit(64);
+        env
+    }
+
+    /// The source of `name` in `theme` (the theme's own file, else base's), for the editor.
+    pub fn source(&self, theme: &str, name: &str) -> Option<String> {
+        let own = self.dirs.get(theme).map(|d| d.join(name));
+        [own, Some(self.base_dir.join(name))]
+            .into_iter()
+            .flatten()
+            .find_map(|path| std::fs::read_to_string(path).ok())
+    }
+
+    /// The cached sandbox of a municipality's published overrides at `version`, if built.
+    pub fn cached(&self, tenant: uuid::Uuid, version: i64) -> Option<Arc<Environment<'static>>> {
+        let cache = self.overridden.lock().ok()?;
+        cache
+            .get(&tenant)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, env)| env.clone())
+    }
+
+    /// Keeps a municipality's sandbox for `version` (replacing older ones).
+    pub fn remember(&self, tenant: uuid::Uuid, version: i64, env: Arc<Environment<'static>>) {
+        if let Ok(mut cache) = self.overridden.lock() {
+            cache.insert(tenant, (version, env));
+        }
+    }
+
+    /// Renders with a given environment (a sandbox), like [`Themes::render`].
+    pub fn render_in(
+        env: &Environment<'static>,
+        name: &str,
+        ctx: impl Serialize,
+    ) -> Result<String, minijinja::Error> {
+        env.get_template(name)?
+            .render(minijinja::value::Serde(&ctx))
     }
 
     /// The shipped themes found (base first).
