@@ -152,6 +152,17 @@ pub struct FaqItem {
     pub answer: String,
 }
 
+/// A frequently asked question of the municipality.
+#[derive(Debug, SimpleObject)]
+pub struct FaqEntry {
+    /// The service it is about; `null` for a general question.
+    pub service_code: Option<String>,
+    /// Question.
+    pub question: String,
+    /// Answer.
+    pub answer: String,
+}
+
 /// An inquiry to another agency that the service needs.
 #[derive(Debug, SimpleObject)]
 pub struct AgencyInquiry {
@@ -266,6 +277,54 @@ impl CatalogQuery {
             .map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         Ok(found.map(service))
+    }
+
+    /// Frequently asked questions: the municipality's general ones first (no service), then
+    /// each published service's, optionally only those matching `search` (Persian-normalized).
+    async fn faqs(
+        &self,
+        ctx: &Context<'_>,
+        search: Option<String>,
+    ) -> async_graphql::Result<Vec<FaqEntry>> {
+        let tenant = ctx.data::<Arc<Tenant>>()?;
+        let db = ctx.data::<Services>()?.platform.tenant_db();
+        let mut tx = db.begin(tenant.scope()).await.map_err(internal)?;
+        let general = desk_db::catalog::general_faq(&mut tx)
+            .await
+            .map_err(internal)?;
+        let services = desk_db::catalog::published_services(&mut tx, None, None)
+            .await
+            .map_err(internal)?;
+        tx.commit().await.map_err(internal)?;
+        let needle = search
+            .as_deref()
+            .map(desk_core::text::normalize_for_search)
+            .unwrap_or_default();
+        let matches = |f: &desk_core::catalog::Faq| {
+            needle.is_empty()
+                || desk_core::text::normalize_for_search(&format!("{} {}", f.q, f.a))
+                    .contains(&needle)
+        };
+        let entry = |f: &desk_core::catalog::Faq, service: Option<&str>| FaqEntry {
+            service_code: service.map(str::to_owned),
+            question: f.q.clone(),
+            answer: f.a.clone(),
+        };
+        let mut out: Vec<FaqEntry> = general
+            .iter()
+            .filter(|f| matches(f))
+            .map(|f| entry(f, None))
+            .collect();
+        for s in &services {
+            out.extend(
+                s.card
+                    .faq
+                    .iter()
+                    .filter(|f| matches(f))
+                    .map(|f| entry(f, Some(&s.card.code))),
+            );
+        }
+        Ok(out)
     }
 
     /// The municipality whose host received this request.

@@ -2,7 +2,8 @@
 // driven by playwright-core; no browser is ever downloaded):
 //
 //  - every page of every municipality passes axe-core (WCAG 2.0/2.1 A and AA rules) with no
-//    `serious` or `critical` violation;
+//    `serious` or `critical` violation (at the desktop viewport; home and the service card also
+//    at the mobile one);
 //  - every page shows its own municipality's name and never another's (visible text, title and
 //    HTML source are searched for the other municipalities' Persian names, read from their home
 //    pages' headers);
@@ -89,6 +90,7 @@ const results = []; // { host, page, url, text, html }
 const homes = {};   // host -> { name, styles, notext: Buffer }
 const shots = [];
 let axeViolations = 0;
+let axeRuns = 0;
 const axeFindings = new Map(); // one entry per rule and elements, with the pages it was seen on
 
 async function open(page, host, p) {
@@ -100,6 +102,7 @@ async function open(page, host, p) {
 }
 
 async function axe(page, host, p) {
+  axeRuns += 1;
   await page.addScriptTag({ content: axeSource });
   const res = await page.evaluate(
     (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] })
@@ -190,6 +193,7 @@ try {
     await axe(page, host, '/');
     await open(mpage, host, '/');
     await screenshot(mpage, host, 'home-mobile');
+    await axe(mpage, host, '/ (mobile)');
 
     // The other pages.
     for (const p of ['/services', null, '/faq', '/charter', '/sla', '/developers']) {
@@ -211,6 +215,7 @@ try {
         await screenshot(page, host, 'service-desktop');
         await open(mpage, host, target);
         await screenshot(mpage, host, 'service-mobile');
+        await axe(mpage, host, `${target} (mobile)`);
       }
     }
     await page.close();
@@ -280,7 +285,7 @@ function pixelDiffShare(bufA, bufB) {
 
 console.log('== summary');
 console.log(`pages checked: ${results.length} on ${hosts.length} municipalities (${hosts.join(', ')}), port ${port}`);
-console.log(`serious/critical axe violations: ${axeViolations} (${axeFindings.size} distinct)`);
+console.log(`axe runs: ${axeRuns} (every page at 1280x900, home and service card also at 390x844); serious/critical violations: ${axeViolations} (${axeFindings.size} distinct)`);
 console.log(`screenshots (${shots.length}):`);
 for (const s of shots) console.log(`  ${path.relative(process.cwd(), s)}`);
 if (failures.length) {

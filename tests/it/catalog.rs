@@ -361,3 +361,130 @@ async fn a_draft_changes_nothing_until_it_is_published() {
     assert_eq!(elsewhere.status, StatusCode::UNAUTHORIZED);
     app.db.finish().await;
 }
+
+/// FAQ and laws are edited with the card (a draft until published), a general FAQ sits beside
+/// the services' ones, the FAQ page and GraphQL `faqs` search both (Persian-normalized), and
+/// another municipality sees none of it.
+#[tokio::test]
+async fn faq_and_laws_are_edited_published_and_searchable_per_municipality() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let form = app
+        .get_as(&admin, "alpha.test", "/staff/catalog/MUN-BLD-001")
+        .await;
+    assert!(form.text.contains("name=\"faq\"") && form.text.contains("name=\"legal_basis\""));
+    let csrf = form.csrf();
+    let save = |faq: &'static str| {
+        let (app, admin, csrf) = (&app, admin.clone(), csrf.clone());
+        async move {
+            app.post_form(
+                Some(&admin),
+                "alpha.test",
+                "/staff/catalog/MUN-BLD-001",
+                &[
+                    ("csrf", &csrf),
+                    ("op", "save"),
+                    ("title_fa", "صدور پروانه ساختمانی"),
+                    ("description_fa", "صدور پروانه برای ساخت بنای تازه."),
+                    ("duration_days", "20"),
+                    ("steps", "گام یک"),
+                    ("documents", "سند مالکیت"),
+                    (
+                        "legal_basis",
+                        "ماده ۱۰۰ قانون شهرداری‌ها\nآیین‌نامه ویژه آزمایشی",
+                    ),
+                    ("faq", faq),
+                ],
+            )
+            .await
+        }
+    };
+    let missing = save("پرسش بی‌پاسخ؟").await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(missing.text.contains("پاسخ ندارد"));
+    let faq = "آیا نقشه سه‌بعدی لازم است؟\nخیر، نقشه‌های دوبعدی مصوب کافی است.\n\nپروانه تا کی اعتبار دارد؟\nتا پایان مهلت درج‌شده در پروانه.";
+    let saved = save(faq).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    let card = app.get("alpha.test", "/services/MUN-BLD-001").await;
+    assert!(
+        !card.text.contains("آیین‌نامه ویژه آزمایشی"),
+        "a draft is not shown"
+    );
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/catalog/MUN-BLD-001",
+            &[("csrf", &csrf), ("op", "publish")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER);
+    let card = app.get("alpha.test", "/services/MUN-BLD-001").await;
+    assert!(card.text.contains("آیین‌نامه ویژه آزمایشی") && card.text.contains("نقشه سه‌بعدی"));
+
+    // The general FAQ.
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/catalog-faq",
+            &[
+                ("csrf", &csrf),
+                (
+                    "faq",
+                    "ساعت کار میز خدمت چیست؟\nشنبه تا چهارشنبه، ۷:۳۰ تا ۱۴.",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let page = app.get("alpha.test", "/faq").await;
+    assert!(page.text.contains("پرسش‌های عمومی") && page.text.contains("ساعت کار میز خدمت"));
+    // Search with Arabic yeh and kaf finds the Persian text.
+    let found = app
+        .get(
+            "alpha.test",
+            "/faq?q=%D9%86%D9%82%D8%B4%D9%87%20%D8%B3%D9%87%E2%80%8C%D8%A8%D8%B9%D8%AF%D9%8A",
+        )
+        .await;
+    assert!(found.text.contains("نقشه سه‌بعدی") && !found.text.contains("ساعت کار میز خدمت"));
+    let (_, v) = app
+        .graphql("alpha.test", "{ faqs { serviceCode question } }")
+        .await;
+    let entries = v["data"]["faqs"].as_array().unwrap();
+    assert!(
+        entries[0]["serviceCode"].is_null() && entries[0]["question"] == "ساعت کار میز خدمت چیست؟"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["serviceCode"] == "MUN-BLD-001"
+                && e["question"] == "پروانه تا کی اعتبار دارد؟")
+    );
+    let (_, v) = app
+        .graphql(
+            "alpha.test",
+            "{ faqs(search: \"اعتبار\") { serviceCode question } }",
+        )
+        .await;
+    let hits = v["data"]["faqs"].as_array().unwrap();
+    assert!(!hits.is_empty());
+    assert!(
+        hits.iter()
+            .all(|e| e["serviceCode"] == "MUN-BLD-001" || e["serviceCode"].is_string())
+    );
+    assert!(
+        !v.to_string().contains("ساعت کار میز خدمت"),
+        "the general FAQ does not match"
+    );
+    // Beta sees none of it.
+    let (_, v) = app.graphql("beta.test", "{ faqs { question } }").await;
+    assert!(!v.to_string().contains("ساعت کار میز خدمت") && !v.to_string().contains("نقشه سه‌بعدی"));
+    assert!(
+        !app.get("beta.test", "/faq")
+            .await
+            .text
+            .contains("ساعت کار میز خدمت")
+    );
+    app.db.finish().await;
+}

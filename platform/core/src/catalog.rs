@@ -24,6 +24,45 @@ pub struct Faq {
     pub a: String,
 }
 
+/// FAQ as the editor writes it: one block per question, blocks apart by a blank line, the
+/// first line of a block the question and the rest its answer.
+pub fn faq_to_text(faq: &[Faq]) -> String {
+    faq.iter()
+        .map(|f| format!("{}\n{}", f.q.trim(), f.a.trim()))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// Reads FAQ in [`faq_to_text`]'s shape; a question without an answer is an error naming it.
+pub fn faq_from_text(text: &str) -> Result<Vec<Faq>, crate::FieldErrors> {
+    let text = text.replace("\r\n", "\n");
+    let mut out = Vec::new();
+    for block in text.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
+        let (q, a) = block.split_once('\n').unwrap_or((block, ""));
+        let a = a
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if a.is_empty() {
+            return Err(crate::FieldErrors::single(
+                "faq",
+                "faq",
+                format!(
+                    "پرسش «{}» پاسخ ندارد: پاسخ را در سطرهای پس از پرسش بنویسید.",
+                    q.trim()
+                ),
+            ));
+        }
+        out.push(Faq {
+            q: q.trim().to_owned(),
+            a,
+        });
+    }
+    Ok(out)
+}
+
 /// A service identity card. Field names follow the national template catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceCard {
@@ -199,6 +238,24 @@ impl ServiceCard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn faq_text_round_trips_and_needs_answers() {
+        let faq = vec![
+            Faq {
+                q: "هزینه چقدر است؟".into(),
+                a: "بر پایه دفترچه عوارض.".into(),
+            },
+            Faq {
+                q: "چند روز طول می‌کشد؟".into(),
+                a: "هفت روز کاری.".into(),
+            },
+        ];
+        assert_eq!(faq_from_text(&faq_to_text(&faq)).unwrap(), faq);
+        assert_eq!(faq_from_text("  \r\n\r\n ").unwrap(), vec![]);
+        let e = faq_from_text("پرسش بی‌پاسخ؟\n\nپرسش دوم؟\nپاسخ").unwrap_err();
+        assert!(e.0[0].message.contains("پرسش بی‌پاسخ"));
+    }
 
     fn card() -> ServiceCard {
         ServiceCard {

@@ -259,3 +259,20 @@ pub async fn card_by_id(tx: &mut TenantTx, id: i64) -> Result<Option<ServiceCard
     card.map(|c| serde_json::from_value(c).map_err(|e| DomainError::Internal(e.into())))
         .transpose()
 }
+
+/// The municipality's general FAQ (not about one service).
+pub async fn general_faq(tx: &mut TenantTx) -> Result<Vec<desk_core::catalog::Faq>, DomainError> {
+    Ok(crate::settings::get_setting(tx, "general_faq")
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default())
+}
+
+/// Replaces the general FAQ.
+pub async fn put_general_faq(
+    tx: &mut TenantTx,
+    faq: &[desk_core::catalog::Faq],
+) -> Result<(), DomainError> {
+    let value = serde_json::to_value(faq).map_err(|e| DomainError::Internal(e.into()))?;
+    crate::settings::put_setting(tx, "general_faq", &value).await
+}

@@ -20,6 +20,7 @@ use serde_json::json;
 pub(crate) fn editor_routes() -> Router<WebState> {
     Router::new()
         .route("/staff/catalog", get(list_cards).post(add_card))
+        .route("/staff/catalog-faq", axum::routing::post(save_general_faq))
         .route("/staff/catalog/{code}", get(show_card).post(change_card))
 }
 
@@ -29,12 +30,13 @@ async fn list_cards(State(state): State<WebState>, me: StaffSession) -> Response
             .await?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let services = catalog::editor_services(&mut tx).await?;
+        let general = catalog::general_faq(&mut tx).await?;
         tx.commit().await?;
-        Ok::<_, DomainError>(services)
+        Ok::<_, DomainError>((services, general))
     }
     .await;
     match result {
-        Ok(services) => {
+        Ok((services, general)) => {
             let rows: Vec<_> = services
                 .iter()
                 .map(|s| {
@@ -56,6 +58,7 @@ async fn list_cards(State(state): State<WebState>, me: StaffSession) -> Response
                 json!({
                     "tenant": TenantView::of(&me.tenant), "services": rows, "csrf": me.csrf(),
                     "categories": desk_core::catalog::CATEGORIES,
+                    "general_faq": desk_core::catalog::faq_to_text(&general),
                     "can_edit": me.require_on(&state, Resource::Catalog, Action::Update).await.is_ok(),
                 }),
             )
@@ -94,6 +97,7 @@ async fn show_card(
                 json!({
                     "tenant": TenantView::of(&me.tenant), "csrf": me.csrf(), "card": card, "can_edit": can_edit,
                     "steps": card.steps.join("\n"), "documents": card.documents.join("\n"),
+                    "legal_basis": card.legal_basis.join("\n"), "faq": desk_core::catalog::faq_to_text(&card.faq),
                     "form_json": serde_json::to_string_pretty(&card.form_schema().to_json_schema()).unwrap_or_default(),
                     "workflow_json": serde_json::to_string_pretty(&card.workflow()).unwrap_or_default(),
                     "published": entry.as_ref().and_then(|e| e.published), "draft": entry.as_ref().and_then(|e| e.draft),
@@ -124,6 +128,12 @@ struct CardForm {
     documents: String,
     #[serde(default)]
     unit_fa: String,
+    /// Laws and regulations, one per line.
+    #[serde(default)]
+    legal_basis: String,
+    /// FAQ blocks (see `desk_core::catalog::faq_from_text`).
+    #[serde(default)]
+    faq: String,
     /// The request form as JSON Schema (empty: the default form).
     #[serde(default)]
     form_json: String,
@@ -223,6 +233,8 @@ async fn change_card(
                     steps: lines(&form.steps),
                     documents,
                     unit_fa: form.unit_fa.trim().to_owned(),
+                    legal_basis: lines(&form.legal_basis),
+                    faq: desk_core::catalog::faq_from_text(&form.faq)?,
                     form: form_schema,
                     workflow,
                     ..base
@@ -239,6 +251,35 @@ async fn change_card(
     .await;
     match result {
         Ok(()) => Redirect::to(&format!("/staff/catalog/{code}")).into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct GeneralFaqForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    faq: String,
+}
+
+async fn save_general_faq(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<GeneralFaqForm>,
+) -> Response {
+    let result = async {
+        me.csrf_ok(&form.csrf)?;
+        me.require_on(&state, Resource::Catalog, Action::Update)
+            .await?;
+        let faq = desk_core::catalog::faq_from_text(&form.faq)?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        catalog::put_general_faq(&mut tx, &faq).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/staff/catalog").into_response(),
         Err(e) => failure(&state, &me.tenant, &e),
     }
 }

@@ -203,7 +203,23 @@ async fn faq_view(
             )
         })
         .collect();
-    Ok(serde_json::json!({ "tenant": TenantView::of(tenant), "groups": groups, "q": q }))
+    let general = {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let general = desk_db::catalog::general_faq(&mut tx).await?;
+        tx.commit().await?;
+        general
+    };
+    let general: Vec<_> = general
+        .into_iter()
+        .filter(|f| {
+            needle.is_empty()
+                || desk_core::text::normalize_for_search(&format!("{} {}", f.q, f.a))
+                    .contains(&needle)
+        })
+        .collect();
+    Ok(
+        serde_json::json!({ "tenant": TenantView::of(tenant), "general": general, "groups": groups, "q": q }),
+    )
 }
 
 /// The citizens' rights at this desk.
