@@ -4,6 +4,7 @@
 //! Must not depend on the web, jobs or tenant-admin crates. The SDL is committed in
 //! `graphql/schema.graphql`; a test fails when code and file drift.
 
+mod catalog_admin;
 mod reports;
 mod requests;
 
@@ -45,7 +46,7 @@ pub struct TenantQuery(CatalogQuery, requests::RequestQuery, reports::ReportQuer
 
 /// Root of the tenant API's mutations.
 #[derive(Debug, Default, MergedObject)]
-pub struct TenantMutation(requests::RequestMutation);
+pub struct TenantMutation(requests::RequestMutation, catalog_admin::CatalogMutation);
 
 /// Catalog queries.
 #[derive(Debug, Default)]
@@ -64,6 +65,8 @@ pub struct Services {
     pub trust_forwarded_for: bool,
     /// Request rates per key and per address without one (shared with Open311).
     pub rates: Arc<ApiRates>,
+    /// Policies (an API key acting as a role is checked against them).
+    pub authz: desk_authz::Authorizer,
 }
 
 /// Who is calling: the API key of this municipality they presented (if valid), and from
@@ -261,6 +264,16 @@ impl CatalogQuery {
                 .map_err(internal)?;
         tx.commit().await.map_err(internal)?;
         Ok(found.into_iter().map(service).collect())
+    }
+
+    /// Published services matching `query` (Persian-normalized: Arabic yeh and kaf, Persian
+    /// and Arabic digits, ZWNJ), best matches as `services(search:)` orders them.
+    async fn search_services(
+        &self,
+        ctx: &Context<'_>,
+        query: String,
+    ) -> async_graphql::Result<Vec<Service>> {
+        self.services(ctx, Some(query), None).await
     }
 
     /// One published service by code.

@@ -879,3 +879,125 @@ async fn request_changes_are_pushed_over_websocket_to_keys_of_the_municipality_o
     );
     app.db.finish().await;
 }
+
+/// A key of a municipality with `catalog:write`, acting as a role casbin lets update the
+/// catalog, edits a card's draft (the published card is unchanged until it publishes) and the
+/// general FAQ; a role that may not (desk staff), a key without the scope, and another
+/// municipality's key are refused.
+#[tokio::test]
+async fn catalog_keys_edit_drafts_publish_and_are_guarded_by_role() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    let keyed = |tenant: &Tenant, scopes: &[&str], role: Option<&'static str>| {
+        let (app, tenant) = (&app, tenant.clone());
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        async move {
+            let mut tx = app
+                .db
+                .platform
+                .tenant_db()
+                .begin(tenant.scope())
+                .await
+                .unwrap();
+            let (key, _) = desk_db::api_keys::create(&mut tx, "catalog", &scopes, role, None, None)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            key
+        }
+    };
+    let admin_key = keyed(&alpha, &["catalog:write"], Some("tenant_admin")).await;
+    let staff_key = keyed(&alpha, &["catalog:write"], Some("desk_staff")).await;
+    let reader_key = keyed(&alpha, &["requests:read"], None).await;
+    let beta_key = keyed(&beta, &["catalog:write"], Some("tenant_admin")).await;
+    let save = "mutation($i: ServiceDraftInput!) { saveServiceDraft(code: \"MUN-BLD-001\", input: $i) { code published draft } }";
+    let input = json!({ "i": {
+        "title": "صدور پروانه ساختمانی (از API)",
+        "legalBasis": ["ماده ۱۰۰ قانون شهرداری‌ها"],
+        "faq": [{ "question": "آیا نقشه لازم است؟", "answer": "بله، نقشه مصوب." }],
+    } });
+    for (key, expected) in [
+        (&staff_key, "FORBIDDEN"),
+        (&reader_key, "FORBIDDEN"),
+        (&beta_key, "INVALID_API_KEY"),
+    ] {
+        let v = gql(&app, "alpha.test", Some(key), save, input.clone()).await;
+        assert_eq!(code(&v), expected, "{v}");
+    }
+    let v = gql(&app, "alpha.test", None, save, input.clone()).await;
+    assert_eq!(code(&v), "UNAUTHENTICATED");
+    let v = gql(&app, "alpha.test", Some(&admin_key), save, input.clone()).await;
+    let draft = v["data"]["saveServiceDraft"]["draft"]
+        .as_i64()
+        .expect("a draft version");
+    let published =
+        "{ service(code: \"MUN-BLD-001\") { title version legalBasis faq { question } } }";
+    let before = gql(&app, "alpha.test", None, published, json!({})).await;
+    assert_ne!(
+        before["data"]["service"]["title"],
+        "صدور پروانه ساختمانی (از API)"
+    );
+    let v = gql(
+        &app,
+        "alpha.test",
+        Some(&admin_key),
+        "mutation { publishService(code: \"MUN-BLD-001\") { published draft } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        v["data"]["publishService"]["published"].as_i64(),
+        Some(draft),
+        "{v}"
+    );
+    let after = gql(&app, "alpha.test", None, published, json!({})).await;
+    assert_eq!(
+        after["data"]["service"]["title"],
+        "صدور پروانه ساختمانی (از API)"
+    );
+    assert_eq!(
+        after["data"]["service"]["faq"][0]["question"],
+        "آیا نقشه لازم است؟"
+    );
+    // Beta's card is its own.
+    let beta_card = gql(&app, "beta.test", None, published, json!({})).await;
+    assert_ne!(
+        beta_card["data"]["service"]["title"],
+        "صدور پروانه ساختمانی (از API)"
+    );
+    // The general FAQ, and search.
+    let v = gql(
+        &app,
+        "alpha.test",
+        Some(&admin_key),
+        "mutation($f: [FaqInput!]!) { setGeneralFaq(items: $f) }",
+        json!({ "f": [{ "question": "ساعت کار؟", "answer": "۷:۳۰ تا ۱۴" }] }),
+    )
+    .await;
+    assert_eq!(v["data"]["setGeneralFaq"], 1, "{v}");
+    let v = gql(
+        &app,
+        "alpha.test",
+        None,
+        "{ faqs { serviceCode question } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(v["data"]["faqs"][0]["question"], "ساعت کار؟");
+    let v = gql(
+        &app,
+        "alpha.test",
+        None,
+        "{ searchServices(query: \"پروانه ساختمانى\") { code } }",
+        json!({}),
+    )
+    .await;
+    assert!(
+        v["data"]["searchServices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == "MUN-BLD-001"),
+        "{v}"
+    );
+    app.db.finish().await;
+}

@@ -272,6 +272,25 @@ impl Authorizer {
             .map_err(authz_error)
     }
 
+    /// Whether the tenant role `role` (its stored key, e.g. `tenant_admin`) may take `action` on
+    /// `resource` in `domain`: how an API key that acts as a role is checked (the role is the
+    /// subject; casbin's role manager links a role to itself).
+    pub async fn role_allowed(
+        &self,
+        role: &str,
+        domain: Domain,
+        resource: Resource,
+        action: Action,
+    ) -> Result<bool, DomainError> {
+        if role.is_empty() || role.contains(':') {
+            return Ok(false);
+        }
+        let enforcer = self.enforcer.read().await;
+        enforcer
+            .enforce((role, domain.key(), resource.as_str(), action.as_str()))
+            .map_err(authz_error)
+    }
+
     /// Like [`Authorizer::allowed`], but `Forbidden` when not allowed.
     pub async fn require(
         &self,

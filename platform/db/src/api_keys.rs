@@ -12,6 +12,10 @@ pub const SCOPES: &[(&str, &str)] = &[
     ("requests:read", "خواندن درخواست‌ها"),
     ("requests:act", "اقدام روی درخواست‌ها"),
     ("reports:read", "خواندن گزارش‌ها (بدون داده شخصی)"),
+    (
+        "catalog:write",
+        "ویرایش شناسنامه خدمات و پرسش‌های متداول (با نقش کلید)",
+    ),
 ];
 
 /// A key as lists show it (never the key itself).
@@ -65,7 +69,11 @@ pub async fn create(
     if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.iter().any(|(k, _)| k == s)) {
         errors.extend(FieldErrors::single("scopes", "scopes", "دست‌کم یک دسترسی معتبر برگزینید.").0);
     }
-    if scopes.iter().any(|s| s == "requests:act") && role.is_none() {
+    if scopes
+        .iter()
+        .any(|s| s == "requests:act" || s == "catalog:write")
+        && role.is_none()
+    {
         errors.extend(
             FieldErrors::single(
                 "role",

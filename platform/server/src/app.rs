@@ -59,6 +59,7 @@ pub async fn build(
             files: web.files.clone(),
             lookups: web.limits.lookups.clone(),
             rates: web.limits.api.clone(),
+            authz: web.authz.clone(),
             trust_forwarded_for: config.http.trust_forwarded_for,
         },
     ));
