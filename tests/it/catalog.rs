@@ -488,3 +488,31 @@ async fn faq_and_laws_are_edited_published_and_searchable_per_municipality() {
     );
     app.db.finish().await;
 }
+
+/// With the page cache on, the same card of two municipalities is never served across them,
+/// and a change of design (theme, brand) shows at once (the design is part of the key).
+#[tokio::test]
+async fn cached_cards_stay_in_their_municipality_and_follow_its_design() {
+    let (app, alpha, beta) = desk_tests::two_municipalities_with(|c| {
+        c.http.site_cache_ttl_ms = 60_000;
+    })
+    .await;
+    for _ in 0..3 {
+        let a = app.get("alpha.test", "/services/MUN-BLD-001").await;
+        let b = app.get("beta.test", "/services/MUN-BLD-001").await;
+        assert!(a.text.contains(&alpha.name_fa) && !a.text.contains(&beta.name_fa));
+        assert!(b.text.contains(&beta.name_fa) && !b.text.contains(&alpha.name_fa));
+    }
+    let mut design = alpha.design.clone();
+    design.theme = "sepid".to_owned();
+    design.brand = Some("#123456".to_owned());
+    app.db.platform.set_design(alpha.id, &design).await.unwrap();
+    // The host cache keeps the old registry row for its TTL; a fresh app reads the new one.
+    let app = app.rebuild().await;
+    let a = app.get("alpha.test", "/services/MUN-BLD-001").await;
+    assert!(
+        a.text.contains("--brand: #123456")
+            && a.text.contains("border-bottom: .5rem solid var(--brand)")
+    );
+    app.db.finish().await;
+}

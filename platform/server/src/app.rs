@@ -51,6 +51,9 @@ pub async fn build(
         files: config.file_store(),
         limits: Arc::default(),
         allow_private_webhooks: config.webhooks.allow_private_targets,
+        pages: Arc::new(desk_web::PageCache::new(Duration::from_millis(
+            config.http.site_cache_ttl_ms,
+        ))),
     };
     let tenant_app = desk_web::tenant_router(web.clone()).merge(desk_graphql::tenant_router(
         desk_graphql::tenant_schema(),

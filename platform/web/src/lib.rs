@@ -20,6 +20,7 @@ pub mod limits;
 mod metrics;
 mod open311;
 mod overrides;
+mod page_cache;
 mod pages;
 mod print;
 mod reports;
@@ -33,6 +34,7 @@ mod webhooks;
 
 pub use dispatch::app;
 pub use metrics::Metrics;
+pub use page_cache::PageCache;
 pub use resolve::{Site, SiteResolver};
 pub use themes::Themes;
 
@@ -64,6 +66,8 @@ pub struct WebState {
     pub limits: Arc<limits::SiteLimits>,
     /// Whether webhooks may point at loopback and private addresses (demo, development).
     pub allow_private_webhooks: bool,
+    /// Rendered public pages without personal data (service cards), for a moment.
+    pub pages: Arc<page_cache::PageCache>,
 }
 
 /// Routes of a municipality's own site (citizen portal). Expects the tenant in the extensions.

@@ -130,6 +130,20 @@ async fn show_service(
     Extension(tenant): Extension<Arc<Tenant>>,
     axum::extract::Path(code): axum::extract::Path<String>,
 ) -> Response {
+    // A card holds nothing personal: the same bytes for every visitor of this municipality's
+    // design, so it is kept for a moment (see `PageCache`).
+    let d = &tenant.design;
+    let key = format!(
+        "{}:{code}:{}:{}:{}:{}",
+        tenant.id,
+        d.theme,
+        d.brand.as_deref().unwrap_or_default(),
+        d.logo,
+        d.overrides
+    );
+    if let Some(html) = state.pages.get(&key) {
+        return (StatusCode::OK, Html(html.to_string())).into_response();
+    }
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
         let found = desk_db::catalog::published_service(&mut tx, &code).await?;
@@ -138,12 +152,17 @@ async fn show_service(
     }
     .await;
     match found {
-        Ok(Some(service)) => render(
-            &state,
-            StatusCode::OK,
-            "service.html.j2",
-            serde_json::json!({ "tenant": TenantView::of(&tenant), "s": card_view(&service.card) }),
-        ),
+        Ok(Some(service)) => {
+            let view = serde_json::json!({ "tenant": TenantView::of(&tenant), "s": card_view(&service.card) });
+            match site_html(&state, &tenant, "service.html.j2", &view).await {
+                Ok(html) => {
+                    let html: Arc<str> = Arc::from(html);
+                    state.pages.put(key, html.clone());
+                    (StatusCode::OK, Html(html.to_string())).into_response()
+                }
+                Err(_) => render(&state, StatusCode::OK, "service.html.j2", view),
+            }
+        }
         Ok(None) => error_page(
             &state,
             StatusCode::NOT_FOUND,
@@ -286,9 +305,22 @@ pub(crate) async fn render_site(
     name: &str,
     view: serde_json::Value,
 ) -> Response {
+    match site_html(state, tenant, name, &view).await {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(_) => render(state, status, name, view),
+    }
+}
+
+/// The HTML of a page of a municipality's site (see [`render_site`]).
+async fn site_html(
+    state: &WebState,
+    tenant: &Tenant,
+    name: &str,
+    view: &serde_json::Value,
+) -> Result<String, minijinja::Error> {
     let version = tenant.design.overrides;
     if version == 0 {
-        return render(state, status, name, view);
+        return state.themes.render(name, view);
     }
     let env = match state.themes.cached(tenant.id.0, version) {
         Some(env) => env,
@@ -308,16 +340,16 @@ pub(crate) async fn render_site(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "loading template overrides failed; using the theme");
-                    return render(state, status, name, view);
+                    return state.themes.render(name, view);
                 }
             }
         }
     };
-    match crate::themes::Themes::render_in(&env, name, &view) {
-        Ok(html) => (status, Html(html)).into_response(),
+    match crate::themes::Themes::render_in(&env, name, view) {
+        Ok(html) => Ok(html),
         Err(e) => {
             tracing::warn!(template = name, error = %e, "a template override failed; using the theme");
-            render(state, status, name, view)
+            state.themes.render(name, view)
         }
     }
 }
