@@ -67,6 +67,31 @@ async fn citizens_read_and_search_the_catalog_of_their_municipality_only() {
         card.text.contains("۳۰ روز کاری"),
         "duration in Persian digits"
     );
+    // The whole card page, against its committed snapshot (`UPDATE_SNAPSHOTS=1` rewrites it).
+    desk_tests::assert_snapshot("card_MUN-BLD-001.html", &card.text);
+    // Every card of the template shows every field it has.
+    for c in template.iter() {
+        let page = app
+            .get("alpha.test", &format!("/services/{}", c.code))
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", c.code);
+        for text in [&c.title_fa, &c.description_fa, &c.fee_description_fa]
+            .into_iter()
+            .chain(c.steps.iter())
+            .chain(c.documents.iter())
+            .chain(c.legal_basis.iter())
+            .chain(c.inquiries.iter().map(|i| &i.agency))
+            .chain(c.faq.iter().map(|f| &f.q))
+            .chain(c.faq.iter().map(|f| &f.a))
+            .filter(|t| !t.trim().is_empty())
+        {
+            assert!(
+                page.text.contains(&escaped(text.trim())),
+                "{}: {text}",
+                c.code
+            );
+        }
+    }
 
     // Arabic yeh and kaf, ZWNJ and extra spaces still find the card.
     for q in ["پروانه ساختمانى", "پروانه   ساختماني", "building permit"]

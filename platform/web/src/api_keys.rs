@@ -164,17 +164,11 @@ pub(crate) fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
     form_urlencoded::parse(body).into_owned().collect()
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn revoke_key(
     State(state): State<WebState>,
     me: StaffSession,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfOnly>,
+    Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let done = async {
         me.csrf_ok(&form.csrf)?;

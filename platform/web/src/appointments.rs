@@ -335,17 +335,11 @@ async fn my_appointments(State(state): State<WebState>, me: CitizenSession) -> R
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn cancel(
     State(state): State<WebState>,
     me: CitizenSession,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let done = async {
         me.check_csrf(&form.csrf)?;
@@ -408,7 +402,7 @@ async fn arrived(
     State(state): State<WebState>,
     me: StaffSession,
     Path(id): Path<i64>,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let done = async {
         me.csrf_ok(&form.csrf)?;

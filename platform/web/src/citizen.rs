@@ -366,16 +366,10 @@ async fn check_code(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn sign_out(
     State(state): State<WebState>,
     me: CitizenSession,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     if let Err(e) = me.check_csrf(&form.csrf) {
         return failure(&state, &me.tenant, &e);

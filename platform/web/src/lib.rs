@@ -70,6 +70,13 @@ pub struct WebState {
     pub pages: Arc<page_cache::PageCache>,
 }
 
+/// A form that carries only its CSRF token (a button that acts).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    pub(crate) csrf: String,
+}
+
 /// Routes of a municipality's own site (citizen portal). Expects the tenant in the extensions.
 pub fn tenant_router(state: WebState) -> axum::Router {
     pages::tenant_routes()

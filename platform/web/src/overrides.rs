@@ -150,17 +150,11 @@ async fn preview(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// Publishes the drafts; the site renders with them from the next request on.
 async fn publish(
     State(state): State<WebState>,
     me: StaffSession,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let done = async {
         me.csrf_ok(&form.csrf)?;

@@ -276,16 +276,10 @@ async fn sign_in(
     }
 }
 
-#[derive(Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn sign_out(
     State(state): State<WebState>,
     me: StaffSession,
-    Form(form): Form<CsrfForm>,
+    Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
         me.check_csrf(&form.csrf)?;
