@@ -479,6 +479,38 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
             .text
             .contains("/theme/logo")
     );
+    // The header image, the same way (a larger allowance); beta has none.
+    let header = app
+        .post_multipart(
+            &admin,
+            "alpha.test",
+            "/staff/settings/header",
+            &[("csrf", &csrf)],
+            ("header", "header.png", png),
+        )
+        .await;
+    assert_eq!(header.status, StatusCode::SEE_OTHER, "{}", header.text);
+    let (status, content_type, _) = app.get_bytes("alpha.test", "/theme/header").await;
+    assert_eq!(
+        (status, content_type.as_deref()),
+        (StatusCode::OK, Some("image/png"))
+    );
+    assert!(
+        app.get("alpha.test", "/")
+            .await
+            .text
+            .contains("url(\"/theme/header\")")
+    );
+    assert_eq!(
+        app.get_bytes("beta.test", "/theme/header").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        !app.get("beta.test", "/")
+            .await
+            .text
+            .contains("/theme/header")
+    );
 
     let signed_out = app
         .post_form(

@@ -44,6 +44,8 @@ pub struct Design {
     pub brand: Option<String>,
     /// Whether a logo was uploaded.
     pub logo: bool,
+    /// Whether a header image was uploaded.
+    pub header: bool,
     /// Published version of its template overrides (0: none).
     pub overrides: i64,
 }
@@ -75,7 +77,7 @@ macro_rules! tenant_select {
         concat!(
             "select t.id, t.slug, t.schema_name, t.db_role, t.name_fa, t.name_en, t.province_id,
                     p.name_fa as province_name_fa, t.status, t.schema_version,
-                    t.theme, t.brand, t.has_logo, t.overrides_version
+                    t.theme, t.brand, t.has_logo, t.has_header, t.overrides_version
              from platform.tenants t
              join platform.provinces p on p.id = t.province_id ",
             $($tail),*
@@ -108,6 +110,7 @@ fn tenant_from_row(row: &PgRow) -> Result<Tenant, DomainError> {
             theme: row.try_get("theme").map_err(internal)?,
             brand: row.try_get("brand").map_err(internal)?,
             logo: row.try_get("has_logo").map_err(internal)?,
+            header: row.try_get("has_header").map_err(internal)?,
             overrides: row.try_get("overrides_version").map_err(internal)?,
         },
         scope: TenantScope {
@@ -126,12 +129,14 @@ impl PlatformDb {
             return Err(FieldErrors::single("theme", "theme", "این پوسته وجود ندارد.").into());
         }
         sqlx::query(
-            "update platform.tenants set theme = $2, brand = $3, has_logo = $4 where id = $1",
+            "update platform.tenants set theme = $2, brand = $3, has_logo = $4, has_header = $5
+              where id = $1",
         )
         .bind(tenant.0)
         .bind(&design.theme)
         .bind(&design.brand)
         .bind(design.logo)
+        .bind(design.header)
         .execute(&self.pool)
         .await
         .map_err(internal)?;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 pub(crate) fn tenant_routes() -> Router<WebState> {
     Router::new()
         .route("/", get(show_home))
-        .route("/theme/logo", get(show_logo))
+        .route("/theme/logo", get(|s, t| show_asset(s, t, "logo")))
+        .route("/theme/header", get(|s, t| show_asset(s, t, "header")))
         .route("/services", get(list_services))
         .route("/services/{code}", get(show_service))
         .route("/faq", get(show_faq))
@@ -35,6 +36,8 @@ pub(crate) struct TenantView<'a> {
     brand: &'a str,
     /// Whether `/theme/logo` has a logo.
     logo: bool,
+    /// Whether `/theme/header` has a header image.
+    header: bool,
 }
 
 impl<'a> TenantView<'a> {
@@ -50,6 +53,7 @@ impl<'a> TenantView<'a> {
                 .as_deref()
                 .unwrap_or(desk_core::design::DEFAULT_BRAND),
             logo: t.design.logo,
+            header: t.design.header,
         }
     }
 }
@@ -392,13 +396,15 @@ fn internal_page(state: &WebState, tenant: &Tenant, e: &desk_core::DomainError) 
 }
 
 /// The municipality's logo (type checked from its content at upload; never sniffed again).
-async fn show_logo(
+/// A theme asset of the municipality (`logo`, `header`).
+async fn show_asset(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
+    name: &'static str,
 ) -> Response {
     let asset = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let asset = desk_db::settings::theme_asset(&mut tx, "logo").await?;
+        let asset = desk_db::settings::theme_asset(&mut tx, name).await?;
         tx.commit().await?;
         Ok::<_, desk_core::DomainError>(asset)
     }

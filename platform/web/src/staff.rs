@@ -41,7 +41,13 @@ pub(crate) fn staff_routes() -> Router<WebState> {
         .route("/staff/settings/sms/{id}/test", post(test_sms_account))
         .route(
             "/staff/settings/logo",
-            post(upload_logo).layer(axum::extract::DefaultBodyLimit::max(LOGO_BODY_LIMIT)),
+            post(|s, me, m| upload_asset(s, me, m, Asset::Logo))
+                .layer(axum::extract::DefaultBodyLimit::max(ASSET_BODY_LIMIT)),
+        )
+        .route(
+            "/staff/settings/header",
+            post(|s, me, m| upload_asset(s, me, m, Asset::Header))
+                .layer(axum::extract::DefaultBodyLimit::max(ASSET_BODY_LIMIT)),
         )
         .route("/staff/settings/sms/{id}", post(change_sms_account))
 }
@@ -797,20 +803,51 @@ async fn change_sms_account(
     .await
 }
 
-/// Largest logo accepted.
-const LOGO_MAX_BYTES: usize = 200 * 1024;
-/// The request may be a little larger than the file (form fields, multipart framing); beyond
-/// this the upload is cut off and refused with the same Persian message.
-const LOGO_BODY_LIMIT: usize = 256 * 1024;
+/// An image of the municipality's design.
+#[derive(Debug, Clone, Copy)]
+enum Asset {
+    /// The logo beside its name.
+    Logo,
+    /// The header's background image.
+    Header,
+}
 
-async fn upload_logo(
+impl Asset {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Logo => "logo",
+            Self::Header => "header",
+        }
+    }
+
+    fn max_bytes(self) -> usize {
+        match self {
+            Self::Logo => 200 * 1024,
+            Self::Header => 600 * 1024,
+        }
+    }
+
+    fn refused(self) -> &'static str {
+        match self {
+            Self::Logo => "نشان باید تصویر PNG، JPEG یا WebP و حداکثر ۲۰۰ کیلوبایت باشد.",
+            Self::Header => "تصویر سربرگ باید PNG، JPEG یا WebP و حداکثر ۶۰۰ کیلوبایت باشد.",
+        }
+    }
+}
+
+/// The request may be a little larger than the largest file (form fields, multipart framing);
+/// beyond this the upload is cut off and refused with the same Persian message.
+const ASSET_BODY_LIMIT: usize = 660 * 1024;
+
+async fn upload_asset(
     State(state): State<WebState>,
     me: StaffSession,
     multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+    asset: Asset,
 ) -> Response {
-    let too_big = "نشان باید تصویر PNG، JPEG یا WebP و حداکثر ۲۰۰ کیلوبایت باشد.";
+    let (field_name, too_big) = (asset.name(), asset.refused());
     let Ok(mut multipart) = multipart else {
-        return invalid(&state, &me.tenant, "logo", "logo_invalid", too_big);
+        return invalid(&state, &me.tenant, field_name, "logo_invalid", too_big);
     };
     let (mut csrf, mut file) = (String::new(), None);
     loop {
@@ -818,32 +855,33 @@ async fn upload_logo(
             Ok(Some(field)) => {
                 let name = field.name().unwrap_or_default().to_owned();
                 let Ok(bytes) = field.bytes().await else {
-                    return invalid(&state, &me.tenant, "logo", "logo_too_large", too_big);
+                    return invalid(&state, &me.tenant, field_name, "logo_too_large", too_big);
                 };
                 match name.as_str() {
                     "csrf" => csrf = String::from_utf8_lossy(&bytes).into_owned(),
-                    "logo" => file = Some(bytes),
+                    n if n == field_name => file = Some(bytes),
                     _ => {}
                 }
             }
             Ok(None) => break,
-            Err(_) => return invalid(&state, &me.tenant, "logo", "logo_too_large", too_big),
+            Err(_) => return invalid(&state, &me.tenant, field_name, "logo_too_large", too_big),
         }
     }
-    let Some(bytes) = file.filter(|b| !b.is_empty() && b.len() <= LOGO_MAX_BYTES) else {
-        return invalid(&state, &me.tenant, "logo", "logo_too_large", too_big);
+    let Some(bytes) = file.filter(|b| !b.is_empty() && b.len() <= asset.max_bytes()) else {
+        return invalid(&state, &me.tenant, field_name, "logo_too_large", too_big);
     };
     let Some(content_type) = desk_core::content_type::sniff(&bytes)
         .filter(|t| desk_core::content_type::is_raster_image(t))
     else {
-        return invalid(&state, &me.tenant, "logo", "logo_type", too_big);
+        return invalid(&state, &me.tenant, field_name, "logo_type", too_big);
     };
     settings_change(&state, &me, &csrf, async |tx| {
-        settings::put_theme_asset(tx, "logo", content_type, &bytes).await?;
-        let design = desk_db::Design {
-            logo: true,
-            ..me.tenant.design.clone()
-        };
+        settings::put_theme_asset(tx, field_name, content_type, &bytes).await?;
+        let mut design = me.tenant.design.clone();
+        match asset {
+            Asset::Logo => design.logo = true,
+            Asset::Header => design.header = true,
+        }
         state.platform.set_design(me.tenant.id, &design).await
     })
     .await
