@@ -193,6 +193,67 @@ async fn sample_onboarding(
     Ok(stats(times))
 }
 
+/// A `kB` field of a `/proc/<pid>/status` file, in MiB.
+fn status_mib(status: &str, field: &str) -> Option<f64> {
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+}
+
+/// Memory figures after a run: this process's peak and current resident set (server and load
+/// generator together: an upper bound for the server), and the embedded PostgreSQL's processes
+/// (the postmaster in `data_dir/pgdata` and its children) by proportional set size, so shared
+/// buffers are counted once.
+pub(crate) fn memory_report(data_dir: &std::path::Path) -> String {
+    let me = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let (peak, now) = (
+        status_mib(&me, "VmHWM:").unwrap_or(0.0),
+        status_mib(&me, "VmRSS:").unwrap_or(0.0),
+    );
+    let postmaster: Option<u32> =
+        std::fs::read_to_string(data_dir.join("pgdata").join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()));
+    let Some(postmaster) = postmaster else {
+        return format!(
+            "memory: this process peak RSS {peak:.0} MiB (now {now:.0} MiB); PostgreSQL not the embedded one here, not measured"
+        );
+    };
+    let (mut pss, mut count, mut largest) = (0.0_f64, 0, 0.0_f64);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(pid) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let status = std::fs::read_to_string(path.join("status")).unwrap_or_default();
+            let ppid = status
+                .lines()
+                .find(|l| l.starts_with("PPid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid != postmaster && ppid != Some(postmaster) {
+                continue;
+            }
+            let rollup = std::fs::read_to_string(path.join("smaps_rollup")).unwrap_or_default();
+            let p = status_mib(&rollup, "Pss:").unwrap_or(0.0);
+            pss += p;
+            largest = largest.max(p);
+            count += 1;
+        }
+    }
+    format!(
+        "memory: this process peak RSS {peak:.0} MiB (now {now:.0} MiB); PostgreSQL {count} processes, PSS {pss:.0} MiB in all, largest {largest:.0} MiB"
+    )
+}
+
 pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
     let mem = std::fs::read_to_string("/proc/meminfo")
@@ -501,6 +562,7 @@ async fn cards_in(config: &Config, args: &CardsArgs, db: &DbConfig) -> anyhow::R
         ms(s.p99),
         ms(s.max)
     );
+    println!("{}", memory_report(&args.data_dir));
     platform.close().await;
     Ok(ExitCode::SUCCESS)
 }
