@@ -297,3 +297,58 @@ async fn messages_handed_over_before_a_crash_or_a_timeout_are_not_sent_twice() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// The staff outbox lists the municipality's own messages, numbers masked, filtered by state;
+/// another municipality's staff see only theirs.
+#[tokio::test]
+async fn the_outbox_shows_each_municipality_its_own_messages_masked() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    for (tenant, body) in [(&alpha, "پیام آزمایشی الف"), (&beta, "پیام آزمایشی ب")]
+    {
+        let mut tx = app
+            .db
+            .platform
+            .tenant_db()
+            .begin(tenant.scope())
+            .await
+            .unwrap();
+        desk_db::notifications::queue_sms(
+            &mut tx,
+            desk_db::notifications::Kind::Appointment,
+            "+989121234567",
+            body,
+            None,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(
+        app.get("alpha.test", "/staff/outbox").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let page = app.get_as(&admin, "alpha.test", "/staff/outbox").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("پیام آزمایشی الف") && !page.text.contains("پیام آزمایشی ب"));
+    assert!(
+        page.text.contains("۰۹۱۲***۴۵۶۷")
+            && !page.text.contains("1234567")
+            && !page.text.contains("۱۲۳۴۵۶۷")
+    );
+    assert!(page.text.contains("در صف"));
+    let failed = app
+        .get_as(&admin, "alpha.test", "/staff/outbox?status=failed")
+        .await;
+    assert!(!failed.text.contains("پیام آزمایشی الف"));
+    let admin_b = app.staff_sign_in(&beta, "admin-beta").await;
+    let page_b = app.get_as(&admin_b, "beta.test", "/staff/outbox").await;
+    assert!(page_b.text.contains("پیام آزمایشی ب") && !page_b.text.contains("پیام آزمایشی الف"));
+    assert_eq!(
+        app.get_as(&admin_b, "alpha.test", "/staff/outbox")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    app.db.finish().await;
+}

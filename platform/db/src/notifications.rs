@@ -344,3 +344,48 @@ pub async fn record_delivery(
     .map_err(internal)?;
     Ok(())
 }
+
+/// One outbox row as the staff outbox page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// `request_event`, `sign_in_code`, ...
+    pub kind: String,
+    /// The mobile number it goes to.
+    pub recipient: Option<String>,
+    /// The text (secrets stay placeholders: `{code}`, `{link}`).
+    pub body: String,
+    /// `queued`, `sent`, `failed`.
+    pub status: String,
+    /// The provider's delivery report, if any.
+    pub delivery: Option<String>,
+    /// The provider's error code of the last failure.
+    pub error_code: Option<String>,
+    /// Tries so far.
+    pub attempts: i32,
+    /// The account it went through.
+    pub account: Option<String>,
+    /// Queued at.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The latest outbox rows, newest first, optionally of one status (`queued`, `sent`, `failed`).
+pub async fn recent(
+    tx: &mut TenantTx,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, DomainError> {
+    sqlx::query_as(
+        "select n.id, n.kind, n.recipient, n.body, n.status, n.delivery, n.error_code, n.attempts,
+                a.label as account, n.created_at
+           from notifications n left join sms_accounts a on a.id = n.account_id
+          where ($1::text is null or n.status = $1)
+          order by n.id desc limit $2",
+    )
+    .bind(status)
+    .bind(limit.clamp(1, 500))
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)
+}

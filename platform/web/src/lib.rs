@@ -19,6 +19,7 @@ mod inquiries;
 pub mod limits;
 mod metrics;
 mod open311;
+mod outbox;
 mod overrides;
 mod page_cache;
 mod pages;
@@ -88,6 +89,7 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(api_keys::api_key_routes())
         .merge(webhooks::webhook_routes())
         .merge(overrides::override_routes())
+        .merge(outbox::outbox_routes())
         .merge(open311::open311_routes())
         .merge(desk::desk_routes())
         .merge(print::print_routes())
