@@ -7,6 +7,7 @@ mod attacks;
 mod authz;
 mod catalog;
 mod developers;
+mod fuzz;
 mod hosts;
 mod inquiries;
 mod jobs;

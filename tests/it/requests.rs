@@ -7,7 +7,7 @@ use desk_authz::{Authorizer, Role, Subject};
 use desk_core::tracking::TrackingCode;
 use desk_tests::TestApp;
 
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+pub(crate) const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 const ELF: &[u8] = b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00 not a pdf";
 
 /// A published service of the template that asks for documents, and how many.
@@ -36,7 +36,7 @@ fn files_on_disk(app: &TestApp) -> usize {
 }
 
 /// The applicant's fields of the default form.
-fn applicant(key: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn applicant(key: &str) -> Vec<(&'static str, String)> {
     vec![
         ("applicant_national_code", "۰۴۹۹۳۷۰۸۹۹".to_owned()),
         (

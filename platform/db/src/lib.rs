@@ -43,6 +43,18 @@ use desk_core::DomainError;
 
 /// Wraps an unexpected database error as an internal domain error (logged, never shown).
 pub(crate) fn internal(err: sqlx::Error) -> DomainError {
+    // Text PostgreSQL cannot store (a NUL character; in JSON, `\u0000`) is the input's fault,
+    // whichever form it came through: say so instead of failing as a server error.
+    if let sqlx::Error::Database(db) = &err
+        && matches!(db.code().as_deref(), Some("22021" | "22P05"))
+    {
+        return desk_core::FieldErrors::single(
+            "text",
+            "invalid_character",
+            "متن نویسه‌ای دارد که پذیرفته نیست (مانند نویسه تهی NUL)؛ آن را بردارید.",
+        )
+        .into();
+    }
     DomainError::Internal(anyhow::Error::new(err))
 }
 
