@@ -53,7 +53,7 @@ impl Gen {
         for _ in 0..(1 + self.next() % 3) {
             s.push_str(self.pick(PIECES));
         }
-        if self.next() % 8 == 0 {
+        if self.next().is_multiple_of(8) {
             s = s.repeat(2000);
         }
         s
@@ -117,7 +117,7 @@ async fn bad_input_never_answers_5xx_and_stores_nothing_half_way() {
         let before = counts(&app, &alpha).await;
         let mut fields: Vec<(&str, String)> = applicant(&format!("fuzz-key-{case:08}"));
         for f in fields.iter_mut().filter(|(k, _)| *k != "idempotency_key") {
-            if g.next() % 2 == 0 {
+            if g.next().is_multiple_of(2) {
                 f.1 = g.value();
             }
         }
@@ -170,7 +170,7 @@ async fn bad_input_never_answers_5xx_and_stores_nothing_half_way() {
             2 => json!(g.value()),
             _ => json!(null),
         };
-        let body = if g.next() % 10 == 0 {
+        let body = if g.next().is_multiple_of(10) {
             g.value()
         } else {
             json!({ "query": doc, "variables": variables }).to_string()
