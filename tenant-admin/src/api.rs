@@ -322,14 +322,6 @@ pub fn platform_api_router(portal: PlatformPortal) -> Router {
         })
 }
 
-/// A stable number for a presented key, to count its requests by (not reversible to the key).
-fn key_hash_id(key: &str) -> i64 {
-    let digest = desk_core::webhook::hmac_sha256(b"miz-rate", key.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    i64::from_le_bytes(first)
-}
-
 async fn graphiql() -> impl IntoResponse {
     Html(
         async_graphql::http::GraphiQLSource::build()
@@ -368,10 +360,7 @@ async fn execute(
     let (user, key_id) = match bearer {
         Some(key) => match state.portal.db.platform_key_user(key).await {
             // A key that is not valid counts against the address, like no key.
-            Ok(user) => {
-                let id = user.as_ref().map(|_| key_hash_id(key));
-                (user, id)
-            }
+            Ok(found) => found.map_or((None, None), |(user, id)| (Some(user), Some(id))),
             Err(e) => {
                 tracing::error!(error = %e, "platform key lookup failed");
                 (None, None)

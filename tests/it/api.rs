@@ -139,13 +139,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     let reader = make_key(&app, &alpha, "alpha.test", &["requests:read"], "").await;
 
     // Hashes only at rest.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let clear: i64 = sqlx::query_scalar(
         "select count(*) from api_keys where encode(key_hash, 'hex') like '%' || $1 || '%' or prefix = $2",
     )
@@ -351,13 +345,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
         "{done}"
     );
     // The timeline names the key that acted.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let by_key: i64 = sqlx::query_scalar(
         "select count(*) from request_events e join api_keys k on k.id = e.api_key_id
           where e.actor_kind = 'api' and e.action = 'accept' and k.prefix = $1",
@@ -498,13 +486,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
     assert!(!lower.text.contains("errors"), "{}", lower.text);
 
     // Revoked and expired keys stop working.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     sqlx::query("update api_keys set expires_at = now() - interval '1 minute' where prefix = $1")
         .bind(&reader[..12])
         .execute(&mut *tx)
@@ -531,13 +513,7 @@ async fn integrators_file_follow_and_act_on_requests_with_keys_of_their_municipa
 }
 
 pub(crate) async fn key_for(app: &TestApp, tenant: &Tenant, scopes: &[&str]) -> String {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
     let (key, _) = desk_db::api_keys::create(&mut tx, "open311", &scopes, None, None, None)
         .await
@@ -891,13 +867,7 @@ async fn catalog_keys_edit_drafts_publish_and_are_guarded_by_role() {
         let (app, tenant) = (&app, tenant.clone());
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         async move {
-            let mut tx = app
-                .db
-                .platform
-                .tenant_db()
-                .begin(tenant.scope())
-                .await
-                .unwrap();
+            let mut tx = app.tx(&tenant).await;
             let (key, _) = desk_db::api_keys::create(&mut tx, "catalog", &scopes, role, None, None)
                 .await
                 .unwrap();

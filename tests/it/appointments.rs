@@ -10,13 +10,7 @@ use desk_db::Tenant;
 use desk_tests::TestApp;
 
 async fn set_hours(app: &TestApp, tenant: &Tenant, capacity: u32) {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     for iso in 1..=7 {
         desk_db::appointments::add_desk_hours(
             &mut tx,
@@ -78,13 +72,7 @@ async fn concurrent_bookings_for_the_last_place_give_exactly_one() {
         }
     }
     assert_eq!(booked, 1);
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let day = desk_db::appointments::of_day(&mut tx, slot.day)
         .await
         .unwrap();
@@ -99,13 +87,7 @@ async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing
     set_hours(&app, &alpha, 1).await;
     let today = desk_db::intake::local_today();
     let holiday = today + Duration::days(2);
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     desk_db::settings::put_holiday(&mut tx, holiday, "تعطیل رسمی")
         .await
         .unwrap();
@@ -169,13 +151,7 @@ async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing
     let mine = app.get_as(&citizen, "alpha.test", "/my-appointments").await;
     assert!(mine.text.contains("لغو نوبت"));
     let id: i64 = {
-        let mut tx = app
-            .db
-            .platform
-            .tenant_db()
-            .begin(alpha.scope())
-            .await
-            .unwrap();
+        let mut tx = app.tx(&alpha).await;
         let id = sqlx::query_scalar("select id from appointments")
             .fetch_one(&mut *tx)
             .await
@@ -184,13 +160,7 @@ async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing
         id
     };
     // The confirmation SMS is queued with the booking.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let sms: i64 =
         sqlx::query_scalar("select count(*) from notifications where kind = 'appointment'")
             .fetch_one(&mut *tx)
@@ -266,13 +236,7 @@ async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing
     );
     let mine = app.get_as(&citizen, "alpha.test", "/my-appointments").await;
     let second: i64 = {
-        let mut tx = app
-            .db
-            .platform
-            .tenant_db()
-            .begin(alpha.scope())
-            .await
-            .unwrap();
+        let mut tx = app.tx(&alpha).await;
         let id = sqlx::query_scalar("select id from appointments where starts = '09:00'")
             .fetch_one(&mut *tx)
             .await

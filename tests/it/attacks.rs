@@ -332,13 +332,7 @@ struct Suite<'a> {
 
 impl<'a> Suite<'a> {
     async fn new(app: &'a TestApp, beta: &'a Tenant, secrets: Vec<Secret>) -> Self {
-        let mut tx = app
-            .db
-            .platform
-            .tenant_db()
-            .begin(beta.scope())
-            .await
-            .unwrap();
+        let mut tx = app.tx(beta).await;
         let tables: Vec<(String, bool)> = sqlx::query_as(
             "select c.relname::text, has_table_privilege(c.oid, 'select')
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -620,13 +614,7 @@ struct Fixture {
 }
 
 async fn scalar(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let n: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(&mut *tx)
         .await
@@ -636,13 +624,7 @@ async fn scalar(app: &TestApp, tenant: &Tenant, sql: &str) -> i64 {
 }
 
 async fn ids(app: &TestApp, tenant: &Tenant, sql: &str) -> Vec<i64> {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let v: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_all(&mut *tx)
         .await
@@ -672,13 +654,7 @@ fn files_of(tracking: &str) -> String {
 }
 
 async fn make_key(app: &TestApp, tenant: &Tenant, scopes: &[&str], role: Option<&str>) -> String {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
     let (key, _) = desk_db::api_keys::create(&mut tx, "integration", &scopes, role, None, None)
         .await
@@ -2694,13 +2670,7 @@ async fn enqueue_as<J: JobPayload>(
     job: &J,
     once: bool,
 ) -> Result<(), String> {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(owner.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(owner).await;
     let done = if once {
         desk_db::jobs::enqueue_once_at(&mut tx, job, chrono::Utc::now().timestamp() + 3600)
             .await
@@ -2802,13 +2772,7 @@ async fn job_payloads(s: &mut Suite<'_>, f: &Fixture, alpha: &Tenant, beta: &Ten
     // What alpha's handlers would load for a job naming alpha with beta's ids.
     macro_rules! in_alpha {
         ($what:expr, |$tx:ident| $call:expr) => {{
-            let mut $tx = app
-                .db
-                .platform
-                .tenant_db()
-                .begin(alpha.scope())
-                .await
-                .unwrap();
+            let mut $tx = app.tx(&alpha).await;
             let shown = format!("{:?}", $call.await);
             $tx.rollback().await.unwrap();
             s.record(
@@ -2943,14 +2907,7 @@ async fn canaries(s: &mut Suite<'_>, f: &Fixture, beta: &Tenant) {
         Expect::Clean,
     )
     .await;
-    let mut tx = s
-        .app
-        .db
-        .platform
-        .tenant_db()
-        .begin(beta.scope())
-        .await
-        .unwrap();
+    let mut tx = s.app.tx(beta).await;
     let shown = format!(
         "{:?}",
         desk_db::requests::request_by_code(&mut tx, &f.r1).await

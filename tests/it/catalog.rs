@@ -112,13 +112,7 @@ async fn citizens_read_and_search_the_catalog_of_their_municipality_only() {
         title_fa: "خدمت ویژه آلفا".into(),
         ..permit.clone()
     };
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     desk_db::catalog::seed_published(&mut tx, &[own])
         .await
         .unwrap();

@@ -74,13 +74,7 @@ async fn post_on_request(
 }
 
 async fn state_of(app: &TestApp, tenant: &Tenant, id: i64) -> String {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let s: String = sqlx::query_scalar("select state from requests where id = $1")
         .bind(id)
         .fetch_one(&mut *tx)
@@ -91,13 +85,7 @@ async fn state_of(app: &TestApp, tenant: &Tenant, id: i64) -> String {
 }
 
 async fn inquiry_status(app: &TestApp, tenant: &Tenant, id: i64) -> (String, i64, String) {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let row: (String, i32, Option<String>) =
         sqlx::query_as("select status, attempts, last_error from inquiries where id = $1")
             .bind(id)
@@ -270,13 +258,7 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
 
     // The report counts the agency's turnaround.
     let (from, to) = desk_core::report::Period::month_of(today).days().unwrap();
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let report = desk_db::reports::report(&mut tx, from, to, today)
         .await
         .unwrap();

@@ -620,13 +620,7 @@ async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
     );
 
     // An expired code does not work either.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     sqlx::query("delete from citizen_sign_in_codes where mobile = '+989123333333'")
         .execute(&mut *tx)
         .await
@@ -634,13 +628,7 @@ async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
     tx.commit().await.unwrap();
     assert_eq!(send("09124444444").await.status, StatusCode::OK);
     let code = app.last_sign_in_code(&alpha, "09124444444").await;
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     sqlx::query("update citizen_sign_in_codes set expires_at = now() - interval '1 second'")
         .execute(&mut *tx)
         .await
@@ -739,13 +727,7 @@ async fn requests_of_one_municipality_are_unreachable_from_another() {
         .await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     // A staff member without a role in alpha sees nothing there either.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let nobody = desk_db::staff::insert_staff(&mut tx, "nobody", "بی‌نقش", None, false)
         .await
         .unwrap();
@@ -1232,13 +1214,7 @@ async fn request_dates(
     tenant: &desk_db::Tenant,
     tracking: &str,
 ) -> (chrono::NaiveDate, chrono::NaiveDate) {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let dates =
         sqlx::query_as("select submitted_on, promised_on from requests where tracking_code = $1")
             .bind(tracking)
@@ -1256,13 +1232,7 @@ async fn request_dates(
 #[tokio::test]
 async fn walk_in_and_online_share_a_lifecycle_and_print_receipts_and_letters() {
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     desk_db::settings::put_setting(
         &mut tx,
         "contact",
@@ -1449,13 +1419,7 @@ async fn walk_in_and_online_share_a_lifecycle_and_print_receipts_and_letters() {
         let app = &app;
         let alpha = alpha.clone();
         async move {
-            let mut tx = app
-                .db
-                .platform
-                .tenant_db()
-                .begin(alpha.scope())
-                .await
-                .unwrap();
+            let mut tx = app.tx(&alpha).await;
             let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
                 "select e.action, e.from_state, e.to_state, e.actor_kind from request_events e
                    join requests r on r.id = e.request_id where r.tracking_code = $1 order by e.id",

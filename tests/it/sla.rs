@@ -12,13 +12,7 @@ async fn due_steps_warn_and_overdue_requests_escalate_once() {
     let today = desk_db::intake::local_today();
     let day = |n: i64| today + chrono::Duration::days(n);
     // A department head of alpha with a mobile number.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let head = desk_db::staff::insert_staff(
         &mut tx,
         "head-alpha",
@@ -78,13 +72,7 @@ async fn due_steps_warn_and_overdue_requests_escalate_once() {
         None,
     )
     .await;
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     sqlx::query("update requests set closed = true, state = 'delivered' where id = $1")
         .bind(closed.id)
         .execute(&mut *tx)

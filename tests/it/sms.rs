@@ -109,13 +109,7 @@ async fn failover_retries_and_delivery_reports() {
     );
 
     // After repeated failures the bad account is passed over: it sorts last.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     sqlx::query(
         "update sms_accounts set failures = 3, failing_since = now() where provider = 'kavenegar'",
     )
@@ -211,13 +205,7 @@ async fn messages_handed_over_before_a_crash_or_a_timeout_are_not_sent_twice() {
     let (app, alpha, _beta) = desk_tests::two_municipalities().await;
     desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar").await;
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let kind = desk_db::notifications::Kind::Appointment;
     let took = desk_db::notifications::queue_sms(&mut tx, kind, "+989121112345", "نوبت الف", None)
         .await
@@ -247,13 +235,7 @@ async fn messages_handed_over_before_a_crash_or_a_timeout_are_not_sent_twice() {
     )
     .await
     .unwrap();
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     sqlx::query(
         "update notifications set sending_since = now(), account_id = $1 where id = any($2)",
     )
@@ -305,13 +287,7 @@ async fn the_outbox_shows_each_municipality_its_own_messages_masked() {
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
     for (tenant, body) in [(&alpha, "پیام آزمایشی الف"), (&beta, "پیام آزمایشی ب")]
     {
-        let mut tx = app
-            .db
-            .platform
-            .tenant_db()
-            .begin(tenant.scope())
-            .await
-            .unwrap();
+        let mut tx = app.tx(tenant).await;
         desk_db::notifications::queue_sms(
             &mut tx,
             desk_db::notifications::Kind::Appointment,

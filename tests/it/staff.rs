@@ -22,13 +22,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         .unwrap();
     let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
     let beta = desk_tests::onboard(&app.db.platform, &authz, "beta").await;
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let clerk = desk_db::staff::insert_staff(&mut tx, "clerk", "کارمند", None, false)
         .await
         .unwrap();
@@ -175,13 +169,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     );
 
     // At rest: sealed for alpha; the plaintext opens only with alpha's id.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let accounts = desk_db::settings::list_sms_accounts(&mut tx).await.unwrap();
     let sealed: Sealed = desk_db::settings::sealed_sms_credentials(&mut tx, accounts[0].id)
         .await
@@ -254,13 +242,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         id: root_id,
         username: "root".into(),
     };
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let (api_key, _) = desk_db::api_keys::create(
         &mut tx,
         "export",
@@ -295,13 +277,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
     .unwrap();
     // Alpha's API key came along as a hash only, revoked: it opens nothing on the copy.
     assert!(!archive.to_string().contains(&api_key));
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(copy.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&copy).await;
     assert!(
         desk_db::api_keys::authenticate(&mut tx, &api_key)
             .await
@@ -314,13 +290,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         app.get_as(&admin, "alpha-copy.test", "/staff").await.status,
         StatusCode::UNAUTHORIZED
     );
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(copy.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&copy).await;
     let resealed = desk_db::settings::sealed_sms_credentials(&mut tx, accounts[0].id)
         .await
         .unwrap()
@@ -367,13 +337,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         )
         .await;
     assert_eq!(added_bad.status, StatusCode::SEE_OTHER);
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let all = desk_db::settings::list_sms_accounts(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     for account in &all {

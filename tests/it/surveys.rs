@@ -20,13 +20,7 @@ pub(crate) async fn filed(
     days: (NaiveDate, NaiveDate),
     registered_by: Option<i64>,
 ) -> requests::Request {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let service = desk_db::catalog::published_services(&mut tx, None, None)
         .await
         .unwrap()
@@ -68,13 +62,7 @@ pub(crate) async fn filed(
 
 /// Closes a request (as a staff member delivering it) and backdates its closing day.
 async fn close(app: &TestApp, tenant: &Tenant, r: &requests::Request, staff: i64, on: NaiveDate) {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     requests::apply_change(
         &mut tx,
         r,
@@ -106,13 +94,7 @@ async fn close(app: &TestApp, tenant: &Tenant, r: &requests::Request, staff: i64
 }
 
 pub(crate) async fn admin_id(app: &TestApp, tenant: &Tenant) -> i64 {
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(tenant.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(tenant).await;
     let id = desk_db::staff::staff_by_username(&mut tx, &format!("admin-{}", tenant.slug))
         .await
         .unwrap()
@@ -431,13 +413,7 @@ async fn desk_surveys_reports_and_the_dashboard_match_the_fixture_without_person
 
     // The report equals what the fixture says.
     let (from, to) = month.days().unwrap();
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let report = desk_db::reports::report(&mut tx, from, to, today)
         .await
         .unwrap();
@@ -715,13 +691,7 @@ async fn the_questionnaire_hides_axes_and_adds_questions_per_municipality() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(alpha.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&alpha).await;
     let q = desk_db::surveys::questionnaire(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     let asked: Vec<&str> = q
@@ -741,13 +711,7 @@ async fn the_questionnaire_hides_axes_and_adds_questions_per_municipality() {
         ]
     );
     // Beta's questionnaire is untouched.
-    let mut tx = app
-        .db
-        .platform
-        .tenant_db()
-        .begin(beta.scope())
-        .await
-        .unwrap();
+    let mut tx = app.tx(&beta).await;
     let q = desk_db::surveys::questionnaire(&mut tx).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(q.iter().filter(|q| !q.hidden).count(), 6);

@@ -548,15 +548,19 @@ impl TestApp {
         String::from_utf8(plain).unwrap()
     }
 
-    /// One `bigint` from `sql` run in `tenant`'s schema (as the tenant's role).
-    pub async fn scalar(&self, tenant: &Tenant, sql: &str) -> i64 {
-        let mut tx = self
-            .db
+    /// A transaction in `tenant`'s schema, as its role (what the app's code gets).
+    pub async fn tx(&self, tenant: &Tenant) -> desk_db::TenantTx {
+        self.db
             .platform
             .tenant_db()
             .begin(tenant.scope())
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// One `bigint` from `sql` run in `tenant`'s schema (as the tenant's role).
+    pub async fn scalar(&self, tenant: &Tenant, sql: &str) -> i64 {
+        let mut tx = self.tx(tenant).await;
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&mut *tx)
             .await

@@ -244,8 +244,11 @@ impl PlatformDb {
         Ok((key, row))
     }
 
-    /// The enabled user a live platform key acts as, marking the key used.
-    pub async fn platform_key_user(&self, key: &str) -> Result<Option<PlatformUser>, DomainError> {
+    /// The enabled user a live platform key acts as, with the key's id, marking the key used.
+    pub async fn platform_key_user(
+        &self,
+        key: &str,
+    ) -> Result<Option<(PlatformUser, i64)>, DomainError> {
         if !(key.len() == 69 && key.starts_with("mizp_")) {
             return Ok(None);
         }
@@ -254,8 +257,8 @@ impl PlatformDb {
                 update platform.api_keys set last_used_at = now()
                  where key_hash = sha256(convert_to($1, 'UTF8')) and revoked_at is null
                    and (expires_at is null or expires_at > now())
-             returning user_id)
-             select u.id, u.username, u.display_name, u.kind, u.province_id,
+             returning id as key_id, user_id)
+             select k.key_id, u.id, u.username, u.display_name, u.kind, u.province_id,
                     p.name_fa as province_name_fa
                from k join platform.users u on u.id = k.user_id and u.disabled_at is null
                left join platform.provinces p on p.id = u.province_id",
@@ -264,7 +267,9 @@ impl PlatformDb {
         .fetch_optional(&self.pool)
         .await
         .map_err(internal)?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref()
+            .map(|r| Ok((user_from_row(r)?, r.try_get("key_id").map_err(internal)?)))
+            .transpose()
     }
 
     /// The keys of one user, newest first.
