@@ -4,7 +4,9 @@
 //! the credential `bad-key` (or Magfa password `bad`) is refused, a recipient ending in `0000`
 //! has no credit, one ending in `3333` finds the provider busy, one ending in `4444` is taken by
 //! Kavenegar but answered only after the caller gave up, and the recipient `09999999999` is
-//! invalid. Delivery reports (each provider's status call): recipients ending in `1111` are
+//! invalid. Template sends (Kavenegar `verify/lookup`, SMS.ir `send/verify`, Ghasedak
+//! `SendOtpSMS`) are recorded with their template and parameters; the template `missing` (SMS.ir
+//! id `404`) is not found. Delivery reports (each provider's status call): recipients ending in `1111` are
 //! never delivered, in `2222` stay pending, the rest arrive.
 
 use axum::extract::{Path, State};
@@ -33,6 +35,10 @@ pub struct Received {
     pub at: std::time::Instant,
     /// The sender's own id of the message (client reference), where the provider keeps one.
     pub local_id: Option<String>,
+    /// The provider template it was sent with, if any.
+    pub template: Option<String>,
+    /// The template's parameters (name, value), in the order received.
+    pub params: Vec<(String, String)>,
 }
 
 /// The fake provider's record of accepted messages.
@@ -224,6 +230,8 @@ async fn kavenegar(
                 text: f.get("message").cloned().unwrap_or_default(),
                 at: std::time::Instant::now(),
                 local_id: f.get("localid").cloned(),
+                template: None,
+                params: Vec::new(),
             });
             if to.ends_with("4444") {
                 // Taken, but the answer comes too late for the caller (its timeout is 15 s).
@@ -275,6 +283,8 @@ async fn smsir(
                 text: b["messageText"].as_str().unwrap_or_default().to_owned(),
                 at: std::time::Instant::now(),
                 local_id: None,
+                template: None,
+                params: Vec::new(),
             });
             return (
                 StatusCode::OK,
@@ -323,6 +333,8 @@ async fn ghasedak(
                 text: b["message"].as_str().unwrap_or_default().to_owned(),
                 at: std::time::Instant::now(),
                 local_id: b["clientReferenceId"].as_str().map(str::to_owned),
+                template: None,
+                params: Vec::new(),
             });
             (
                 StatusCode::OK,
@@ -356,6 +368,8 @@ async fn magfa(
                 text: b["messages"][0].as_str().unwrap_or_default().to_owned(),
                 at: std::time::Instant::now(),
                 local_id: b["uids"][0].as_i64().map(|u| u.to_string()),
+                template: None,
+                params: Vec::new(),
             });
             return Json(
                 json!({ "status": 0, "messages": [{ "status": 0, "id": id, "recipient": to, "parts": 1 }] }),
@@ -363,6 +377,180 @@ async fn magfa(
         }
     };
     Json(json!({ "status": status, "messages": [] }))
+}
+
+/// What the fake shows as the text of a template send: the template and its parameters.
+fn template_text(template: &str, params: &[(String, String)]) -> String {
+    let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("[{template}] {}", shown.join(" "))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn template_received(
+    provider: &'static str,
+    account: String,
+    to: String,
+    template: &str,
+    params: Vec<(String, String)>,
+    local_id: Option<String>,
+) -> Received {
+    Received {
+        provider,
+        account,
+        sender: String::new(),
+        to,
+        text: template_text(template, &params),
+        at: std::time::Instant::now(),
+        local_id,
+        template: Some(template.to_owned()),
+        params,
+    }
+}
+
+async fn kavenegar_lookup(
+    State(out): State<Outbox>,
+    Path(key): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> impl IntoResponse {
+    let get = |name: &str| {
+        f.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (to, template) = (get("receptor"), get("template"));
+    let (code, text) = match fault(&key, &to) {
+        Some(Fault::Auth) => (403, "کلید نامعتبر"),
+        Some(Fault::NoCredit) => (418, "اعتبار کافی نیست"),
+        Some(Fault::BadRecipient) => (411, "گیرنده نامعتبر"),
+        Some(Fault::Busy) => (409, "سرور مشغول است"),
+        None if template == "missing" => (424, "الگو یافت نشد"),
+        None if f.iter().any(|(k, v)| {
+            matches!(k.as_str(), "token" | "token2" | "token3") && v.contains(' ')
+        }) =>
+        {
+            (431, "ساختار کد صحیح نمی‌باشد")
+        }
+        None => {
+            let params = f
+                .iter()
+                .filter(|(k, _)| k.starts_with("token"))
+                .cloned()
+                .collect();
+            let id = out.push(template_received(
+                "kavenegar",
+                key,
+                to.clone(),
+                &template,
+                params,
+                None,
+            ));
+            let body = json!({ "return": { "status": 200, "message": "تایید شد" },
+                               "entries": [{ "messageid": id, "receptor": to, "status": 5 }] });
+            return (StatusCode::OK, Json(body));
+        }
+    };
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(json!({ "return": { "status": code, "message": text }, "entries": null })),
+    )
+}
+
+async fn smsir_verify(
+    State(out): State<Outbox>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> impl IntoResponse {
+    let key = header(&headers, "x-api-key");
+    let to = b["mobile"].as_str().unwrap_or_default().to_owned();
+    let template = b["templateId"]
+        .as_i64()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let status = match fault(&key, &to) {
+        Some(Fault::Auth) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "status": 10, "message": "invalid key", "data": null })),
+            );
+        }
+        Some(Fault::NoCredit) => 102,
+        Some(Fault::BadRecipient) => 104,
+        Some(Fault::Busy) => 20,
+        None if template == "404" => 113,
+        None => {
+            let params = b["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let s = |f: &str| p[f].as_str().unwrap_or_default().to_owned();
+                    (s("name"), s("value"))
+                })
+                .collect();
+            let id = out.push(template_received("smsir", key, to, &template, params, None));
+            return (
+                StatusCode::OK,
+                Json(
+                    json!({ "status": 1, "message": "ok", "data": { "messageId": id, "cost": 1 } }),
+                ),
+            );
+        }
+    };
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "status": status, "message": "refused", "data": null })),
+    )
+}
+
+async fn ghasedak_otp(
+    State(out): State<Outbox>,
+    headers: HeaderMap,
+    Json(b): Json<Value>,
+) -> impl IntoResponse {
+    let key = header(&headers, "apikey");
+    let to = b["receptors"][0]["mobile"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let template = b["templateName"].as_str().unwrap_or_default().to_owned();
+    let refused = |status: StatusCode, code: u16, message: &str| {
+        (
+            status,
+            Json(json!({ "isSuccess": false, "statusCode": code, "message": message })),
+        )
+    };
+    match fault(&key, &to) {
+        Some(Fault::Auth) => refused(StatusCode::UNAUTHORIZED, 401, "unauthorized"),
+        Some(Fault::NoCredit) => refused(StatusCode::OK, 418, "credit"),
+        Some(Fault::BadRecipient) => refused(StatusCode::OK, 400, "receptor"),
+        Some(Fault::Busy) => refused(StatusCode::TOO_MANY_REQUESTS, 429, "too many requests"),
+        None if template == "missing" => refused(StatusCode::OK, 404, "template not found"),
+        None => {
+            let params = b["inputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    let s = |f: &str| p[f].as_str().unwrap_or_default().to_owned();
+                    (s("param"), s("value"))
+                })
+                .collect();
+            let local = b["receptors"][0]["clientReferenceId"]
+                .as_str()
+                .map(str::to_owned);
+            let id = out.push(template_received(
+                "ghasedak", key, to, &template, params, local,
+            ));
+            (
+                StatusCode::OK,
+                Json(
+                    json!({ "isSuccess": true, "statusCode": 200, "message": "ok",
+                             "data": { "items": [{ "messageId": id.to_string() }] } }),
+                ),
+            )
+        }
+    }
 }
 
 /// Decoding HTTP Basic credentials without a base64 dependency (the fake only).
@@ -407,6 +595,15 @@ pub fn router(outbox: Outbox) -> Router {
             post(ghasedak),
         )
         .route("/magfa/api/http/sms/v2/send", post(magfa))
+        .route(
+            "/kavenegar/v1/{key}/verify/lookup.json",
+            post(kavenegar_lookup),
+        )
+        .route("/smsir/v1/send/verify", post(smsir_verify))
+        .route(
+            "/ghasedak/Rest/api/v1/WebService/SendOtpSMS",
+            post(ghasedak_otp),
+        )
         .route(
             "/kavenegar/v1/{key}/sms/status.json",
             post(kavenegar_status),
@@ -682,5 +879,123 @@ mod tests {
             .await;
             assert_eq!(busy, Err(SmsError::Busy), "{provider}");
         }
+    }
+    #[tokio::test]
+    async fn template_sends_in_each_format_and_their_errors() {
+        use crate::sms::{TemplateSend, send_template};
+        let (base, outbox) = spawn().await.unwrap();
+        let endpoints = Endpoints::all_at(&base);
+        let http = client();
+        let creds = json!({ "api_key": "good-key" });
+        for (provider, template, params) in [
+            (
+                "kavenegar",
+                "miz-registered",
+                vec![("token", "140509123456"), ("token10", "پروانه ساختمانی")],
+            ),
+            ("smsir", "100200", vec![("TRACKING", "140509123456")]),
+            (
+                "ghasedak",
+                "mizRegistered",
+                vec![("tracking", "140509123456")],
+            ),
+        ] {
+            let params: Vec<(String, String)> = params
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            let message = TemplateSend {
+                to: "+989121112233",
+                template,
+                params: &params,
+                local_id: Some("77"),
+            };
+            let id = send_template(&http, &endpoints, provider, &creds, &message)
+                .await
+                .unwrap();
+            let last = outbox.messages().pop().unwrap();
+            assert_eq!(last.provider, provider);
+            assert_eq!(last.to, "09121112233");
+            assert_eq!(last.template.as_deref(), Some(template), "{provider}");
+            assert_eq!(last.params, params, "{provider}");
+            // A template send gets delivery reports like any message.
+            let report = crate::sms::delivery_status(&http, &endpoints, provider, &creds, &id)
+                .await
+                .unwrap();
+            assert_eq!(report, crate::sms::Delivery::Delivered, "{provider}");
+            let missing = TemplateSend {
+                template: if provider == "smsir" {
+                    "404"
+                } else {
+                    "missing"
+                },
+                ..message
+            };
+            let refused = send_template(&http, &endpoints, provider, &creds, &missing).await;
+            if provider == "ghasedak" {
+                assert_eq!(refused, Err(SmsError::Rejected("404".into())));
+            } else {
+                assert_eq!(refused, Err(SmsError::TemplateNotFound), "{provider}");
+            }
+            let busy = TemplateSend {
+                to: "+989121113333",
+                ..message
+            };
+            assert_eq!(
+                send_template(&http, &endpoints, provider, &creds, &busy).await,
+                Err(SmsError::Busy)
+            );
+            let bad = send_template(
+                &http,
+                &endpoints,
+                provider,
+                &json!({ "api_key": "bad-key" }),
+                &message,
+            )
+            .await;
+            assert_eq!(bad, Err(SmsError::Auth), "{provider}");
+            let poor = TemplateSend {
+                to: "+989120000000",
+                ..message
+            };
+            let no_credit = send_template(&http, &endpoints, provider, &creds, &poor).await;
+            if provider != "ghasedak" {
+                assert_eq!(no_credit, Err(SmsError::NoCredit), "{provider}");
+            }
+        }
+        // Ghasedak keeps our id: a lost template send is found by it.
+        assert!(
+            crate::sms::find_by_local_id(&http, &endpoints, "ghasedak", &creds, "77")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Kavenegar's token..token3 never carry a space (its error 431): joined by ZWNJ.
+        let spaced = [("token".to_owned(), "پروانه ساختمانی".to_owned())];
+        let message = TemplateSend {
+            to: "+989121112233",
+            template: "t",
+            params: &spaced,
+            local_id: None,
+        };
+        send_template(&http, &endpoints, "kavenegar", &creds, &message)
+            .await
+            .unwrap();
+        assert_eq!(
+            outbox.messages().pop().unwrap().params[0].1,
+            "پروانه\u{200c}ساختمانی"
+        );
+        // Magfa has no template call.
+        assert!(
+            send_template(
+                &http,
+                &endpoints,
+                "magfa",
+                &json!({ "username": "u", "password": "p", "domain": "d" }),
+                &message
+            )
+            .await
+            .is_err()
+        );
     }
 }

@@ -2,7 +2,10 @@
 //! welcomes with their one-time link, request steps, survey links) through its provider
 //! accounts. The secret part of a message (a code, a link) is opened only in memory; no
 //! database connection is held during the provider call; sends are paced per municipality.
-//! Failover: bad credentials or no credit pass the message to the next account at once, and
+//! An account with the provider's approved template for the message's event sends the
+//! template with its parameters filled from the event's variables, otherwise the text.
+//! Failover: bad credentials, no credit or a template the provider does not know pass the
+//! message to the next account at once, and
 //! accounts that keep failing sort last for a while. A busy provider (or no answer) is retried
 //! as a new job after a growing delay, up to [`MAX_ATTEMPTS`]; refusals of the message itself
 //! (invalid number, rejected text) are recorded and not retried. A sent message gets
@@ -41,6 +44,10 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         return Ok(());
     };
     let accounts = notifications::sending_accounts(&mut tx).await?;
+    let templates = match message.event {
+        Some(event) => desk_db::sms_templates::provider_templates_for(&mut tx, event).await?,
+        None => Vec::new(),
+    };
     tx.commit().await?;
     if message.status != "queued" {
         // Already sent or given up by an earlier run: never send twice.
@@ -55,7 +62,11 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(key) = &ctx.secrets else {
         return Err("no master key configured (secrets.master_key)".into());
     };
-    let mut body = message.body.clone();
+    let mut body = desk_core::sms_templates::SmsBody {
+        text: message.body.clone(),
+        event: message.event,
+        vars: message.vars.clone(),
+    };
     if let Some(secret) = &message.secret {
         // Each kind seals its secret for its own purpose, and fills its own placeholder.
         let (purpose, placeholder) = match (message.kind.as_str(), message.staff_id) {
@@ -67,7 +78,9 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             }
         };
         match key.open(tenant.id, &purpose, secret) {
-            Ok(plain) => body = body.replace(placeholder, &String::from_utf8_lossy(&plain)),
+            Ok(plain) => {
+                body.replace(placeholder, &String::from_utf8_lossy(&plain));
+            }
             Err(_) => {
                 return record(ctx, &tenant, job.notification_id, Err("secret_unreadable")).await;
             }
@@ -129,19 +142,39 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         let outcome = match key.open(tenant.id, &purpose, sealed_creds) {
             Ok(plain) => {
                 let creds: serde_json::Value = serde_json::from_slice(&plain)?;
-                crate::sms::send_text(
-                    &ctx.sms_client,
-                    &ctx.sms_endpoints,
-                    &account.provider,
-                    &creds,
-                    &crate::sms::Text {
-                        sender: &account.sender_line,
-                        to: &recipient,
-                        text: &body,
-                        local_id: Some(&local_id),
-                    },
-                )
-                .await
+                // The account's approved template for the event, if it has one; else the text.
+                match templates.iter().find(|(a, _)| *a == account.id) {
+                    Some((_, template)) => {
+                        crate::sms::send_template(
+                            &ctx.sms_client,
+                            &ctx.sms_endpoints,
+                            &account.provider,
+                            &creds,
+                            &crate::sms::TemplateSend {
+                                to: &recipient,
+                                template: &template.template,
+                                params: &template.fill(&body.vars),
+                                local_id: Some(&local_id),
+                            },
+                        )
+                        .await
+                    }
+                    None => {
+                        crate::sms::send_text(
+                            &ctx.sms_client,
+                            &ctx.sms_endpoints,
+                            &account.provider,
+                            &creds,
+                            &crate::sms::Text {
+                                sender: &account.sender_line,
+                                to: &recipient,
+                                text: &body.text,
+                                local_id: Some(&local_id),
+                            },
+                        )
+                        .await
+                    }
+                }
             }
             Err(_) => Err(SmsError::Auth),
         };
@@ -157,7 +190,7 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         notifications::set_account(&mut tx, job.notification_id, account.id).await?;
         match outcome {
             Ok(_) => {}
-            Err(e @ (SmsError::Auth | SmsError::NoCredit)) => {
+            Err(e @ (SmsError::Auth | SmsError::NoCredit | SmsError::TemplateNotFound)) => {
                 notifications::record_account_result(&mut tx, account.id, false).await?;
                 tx.commit().await?;
                 tracing::warn!(
@@ -165,10 +198,10 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
                     error = e.code(),
                     "SMS account failed; trying the next"
                 );
-                last_code = if matches!(e, SmsError::Auth) {
-                    "auth"
-                } else {
-                    "no_credit"
+                last_code = match e {
+                    SmsError::Auth => "auth",
+                    SmsError::NoCredit => "no_credit",
+                    _ => "template_not_found",
                 };
             }
             Err(e) if e.retryable() => {

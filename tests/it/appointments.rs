@@ -54,7 +54,7 @@ async fn concurrent_bookings_for_the_last_place_give_exactly_one() {
                 &slot,
                 None,
                 &mobile,
-                "نوبت",
+                &"نوبت".into(),
             )
             .await;
             if r.is_ok() {

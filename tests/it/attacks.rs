@@ -771,7 +771,7 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
         &slot,
         None,
         BETA_MOBILE_CANON,
-        "نوبت شما ثبت شد",
+        &"نوبت شما ثبت شد".into(),
     )
     .await
     .unwrap()

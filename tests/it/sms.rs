@@ -328,3 +328,246 @@ async fn the_outbox_shows_each_municipality_its_own_messages_masked() {
     );
     app.db.finish().await;
 }
+
+/// An account with the provider's approved template for an event sends the template with the
+/// event's variables (secrets filled in by the sender); a template the provider does not know
+/// passes the message to the next account; the editor checks each provider's rules; another
+/// municipality's templates are neither reachable nor used.
+#[tokio::test]
+async fn provider_templates_carry_the_events_variables_and_fail_over() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    desk_tests::add_sms_account(&app.db.platform, &alpha, "kavenegar", "alpha-kavenegar").await;
+    desk_tests::add_sms_account(&app.db.platform, &alpha, "smsir", "alpha-smsir").await;
+    desk_tests::add_sms_account(&app.db.platform, &beta, "kavenegar", "beta-kavenegar").await;
+    let kavenegar = app
+        .scalar(
+            &alpha,
+            "select id from sms_accounts where provider = 'kavenegar'",
+        )
+        .await;
+    let smsir = app
+        .scalar(
+            &alpha,
+            "select id from sms_accounts where provider = 'smsir'",
+        )
+        .await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let path = format!("/staff/settings/sms/{kavenegar}/templates");
+    let page = app.get_as(&admin, "alpha.test", &path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("کد ورود") && page.text.contains("token10"));
+    let csrf = page.csrf();
+    let save = |account: i64, event: &'static str, template: &'static str, params: &'static str| {
+        let (app, admin, csrf) = (&app, &admin, csrf.clone());
+        async move {
+            app.post_form(
+                Some(admin),
+                "alpha.test",
+                &format!("/staff/settings/sms/{account}/templates"),
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("op", "save"),
+                    ("event", event),
+                    ("template", template),
+                    ("params", params),
+                ],
+            )
+            .await
+        }
+    };
+    // Kavenegar's token takes no space: the service name is refused there, with the reason.
+    let refused = save(kavenegar, "step_changed", "miz-step", "token = service").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.text.contains("token10"), "{}", refused.text);
+    assert_eq!(
+        app.scalar(&alpha, "select count(*) from sms_provider_templates")
+            .await,
+        0
+    );
+    for (account, event, template, params) in [
+        (kavenegar, "sign_in_code", "miz-otp", "token = code"),
+        // Not approved at the provider: the message fails over to SMS.ir's template.
+        (
+            kavenegar,
+            "step_changed",
+            "missing",
+            "token = tracking_code",
+        ),
+        (
+            smsir,
+            "step_changed",
+            "100200",
+            "TRACKING = tracking_code\nSTATE = state",
+        ),
+    ] {
+        let res = save(account, event, template, params).await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    }
+    // Beta's admin cannot reach an account beta does not have.
+    let beta_admin = app.staff_sign_in(&beta, "admin-beta").await;
+    let beta_page = app
+        .get_as(
+            &beta_admin,
+            "beta.test",
+            "/staff/settings/sms/9999/templates",
+        )
+        .await;
+    assert_eq!(beta_page.status, StatusCode::NOT_FOUND);
+    let beta_csrf = app
+        .get_as(&beta_admin, "beta.test", "/staff/settings")
+        .await
+        .csrf();
+    let beta_post = app
+        .post_form(
+            Some(&beta_admin),
+            "beta.test",
+            "/staff/settings/sms/9999/templates",
+            &[
+                ("csrf", beta_csrf.as_str()),
+                ("op", "save"),
+                ("event", "sign_in_code"),
+                ("template", "x"),
+                ("params", "token = code"),
+            ],
+        )
+        .await;
+    assert!(beta_post.status.is_client_error(), "{}", beta_post.status);
+    assert_eq!(
+        app.scalar(&beta, "select count(*) from sms_provider_templates")
+            .await,
+        0
+    );
+
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let workers = app.db.start_workers(&fake).await;
+    let arrived = |to: &'static str, provider: &'static str| {
+        let outbox = outbox.clone();
+        async move {
+            for _ in 0..300 {
+                if let Some(m) = outbox
+                    .messages()
+                    .into_iter()
+                    .find(|m| m.to == to && m.provider == provider)
+                {
+                    return m;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("no message to {to} through {provider}");
+        }
+    };
+    // The sign-in code goes as Kavenegar's template; the code in it signs the citizen in.
+    for host in ["alpha.test", "beta.test"] {
+        let res = app
+            .post_form(
+                None,
+                host,
+                "/sign-in",
+                &[("mobile", "09121117777"), ("next", "/my-requests")],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK);
+    }
+    let otp = arrived("09121117777", "kavenegar").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let both: Vec<_> = outbox
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == "09121117777")
+        .collect();
+    assert_eq!(both.len(), 2, "one code per municipality");
+    let alpha_otp = both
+        .iter()
+        .find(|m| m.account == "alpha-kavenegar")
+        .unwrap();
+    let beta_otp = both.iter().find(|m| m.account == "beta-kavenegar").unwrap();
+    assert_eq!(alpha_otp.template.as_deref(), Some("miz-otp"));
+    assert_eq!(alpha_otp.params.len(), 1);
+    assert_eq!(alpha_otp.params[0].0, "token");
+    let code = alpha_otp.params[0].1.clone();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "{code}"
+    );
+    // Beta has no template for it: plain text, with beta's own code.
+    assert_eq!(beta_otp.template, None, "alpha's template is not beta's");
+    assert!(!beta_otp.text.is_empty());
+    drop(otp);
+    let res = app
+        .post_form(
+            None,
+            "alpha.test",
+            "/sign-in/code",
+            &[
+                ("mobile", "09121117777"),
+                ("code", &code),
+                ("next", "/my-requests"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::SEE_OTHER,
+        "the template carried the real code"
+    );
+
+    // A step change: Kavenegar does not know the template, SMS.ir's carries the variables.
+    let today = desk_db::intake::local_today();
+    let r = filed(
+        &app,
+        &alpha,
+        "+989121118888",
+        Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let page = app
+        .get_as(
+            &admin,
+            "alpha.test",
+            &format!("/staff/requests/{}", r.tracking_code),
+        )
+        .await;
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            &format!("/staff/requests/{}/act", r.tracking_code),
+            &[("csrf", &page.csrf()), ("action", "accept")],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let step = arrived("09121118888", "smsir").await;
+    assert_eq!(step.template.as_deref(), Some("100200"));
+    assert_eq!(
+        step.params[0],
+        ("TRACKING".to_owned(), r.tracking_code.clone())
+    );
+    assert_eq!(step.params[1].0, "STATE");
+    assert!(!step.params[1].1.is_empty());
+    assert_eq!(
+        outbox
+            .messages()
+            .iter()
+            .filter(|m| m.to == "09121118888")
+            .count(),
+        1,
+        "sent once"
+    );
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            &format!(
+                "select count(*) from notifications where request_id = {} and status = 'sent' and vars is null",
+                r.id
+            )
+        )
+        .await,
+        1,
+        "a sent message forgets its variables"
+    );
+    workers.stop().await;
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

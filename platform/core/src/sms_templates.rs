@@ -195,6 +195,237 @@ pub fn preview(event: Event, source: &str) -> Result<(String, Segments), FieldEr
     Ok((text, s))
 }
 
+/// A rendered SMS: its text and, for accounts that send the provider's pre-approved template
+/// instead of free text, the event and the variables the text was rendered with.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SmsBody {
+    /// The text.
+    pub text: String,
+    /// The event it reports (`None`: free text only, such as staff alerts).
+    pub event: Option<Event>,
+    /// The event's variables (an object of strings).
+    pub vars: Value,
+}
+
+impl SmsBody {
+    /// Free text with no event.
+    pub fn plain(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            event: None,
+            vars: Value::Null,
+        }
+    }
+
+    /// Fills a placeholder (such as `{tracking}`) in the text and in every variable.
+    pub fn replace(&mut self, placeholder: &str, value: &str) {
+        self.text = self.text.replace(placeholder, value);
+        if let Value::Object(vars) = &mut self.vars {
+            for v in vars.values_mut() {
+                if let Value::String(s) = v {
+                    *s = s.replace(placeholder, value);
+                }
+            }
+        }
+    }
+}
+
+impl From<&str> for SmsBody {
+    fn from(text: &str) -> Self {
+        Self::plain(text)
+    }
+}
+
+impl From<&String> for SmsBody {
+    fn from(text: &String) -> Self {
+        Self::plain(text.as_str())
+    }
+}
+
+impl From<String> for SmsBody {
+    fn from(text: String) -> Self {
+        Self::plain(text)
+    }
+}
+
+impl From<&SmsBody> for SmsBody {
+    fn from(body: &SmsBody) -> Self {
+        body.clone()
+    }
+}
+
+/// Kavenegar's `verify/lookup` parameters; the first three may hold no space, `token10` up to
+/// five and `token20` up to eight (its error 431 otherwise).
+pub const KAVENEGAR_TOKENS: [&str; 5] = ["token", "token2", "token3", "token10", "token20"];
+
+/// Variables whose values never hold a space (codes, dates, times, links).
+const SPACELESS: [&str; 6] = [
+    "tracking_code",
+    "promised_date",
+    "code",
+    "link",
+    "date",
+    "time",
+];
+
+/// Most parameters a provider template may take.
+pub const MAX_TEMPLATE_PARAMS: usize = 10;
+
+/// A provider's pre-approved template for one event: its id (Kavenegar's and Ghasedak's
+/// template name, SMS.ir's numeric template id) and which of the event's variables fills each
+/// of its parameters, by the provider's parameter name.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProviderTemplate {
+    /// Template id or name at the provider.
+    pub template: String,
+    /// (provider's parameter name, our variable), in order.
+    pub params: Vec<(String, String)>,
+}
+
+fn template_error(field: &str, message: impl Into<String>) -> FieldErrors {
+    FieldErrors::single(field, "provider_template", message)
+}
+
+fn plain_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl ProviderTemplate {
+    /// Whether `provider` sends pre-approved templates (Magfa's API has none).
+    pub fn supported_by(provider: &str) -> bool {
+        matches!(provider, "kavenegar" | "smsir" | "ghasedak")
+    }
+
+    /// Reads the editor's form: the template id and one `parameter = variable` per line (or
+    /// separated by commas), checked against the provider's rules and the event's variables.
+    pub fn parse(
+        provider: &str,
+        event: Event,
+        template: &str,
+        params: &str,
+    ) -> Result<Self, FieldErrors> {
+        if !Self::supported_by(provider) {
+            return Err(template_error(
+                "template",
+                "این سامانه پیامک الگوی ازپیش‌تأییدشده ندارد؛ پیامک‌های این حساب متن کامل الگوی میز خدمت است.",
+            ));
+        }
+        let template = template.trim();
+        let template_ok = if provider == "smsir" {
+            !template.is_empty()
+                && template.len() <= 12
+                && template.bytes().all(|b| b.is_ascii_digit())
+        } else {
+            plain_name(template, 64)
+        };
+        if !template_ok {
+            return Err(template_error(
+                "template",
+                if provider == "smsir" {
+                    "شناسه الگوی SMS.ir عددی است."
+                } else {
+                    "نام الگو فقط حروف لاتین، رقم، - و _ دارد."
+                },
+            ));
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for item in params.split(['\n', ',', '،']) {
+            let item = item.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let Some((name, var)) = item.split_once('=') else {
+                return Err(template_error(
+                    "params",
+                    format!("«{item}» باید به شکل «پارامتر = متغیر» باشد."),
+                ));
+            };
+            let (name, var) = (name.trim(), var.trim());
+            if !event.variables().iter().any(|(v, _)| *v == var) {
+                return Err(template_error(
+                    "params",
+                    format!("متغیر «{var}» در این رویداد نیست."),
+                ));
+            }
+            let name_ok = if provider == "kavenegar" {
+                KAVENEGAR_TOKENS.contains(&name)
+            } else {
+                plain_name(name, 30)
+            };
+            if !name_ok {
+                return Err(template_error(
+                    "params",
+                    if provider == "kavenegar" {
+                        format!(
+                            "پارامتر «{name}» در کاوه‌نگار نیست؛ یکی از token، token2، token3، token10 و token20."
+                        )
+                    } else {
+                        format!("نام پارامتر «{name}» فقط حروف لاتین، رقم، - و _ دارد.")
+                    },
+                ));
+            }
+            if provider == "kavenegar"
+                && ["token", "token2", "token3"].contains(&name)
+                && !SPACELESS.contains(&var)
+            {
+                return Err(template_error(
+                    "params",
+                    format!(
+                        "مقدار «{var}» فاصله دارد و کاوه‌نگار آن را در {name} نمی‌پذیرد؛ token10 یا token20 را به کار ببرید."
+                    ),
+                ));
+            }
+            if pairs.iter().any(|(n, _)| n == name) {
+                return Err(template_error(
+                    "params",
+                    format!("پارامتر «{name}» دو بار آمده است."),
+                ));
+            }
+            pairs.push((name.to_owned(), var.to_owned()));
+        }
+        if pairs.len() > MAX_TEMPLATE_PARAMS {
+            return Err(template_error("params", "حداکثر ۱۰ پارامتر."));
+        }
+        if provider == "kavenegar" && !pairs.iter().any(|(n, _)| n == "token") {
+            return Err(template_error(
+                "params",
+                "الگوی کاوه‌نگار دست‌کم پارامتر token را می‌خواهد.",
+            ));
+        }
+        Ok(Self {
+            template: template.to_owned(),
+            params: pairs,
+        })
+    }
+
+    /// The parameters filled from `vars` (a missing variable gives an empty value).
+    pub fn fill(&self, vars: &Value) -> Vec<(String, String)> {
+        self.params
+            .iter()
+            .map(|(name, var)| {
+                let value = match &vars[var] {
+                    Value::String(s) => s.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                (name.clone(), value)
+            })
+            .collect()
+    }
+
+    /// The form text of the parameters (`name = variable` per line).
+    pub fn params_text(&self) -> String {
+        self.params
+            .iter()
+            .map(|(n, v)| format!("{n} = {v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +491,69 @@ mod tests {
         )
         .unwrap();
         assert!(!text.contains("توضیح"));
+    }
+    #[test]
+    fn provider_templates_follow_each_providers_rules() {
+        let ok = ProviderTemplate::parse(
+            "kavenegar",
+            Event::RequestRegistered,
+            " miz-registered ",
+            "token = tracking_code\ntoken10 = service, token2=promised_date",
+        )
+        .unwrap();
+        assert_eq!(ok.template, "miz-registered");
+        assert_eq!(ok.params.len(), 3);
+        let filled = ok.fill(&json!({ "tracking_code": "1405", "service": "پروانه ساختمانی" }));
+        assert_eq!(filled[0], ("token".to_owned(), "1405".to_owned()));
+        assert_eq!(filled[2], ("token2".to_owned(), String::new()));
+        let again = ProviderTemplate::parse(
+            "kavenegar",
+            Event::RequestRegistered,
+            "miz-registered",
+            &ok.params_text(),
+        )
+        .unwrap();
+        assert_eq!(again, ok);
+        // Kavenegar: known token names, no spaced values in token..token3, `token` required.
+        for bad in [
+            "tok = code",
+            "token = service",
+            "token2 = tracking_code",
+            "token = nope",
+        ] {
+            assert!(
+                ProviderTemplate::parse("kavenegar", Event::RequestRegistered, "t", bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            ProviderTemplate::parse("kavenegar", Event::SignInCode, "t", "token=code,token=code")
+                .is_err()
+        );
+        // SMS.ir ids are numbers; parameter names are its own.
+        assert!(
+            ProviderTemplate::parse("smsir", Event::SignInCode, "123456", "CODE = code").is_ok()
+        );
+        assert!(ProviderTemplate::parse("smsir", Event::SignInCode, "otp", "CODE = code").is_err());
+        assert!(
+            ProviderTemplate::parse("ghasedak", Event::SignInCode, "miz otp", "code=code").is_err()
+        );
+        assert!(
+            ProviderTemplate::parse("ghasedak", Event::SignInCode, "miz-otp", "x y=code").is_err()
+        );
+        // Magfa has no templates.
+        assert!(ProviderTemplate::parse("magfa", Event::SignInCode, "1", "a=code").is_err());
+    }
+
+    #[test]
+    fn placeholders_are_filled_in_text_and_variables() {
+        let mut body = SmsBody {
+            text: "کد {tracking}".to_owned(),
+            event: Some(Event::RequestRegistered),
+            vars: json!({ "tracking_code": "{tracking}", "service": "س" }),
+        };
+        body.replace("{tracking}", "140509");
+        assert_eq!(body.text, "کد 140509");
+        assert_eq!(body.vars["tracking_code"], "140509");
     }
 }

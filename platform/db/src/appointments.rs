@@ -9,6 +9,7 @@ use crate::notifications::{self, Kind};
 use crate::tenant_tx::TenantTx;
 use chrono::{NaiveDate, NaiveTime};
 use desk_core::appointments::{DeskHours, Slot};
+use desk_core::sms_templates::SmsBody;
 use desk_core::{DomainError, FieldErrors};
 use sqlx::Row;
 
@@ -187,7 +188,7 @@ pub async fn book(
     slot: &Slot,
     citizen_id: Option<i64>,
     mobile: &str,
-    sms_body: &str,
+    sms_body: &SmsBody,
 ) -> Result<Appointment, DomainError> {
     hold_place(tx, pool, slot).await?;
     let appointment: Appointment = sqlx::query_as(
@@ -231,7 +232,7 @@ pub async fn reschedule(
     mobile: &str,
     pool: &str,
     slot: &Slot,
-    sms_body: &str,
+    sms_body: &SmsBody,
 ) -> Result<Appointment, DomainError> {
     own(tx, id, mobile).await?;
     hold_place(tx, pool, slot).await?;

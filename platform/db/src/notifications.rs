@@ -6,6 +6,7 @@ use crate::tenant_tx::TenantTx;
 use desk_core::DomainError;
 use desk_core::jobs::SendSms;
 use desk_core::secret::Sealed;
+use desk_core::sms_templates::{Event, SmsBody};
 use sqlx::Row;
 
 /// What a notification is about.
@@ -35,14 +36,16 @@ pub enum Kind {
 }
 
 /// Records an SMS to `recipient` and enqueues its delivery. `secret`, when given, is sealed
-/// text that replaces `{code}` in the body at send time.
+/// text that replaces `{code}` in the body at send time. The body's event and variables are
+/// kept until it is sent, for accounts that send the provider's template for the event.
 pub async fn queue_sms(
     tx: &mut TenantTx,
     kind: Kind,
     recipient: &str,
-    body: &str,
+    body: impl Into<SmsBody>,
     secret: Option<&Sealed>,
 ) -> Result<i64, DomainError> {
+    let body: SmsBody = body.into();
     let (kind_key, request_id, event_id) = match kind {
         Kind::SignInCode => ("sign_in_code", None, None),
         Kind::Appointment => ("appointment", None, None),
@@ -54,16 +57,19 @@ pub async fn queue_sms(
         } => ("request_event", Some(request_id), Some(event_id)),
     };
     let id: i64 = sqlx::query_scalar(
-        "insert into notifications (kind, recipient, body, request_id, event_id, secret_nonce, secret_ciphertext)
-         values ($1, $2, $3, $4, $5, $6, $7) returning id",
+        "insert into notifications (kind, recipient, body, request_id, event_id, secret_nonce, secret_ciphertext,
+                                    event, vars)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
     )
     .bind(kind_key)
     .bind(recipient)
-    .bind(body)
+    .bind(&body.text)
     .bind(request_id)
     .bind(event_id)
     .bind(secret.map(|s| &s.nonce))
     .bind(secret.map(|s| &s.ciphertext))
+    .bind(body.event.map(|e| e.key()))
+    .bind(body.event.map(|_| &body.vars))
     .fetch_one(&mut **tx)
     .await
     .map_err(internal)?;
@@ -97,6 +103,10 @@ pub struct Outgoing {
     pub secret: Option<Sealed>,
     /// `queued`, `sent` or `failed`.
     pub status: String,
+    /// The event it reports and its variables (for the provider's template of the event).
+    pub event: Option<Event>,
+    /// The event's variables.
+    pub vars: serde_json::Value,
     /// The account an earlier run handed it to without recording the answer (it may have
     /// died during the call): ask that provider before sending again.
     pub handed_to: Option<i64>,
@@ -105,7 +115,7 @@ pub struct Outgoing {
 /// One notification by id.
 pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, DomainError> {
     let row = sqlx::query(
-        "select id, kind, recipient, staff_id, body, secret_nonce, secret_ciphertext, status,
+        "select id, kind, recipient, staff_id, body, secret_nonce, secret_ciphertext, status, event, vars,
                 case when sending_since is not null then account_id end as handed_to
            from notifications where id = $1",
     )
@@ -126,6 +136,15 @@ pub async fn outgoing(tx: &mut TenantTx, id: i64) -> Result<Option<Outgoing>, Do
                 .zip(ciphertext)
                 .map(|(nonce, ciphertext)| Sealed { nonce, ciphertext }),
             status: r.try_get("status").map_err(internal)?,
+            event: r
+                .try_get::<Option<String>, _>("event")
+                .map_err(internal)?
+                .as_deref()
+                .and_then(Event::parse),
+            vars: r
+                .try_get::<Option<serde_json::Value>, _>("vars")
+                .map_err(internal)?
+                .unwrap_or_default(),
             handed_to: r.try_get("handed_to").map_err(internal)?,
         })
     })
@@ -145,6 +164,7 @@ pub async fn finish(
     sqlx::query(
         "update notifications
             set status = $2, provider_message_id = $3, error_code = $4, sent_at = now(),
+                vars = null,
                 secret_nonce = case when $2 = 'sent' then null else secret_nonce end,
                 secret_ciphertext = case when $2 = 'sent' then null else secret_ciphertext end
           where id = $1",
@@ -218,7 +238,7 @@ pub async fn record_sent(
          )
          update notifications
             set status = 'sent', provider_message_id = $3, error_code = null, sent_at = now(),
-                attempts = attempts + 1, account_id = $2, sending_since = null,
+                attempts = attempts + 1, account_id = $2, sending_since = null, vars = null,
                 secret_nonce = null, secret_ciphertext = null
           where id = $1",
     )

@@ -104,7 +104,7 @@ pub struct NewRequest {
     /// Files.
     pub files: Vec<NewFile>,
     /// The SMS telling the citizen the tracking code; `{tracking}` is filled in here.
-    pub sms_body: Option<String>,
+    pub sms_body: Option<desk_core::sms_templates::SmsBody>,
 }
 
 /// A request as its pages show it.
@@ -306,7 +306,8 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
     .await?;
     insert_files(tx, id, Some(event_id), &new.files).await?;
     if let Some(body) = &new.sms_body {
-        let body = body.replace("{tracking}", tracking.as_str());
+        let mut body = body.clone();
+        body.replace("{tracking}", tracking.as_str());
         notifications::queue_sms(
             tx,
             Kind::RequestEvent {
@@ -314,7 +315,7 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
                 event_id,
             },
             &new.mobile,
-            &body,
+            body,
             None,
         )
         .await?;
@@ -424,7 +425,7 @@ pub struct Change<'a> {
     /// Whether the new state is terminal (the request leaves the open inbox).
     pub closes: bool,
     /// SMS to the citizen, if the transition notifies.
-    pub sms_body: Option<String>,
+    pub sms_body: Option<desk_core::sms_templates::SmsBody>,
     /// Files the citizen added with this step.
     pub files: Vec<NewFile>,
 }

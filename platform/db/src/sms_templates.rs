@@ -6,7 +6,7 @@ use crate::internal;
 use crate::settings::{get_setting, put_setting};
 use crate::tenant_tx::TenantTx;
 use desk_core::DomainError;
-use desk_core::sms_templates::{self, Event};
+use desk_core::sms_templates::{self, Event, ProviderTemplate, SmsBody};
 use serde_json::{Value, json};
 
 /// The stored template of each event (`None`: the default is used).
@@ -51,8 +51,18 @@ pub async fn save(tx: &mut TenantTx, event: Event, body: &str) -> Result<(), Dom
     Ok(())
 }
 
-/// The text of `event` for `vars`, from the municipality's template or the default.
-pub async fn render(tx: &mut TenantTx, event: Event, vars: &Value) -> Result<String, DomainError> {
+/// The text of `event` for `vars`, from the municipality's template or the default, with the
+/// event and variables kept for accounts that send the provider's own template.
+pub async fn render(tx: &mut TenantTx, event: Event, vars: &Value) -> Result<SmsBody, DomainError> {
+    let text = render_text(tx, event, vars).await?;
+    Ok(SmsBody {
+        text,
+        event: Some(event),
+        vars: vars.clone(),
+    })
+}
+
+async fn render_text(tx: &mut TenantTx, event: Event, vars: &Value) -> Result<String, DomainError> {
     let stored: Option<String> =
         sqlx::query_scalar("select body from sms_templates where event = $1")
             .bind(event.key())
@@ -82,4 +92,94 @@ pub async fn prices(tx: &mut TenantTx) -> Result<(u64, u64), DomainError> {
 /// Sets the prices per part.
 pub async fn set_prices(tx: &mut TenantTx, gsm7: u64, ucs2: u64) -> Result<(), DomainError> {
     put_setting(tx, "sms_prices", &json!({ "gsm7": gsm7, "ucs2": ucs2 })).await
+}
+
+/// A provider template's parameters as stored: (provider's name, our variable) pairs.
+type Params = sqlx::types::Json<Vec<(String, String)>>;
+
+/// The provider templates of account `account_id`, by event.
+pub async fn provider_templates(
+    tx: &mut TenantTx,
+    account_id: i64,
+) -> Result<Vec<(Event, ProviderTemplate)>, DomainError> {
+    let rows: Vec<(String, String, Params)> = sqlx::query_as(
+        "select event, template, params from sms_provider_templates where account_id = $1",
+    )
+    .bind(account_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(event, template, params)| {
+            Some((
+                Event::parse(&event)?,
+                ProviderTemplate {
+                    template,
+                    params: params.0,
+                },
+            ))
+        })
+        .collect())
+}
+
+/// Sets (or with `None` removes) account `account_id`'s provider template for `event`.
+pub async fn set_provider_template(
+    tx: &mut TenantTx,
+    account_id: i64,
+    event: Event,
+    template: Option<&ProviderTemplate>,
+) -> Result<(), DomainError> {
+    match template {
+        None => {
+            sqlx::query("delete from sms_provider_templates where account_id = $1 and event = $2")
+                .bind(account_id)
+                .bind(event.key())
+                .execute(&mut **tx)
+                .await
+                .map_err(internal)?;
+        }
+        Some(t) => {
+            sqlx::query(
+                "insert into sms_provider_templates (account_id, event, template, params)
+                 values ($1, $2, $3, $4)
+                 on conflict (account_id, event)
+                 do update set template = excluded.template, params = excluded.params, updated_at = now()",
+            )
+            .bind(account_id)
+            .bind(event.key())
+            .bind(&t.template)
+            .bind(sqlx::types::Json(&t.params))
+            .execute(&mut **tx)
+            .await
+            .map_err(internal)?;
+        }
+    }
+    Ok(())
+}
+
+/// The provider templates for `event`, by account id.
+pub async fn provider_templates_for(
+    tx: &mut TenantTx,
+    event: Event,
+) -> Result<Vec<(i64, ProviderTemplate)>, DomainError> {
+    let rows: Vec<(i64, String, Params)> = sqlx::query_as(
+        "select account_id, template, params from sms_provider_templates where event = $1",
+    )
+    .bind(event.key())
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|(account, template, params)| {
+            (
+                account,
+                ProviderTemplate {
+                    template,
+                    params: params.0,
+                },
+            )
+        })
+        .collect())
 }

@@ -125,7 +125,7 @@ async fn booked_sms(
     tenant: &desk_db::Tenant,
     service_title: &str,
     slot: &Slot,
-) -> Result<String, DomainError> {
+) -> Result<desk_core::sms_templates::SmsBody, DomainError> {
     desk_db::sms_templates::render(
         tx,
         desk_core::sms_templates::Event::AppointmentBooked,
