@@ -88,6 +88,7 @@ pub fn gql_error(e: DomainError) -> async_graphql::Error {
         DomainError::Conflict(m) => ("CONFLICT", m.clone()),
         DomainError::Validation(f) => ("BAD_USER_INPUT", f.to_string()),
         DomainError::RateLimited { message, .. } => ("RATE_LIMITED", message.clone()),
+        DomainError::Unavailable => ("UNAVAILABLE", "temporarily unavailable; retry".to_owned()),
         DomainError::Internal(err) => {
             tracing::error!(error = %err, "API request failed");
             ("INTERNAL", "internal error".to_owned())

@@ -41,14 +41,64 @@ pub struct Received {
     pub params: Vec<(String, String)>,
 }
 
-/// The fake provider's record of accepted messages.
+/// How the fake answers sends, set by a test at any time (faults for every recipient, on top
+/// of the scripted recipients).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Answers at once.
+    #[default]
+    Normal,
+    /// Takes each message, then answers after this long.
+    Slow(std::time::Duration),
+    /// Refuses every send as busy (Kavenegar 409, SMS.ir 20, Ghasedak 429, Magfa 15).
+    Busy,
+    /// Takes each message but answers only after the caller has given up (20 s).
+    HangAfterAccept,
+}
+
+/// The fake provider's record of accepted messages, and its mode.
 #[derive(Debug, Clone, Default)]
-pub struct Outbox(Arc<Mutex<Vec<Received>>>);
+pub struct Outbox(Arc<Mutex<Vec<Received>>>, Arc<Mutex<Mode>>);
 
 impl Outbox {
     /// Everything accepted so far.
     pub fn messages(&self) -> Vec<Received> {
         self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Number of messages accepted so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|m| m.len()).unwrap_or_default()
+    }
+
+    /// Whether nothing was accepted yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets how sends are answered from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        if let Ok(mut m) = self.1.lock() {
+            *m = mode;
+        }
+    }
+
+    fn mode(&self) -> Mode {
+        self.1.lock().map(|m| *m).unwrap_or_default()
+    }
+
+    /// The fault the mode forces on a send, if any.
+    fn forced(&self) -> Option<Fault> {
+        (self.mode() == Mode::Busy).then_some(Fault::Busy)
+    }
+
+    /// Waits as the mode says after taking a message.
+    async fn answer_late(&self) {
+        match self.mode() {
+            Mode::Slow(d) => tokio::time::sleep(d).await,
+            Mode::HangAfterAccept => tokio::time::sleep(std::time::Duration::from_secs(20)).await,
+            Mode::Normal | Mode::Busy => {}
+        }
     }
 
     /// The delivery state of message `id` as the fake reports it: recipients ending in `1111`
@@ -66,12 +116,15 @@ impl Outbox {
         })
     }
 
-    /// The message id of the message `provider` took with client reference `local_id`.
-    fn by_local_id(&self, provider: &str, local_id: &str) -> Option<i64> {
+    /// The message id of the message `provider` took for `account` with client reference
+    /// `local_id` (each account sees only its own, as at the real providers).
+    fn by_local_id(&self, provider: &str, account: &str, local_id: &str) -> Option<i64> {
         let m = self.0.lock().ok()?;
-        let index = m
-            .iter()
-            .position(|r| r.provider == provider && r.local_id.as_deref() == Some(local_id))?;
+        let index = m.iter().position(|r| {
+            r.provider == provider
+                && r.account == account
+                && r.local_id.as_deref() == Some(local_id)
+        })?;
         i64::try_from(index).ok().map(|i| i + 1_000_001)
     }
 
@@ -127,12 +180,13 @@ async fn smsir_status(State(out): State<Outbox>, Path(id): Path<String>) -> impl
 
 async fn ghasedak_status(
     State(out): State<Outbox>,
+    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> impl IntoResponse {
     let mut id = q.get("Ids").cloned().unwrap_or_default();
     if q.get("Type").map(String::as_str) == Some("2") {
         // Type 2: the ids are the sender's client references.
-        match out.by_local_id("ghasedak", &id) {
+        match out.by_local_id("ghasedak", &header(&headers, "apikey"), &id) {
             Some(mid) => id = mid.to_string(),
             None => return Json(json!({ "isSuccess": true, "statusCode": 200, "data": [] })),
         }
@@ -160,7 +214,7 @@ async fn kavenegar_by_local_id(
         );
     }
     let local = f.get("localid").cloned().unwrap_or_default();
-    let entry = match out.by_local_id("kavenegar", &local) {
+    let entry = match out.by_local_id("kavenegar", &key, &local) {
         Some(mid) => json!({ "messageid": mid, "localid": local, "status": 4 }),
         None => json!({ "messageid": 0, "localid": local, "status": 100 }),
     };
@@ -170,8 +224,14 @@ async fn kavenegar_by_local_id(
     )
 }
 
-async fn magfa_mid(State(out): State<Outbox>, Path(uid): Path<String>) -> impl IntoResponse {
-    match out.by_local_id("magfa", &uid) {
+async fn magfa_mid(
+    State(out): State<Outbox>,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+) -> impl IntoResponse {
+    let (user, _) =
+        base64_free::decode_basic(&header(&headers, "authorization")).unwrap_or_default();
+    match out.by_local_id("magfa", &user, &uid) {
         Some(mid) => Json(json!({ "status": 0, "mid": mid })),
         None => Json(json!({ "status": 24 })),
     }
@@ -216,7 +276,7 @@ async fn kavenegar(
     Form(f): Form<HashMap<String, String>>,
 ) -> impl IntoResponse {
     let to = f.get("receptor").cloned().unwrap_or_default();
-    let (code, text) = match fault(&key, &to) {
+    let (code, text) = match fault(&key, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => (403, "کلید نامعتبر"),
         Some(Fault::NoCredit) => (418, "اعتبار کافی نیست"),
         Some(Fault::BadRecipient) => (411, "گیرنده نامعتبر"),
@@ -237,6 +297,7 @@ async fn kavenegar(
                 // Taken, but the answer comes too late for the caller (its timeout is 15 s).
                 tokio::time::sleep(std::time::Duration::from_secs(20)).await;
             }
+            out.answer_late().await;
             let body = json!({ "return": { "status": 200, "message": "تایید شد" },
                                "entries": [{ "messageid": id, "receptor": to, "status": 1 }] });
             return (StatusCode::OK, Json(body));
@@ -264,7 +325,7 @@ async fn smsir(
 ) -> impl IntoResponse {
     let key = header(&headers, "x-api-key");
     let to = b["mobiles"][0].as_str().unwrap_or_default().to_owned();
-    let status = match fault(&key, &to) {
+    let status = match fault(&key, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -286,6 +347,7 @@ async fn smsir(
                 template: None,
                 params: Vec::new(),
             });
+            out.answer_late().await;
             return (
                 StatusCode::OK,
                 Json(
@@ -307,7 +369,7 @@ async fn ghasedak(
 ) -> impl IntoResponse {
     let key = header(&headers, "apikey");
     let to = b["receptor"].as_str().unwrap_or_default().to_owned();
-    match fault(&key, &to) {
+    match fault(&key, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => (
             StatusCode::UNAUTHORIZED,
             Json(json!({ "isSuccess": false, "statusCode": 401, "message": "unauthorized" })),
@@ -336,6 +398,7 @@ async fn ghasedak(
                 template: None,
                 params: Vec::new(),
             });
+            out.answer_late().await;
             (
                 StatusCode::OK,
                 Json(
@@ -354,7 +417,7 @@ async fn magfa(
     use base64_free::decode_basic;
     let (user, password) = decode_basic(&header(&headers, "authorization")).unwrap_or_default();
     let to = b["recipients"][0].as_str().unwrap_or_default().to_owned();
-    let status = match fault(&password, &to) {
+    let status = match fault(&password, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => 18,
         Some(Fault::NoCredit) => 14,
         Some(Fault::BadRecipient) => 1,
@@ -371,6 +434,7 @@ async fn magfa(
                 template: None,
                 params: Vec::new(),
             });
+            out.answer_late().await;
             return Json(
                 json!({ "status": 0, "messages": [{ "status": 0, "id": id, "recipient": to, "parts": 1 }] }),
             );
@@ -419,7 +483,7 @@ async fn kavenegar_lookup(
             .unwrap_or_default()
     };
     let (to, template) = (get("receptor"), get("template"));
-    let (code, text) = match fault(&key, &to) {
+    let (code, text) = match fault(&key, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => (403, "کلید نامعتبر"),
         Some(Fault::NoCredit) => (418, "اعتبار کافی نیست"),
         Some(Fault::BadRecipient) => (411, "گیرنده نامعتبر"),
@@ -445,6 +509,7 @@ async fn kavenegar_lookup(
                 params,
                 None,
             ));
+            out.answer_late().await;
             let body = json!({ "return": { "status": 200, "message": "تایید شد" },
                                "entries": [{ "messageid": id, "receptor": to, "status": 5 }] });
             return (StatusCode::OK, Json(body));
@@ -467,7 +532,7 @@ async fn smsir_verify(
         .as_i64()
         .map(|t| t.to_string())
         .unwrap_or_default();
-    let status = match fault(&key, &to) {
+    let status = match fault(&key, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => {
             return (
                 StatusCode::UNAUTHORIZED,
@@ -489,6 +554,7 @@ async fn smsir_verify(
                 })
                 .collect();
             let id = out.push(template_received("smsir", key, to, &template, params, None));
+            out.answer_late().await;
             return (
                 StatusCode::OK,
                 Json(
@@ -520,7 +586,7 @@ async fn ghasedak_otp(
             Json(json!({ "isSuccess": false, "statusCode": code, "message": message })),
         )
     };
-    match fault(&key, &to) {
+    match fault(&key, &to).or_else(|| out.forced()) {
         Some(Fault::Auth) => refused(StatusCode::UNAUTHORIZED, 401, "unauthorized"),
         Some(Fault::NoCredit) => refused(StatusCode::OK, 418, "credit"),
         Some(Fault::BadRecipient) => refused(StatusCode::OK, 400, "receptor"),
@@ -542,6 +608,7 @@ async fn ghasedak_otp(
             let id = out.push(template_received(
                 "ghasedak", key, to, &template, params, local,
             ));
+            out.answer_late().await;
             (
                 StatusCode::OK,
                 Json(

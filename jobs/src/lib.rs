@@ -133,7 +133,7 @@ impl SendRate {
 macro_rules! queue_worker {
     ($job:ty, $handler:path, $pool:expr, $ctx:expr, $instance:expr) => {{
         let (ctx, pool, instance) = ($ctx.clone(), $pool.clone(), $instance.clone());
-        move |_| {
+        move |restarts: usize| {
             let storage = PostgresStorage::<$job>::new(&pool).with_config(
                 Config::default()
                     .queue(<$job>::QUEUE)
@@ -143,7 +143,9 @@ macro_rules! queue_worker {
             let wake = Strategy::new()
                 .stream(Pubsub::new(pool.clone(), <$job>::QUEUE.to_owned()))
                 .interval(POLL_EVERY);
-            WorkerBuilder::new(format!("{}-{instance}", <$job>::QUEUE))
+            // A restarted worker registers under a new name: the old name's unfinished jobs
+            // go back to the queue once it has missed its heartbeats.
+            WorkerBuilder::new(format!("{}-{instance}-{restarts}", <$job>::QUEUE))
                 .backend(PollWith::new(storage, wake))
                 .data(ctx.clone())
                 .build($handler)
@@ -197,6 +199,21 @@ pub(crate) async fn active_or_park<J: JobPayload>(
         ctx.platform.unpark_jobs(tenant.id).await?;
     }
     Ok(false)
+}
+
+/// A queue's worker stops when its database connection fails (PostgreSQL restarting or
+/// failing over); it is started again, after a pause that grows to a second, so the process
+/// recovers by itself without spinning while the database is away. (The pause blocks the
+/// monitor's thread: only failing workers restart, and they have nothing else to do.)
+fn restart_after_pause(
+    worker: &apalis::prelude::WorkerContext,
+    error: &apalis::prelude::WorkerError,
+) -> bool {
+    let restarts = worker.restarts();
+    tracing::warn!(worker = worker.name(), restarts, error = %error, "queue worker stopped; restarting it");
+    let pause = Duration::from_millis(100 * u64::try_from(restarts.min(10)).unwrap_or(10));
+    std::thread::sleep(pause);
+    true
 }
 
 /// A name unique to this process, for worker registration (apalis refuses duplicates).
@@ -294,6 +311,7 @@ pub async fn run_workers(
             ctx,
             instance
         ))
+        .should_restart(restart_after_pause)
         .shutdown_timeout(Duration::from_secs(10))
         .run_with_signal(async move {
             shutdown.await;

@@ -172,6 +172,10 @@ pub fn error_response(views: &Views, err: &DomainError) -> Response {
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
+        DomainError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            DomainError::UNAVAILABLE_FA.to_owned(),
+        ),
         DomainError::Internal(e) => {
             tracing::error!(error = %e, "platform portal request failed");
             (

@@ -230,7 +230,7 @@ async fn messages_handed_over_before_a_crash_or_a_timeout_are_not_sent_twice() {
             sender: "3000505",
             to: "+989121112345",
             text: "نوبت الف",
-            local_id: Some(&took.to_string()),
+            local_id: Some(&desk_jobs::send_sms::client_reference(alpha.id, took)),
         },
     )
     .await

@@ -62,6 +62,10 @@ pub enum DomainError {
         /// What to tell the person.
         message: String,
     },
+    /// The database cannot be reached for now (restarting, failing over, out of
+    /// connections): nothing was done; the same request may be sent again shortly.
+    #[error("temporarily unavailable")]
+    Unavailable,
     /// Anything else; its cause is logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -76,9 +80,19 @@ impl DomainError {
             Self::Validation(_) => "invalid_input",
             Self::Forbidden => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
+}
+
+impl DomainError {
+    /// Seconds a client should wait before retrying after [`DomainError::Unavailable`].
+    pub const UNAVAILABLE_RETRY_AFTER: u64 = 5;
+
+    /// What a citizen or staff member reads when the database is unreachable.
+    pub const UNAVAILABLE_FA: &'static str =
+        "سامانه چند لحظه در دسترس نیست و کاری انجام نشد؛ چند ثانیه دیگر دوباره تلاش کنید.";
 }
 
 impl From<FieldErrors> for DomainError {

@@ -55,7 +55,25 @@ pub(crate) fn internal(err: sqlx::Error) -> DomainError {
         )
         .into();
     }
+    if unreachable(&err) {
+        tracing::warn!(error = %err, "database unreachable");
+        return DomainError::Unavailable;
+    }
     DomainError::Internal(anyhow::Error::new(err))
+}
+
+/// Whether `err` says the database cannot be reached now (so nothing was done and a retry may
+/// succeed): no connection, a pool without one free in time, a server shutting down or
+/// starting, a connection cut.
+pub(crate) fn unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 /// `Ok` when a statement changed exactly one row, `NotFound` when it changed none (an id of

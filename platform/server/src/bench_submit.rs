@@ -12,14 +12,15 @@ use desk_tenant_admin::Actor;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const SERVICE: &str = "BENCH-001";
+/// The code of the benchmark's service.
+pub const SERVICE: &str = "BENCH-001";
 
 const SUBMIT: &str =
     "mutation($input: SubmitRequestInput!) { submitRequest(input: $input) { trackingCode } }";
 
 /// A service whose default form has no file fields (the national cards all ask for
 /// documents, which would make this a file-store benchmark).
-fn bench_card() -> anyhow::Result<ServiceCard> {
+pub fn bench_card() -> anyhow::Result<ServiceCard> {
     let base = desk_core::template::national_template()?
         .first()
         .cloned()

@@ -4,7 +4,7 @@
 pub mod app;
 pub mod bench;
 mod bench_sms;
-mod bench_submit;
+pub mod bench_submit;
 pub mod commands;
 pub mod config;
 pub mod demo;

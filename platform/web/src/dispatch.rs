@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use desk_core::{Hostname, TenantStatus};
+use desk_core::{DomainError, Hostname, TenantStatus};
 use std::time::Instant;
 use tower::ServiceExt;
 use tracing::Instrument;
@@ -121,6 +121,18 @@ async fn dispatch_by_host(State(d): State<Dispatch>, mut req: Request) -> Respon
                 }
             }
             Ok(Site::Unknown) => not_found(&d.web, api),
+            Err(DomainError::Unavailable) if api => api_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "temporarily unavailable; retry",
+            ),
+            Err(DomainError::Unavailable) => error_page(
+                &d.web,
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "کمی صبر کنید",
+                DomainError::UNAVAILABLE_FA,
+            ),
             Err(e) => {
                 tracing::error!(error = %e, "resolving the host failed");
                 if api {

@@ -57,6 +57,13 @@ fn domain_error(e: &DomainError) -> Response {
         DomainError::Validation(f) => error(StatusCode::BAD_REQUEST, &f.to_string()),
         DomainError::Conflict(m) => error(StatusCode::CONFLICT, m),
         DomainError::RateLimited { message, .. } => error(StatusCode::TOO_MANY_REQUESTS, message),
+        DomainError::Unavailable => retry_later(
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unavailable; retry",
+            ),
+            DomainError::UNAVAILABLE_RETRY_AFTER,
+        ),
         DomainError::Internal(cause) => {
             tracing::error!(error = %cause, "Open311 request failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -64,16 +71,23 @@ fn domain_error(e: &DomainError) -> Response {
     }
 }
 
-/// `429` with `Retry-After` when a caller went over its rate (see `desk_core::limiter::ApiRates`).
-fn too_many(seconds: u64) -> Response {
-    let mut r = error(
-        StatusCode::TOO_MANY_REQUESTS,
-        &format!("rate limit exceeded; retry after {seconds} s"),
-    );
+/// `r` with a `Retry-After` of `seconds`.
+fn retry_later(mut r: Response, seconds: u64) -> Response {
     if let Ok(v) = header::HeaderValue::from_str(&seconds.to_string()) {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
+}
+
+/// `429` with `Retry-After` when a caller went over its rate (see `desk_core::limiter::ApiRates`).
+fn too_many(seconds: u64) -> Response {
+    retry_later(
+        error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("rate limit exceeded; retry after {seconds} s"),
+        ),
+        seconds,
+    )
 }
 
 /// Takes one request of a caller without a key from its address (`Err`: seconds to wait).

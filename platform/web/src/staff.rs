@@ -204,6 +204,11 @@ pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Res
                 .collect::<Vec<_>>()
                 .join(" "),
         ),
+        DomainError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "کمی صبر کنید",
+            DomainError::UNAVAILABLE_FA.to_owned(),
+        ),
         DomainError::Internal(err) => {
             tracing::error!(error = %err, "staff portal request failed");
             (
