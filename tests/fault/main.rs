@@ -95,6 +95,7 @@ impl Rig {
             .env("DATABASE_URL", &self.url)
             .env("DESK_SECRETS__MASTER_KEY", desk_tests::TEST_MASTER_KEY)
             .env("DESK_DATABASE__MAX_CONNECTIONS", "8")
+            .env("DESK_HTTP__OPS_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log));
         for (provider, var) in [

@@ -131,7 +131,15 @@ async fn platform_host_health_and_metrics() {
     assert_eq!(app.get("anything", "/healthz").await.text, "ok");
     let ready = app.get("alpha.test", "/readyz").await;
     assert_eq!(ready.status, StatusCode::OK);
-    let metrics = app.get("admin.test", "/metrics").await;
+    // Metrics are served on the operations listener only, never on a public host.
+    for host in ["admin.test", "alpha.test", "anything"] {
+        let public = app.get(host, "/metrics").await;
+        assert_eq!(public.status, StatusCode::NOT_FOUND, "{host}");
+        assert!(!public.text.contains("desk_http_responses_total"));
+    }
+    assert_eq!(app.ops_get("/healthz").await.text, "ok");
+    assert_eq!(app.ops_get("/readyz").await.status, StatusCode::OK);
+    let metrics = app.ops_get("/metrics").await;
     assert!(
         metrics
             .text

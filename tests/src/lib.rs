@@ -259,6 +259,7 @@ pub struct TestApp {
     pub uploads: std::path::PathBuf,
     adjust: Adjust,
     router: axum::Router,
+    ops: axum::Router,
 }
 
 /// A change to the app's configuration, kept for rebuilds.
@@ -317,16 +318,21 @@ impl TestApp {
         let uploads =
             std::env::temp_dir().join(format!("desk-test-uploads-{}", uuid::Uuid::new_v4()));
         let adjust: Adjust = std::sync::Arc::new(adjust);
-        let router = Self::router(&db, &uploads, &adjust).await;
+        let (router, ops) = Self::router(&db, &uploads, &adjust).await;
         Self {
             db,
             uploads,
             adjust,
             router,
+            ops,
         }
     }
 
-    async fn router(db: &TestDb, uploads: &std::path::Path, adjust: &Adjust) -> axum::Router {
+    async fn router(
+        db: &TestDb,
+        uploads: &std::path::Path,
+        adjust: &Adjust,
+    ) -> (axum::Router, axum::Router) {
         let mut config = desk::config::Config::default();
         config.web.uploads_dir = uploads.to_owned();
         config.http.base_domain = "test".to_owned();
@@ -334,19 +340,26 @@ impl TestApp {
         config.secrets.master_key = Some(TEST_MASTER_KEY.to_owned());
         adjust(&mut config);
         let authz = desk_authz::Authorizer::load(&db.platform).await.unwrap();
-        desk::app::build(&config, db.platform.clone(), authz)
+        desk::app::build_all(&config, db.platform.clone(), authz)
             .await
             .unwrap()
     }
 
+    /// A `GET` of `path` on the operations listener (`/healthz`, `/readyz`, `/metrics`).
+    pub async fn ops_get(&self, path: &str) -> TestResponse {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        Self::read(self.ops.clone().oneshot(req).await.unwrap()).await
+    }
+
     /// Builds the router again (the app loads the policies when it is built).
     pub async fn rebuild(self) -> Self {
-        let router = Self::router(&self.db, &self.uploads, &self.adjust).await;
+        let (router, ops) = Self::router(&self.db, &self.uploads, &self.adjust).await;
         Self {
             db: self.db,
             uploads: self.uploads,
             adjust: self.adjust,
             router,
+            ops,
         }
     }
 

@@ -32,6 +32,16 @@ pub async fn build(
     platform: PlatformDb,
     authz: Authorizer,
 ) -> anyhow::Result<axum::Router> {
+    Ok(build_all(config, platform, authz).await?.0)
+}
+
+/// The public application and the operations routes (`/healthz`, `/readyz`, `/metrics`), which
+/// share their metrics.
+pub async fn build_all(
+    config: &Config,
+    platform: PlatformDb,
+    authz: Authorizer,
+) -> anyhow::Result<(axum::Router, axum::Router)> {
     let themes = Themes::new(&config.web.themes_dir, config.web.auto_reload)?;
     let platform_host = Hostname::parse(&config.platform_host())
         .map_err(|e| anyhow::anyhow!("platform host: {e}"))?;
@@ -74,7 +84,31 @@ pub async fn build(
         config.http.trust_forwarded_for,
     )?;
     let platform_app = desk_tenant_admin::platform_router(portal);
-    Ok(desk_web::app(web, tenant_app, platform_app))
+    let ops = desk_web::ops_app(web.clone());
+    Ok((desk_web::app(web, tenant_app, platform_app), ops))
+}
+
+/// Serves the operations routes on `http.ops_listen` until `shutdown` resolves. An address
+/// already taken is logged, not fatal: the service itself does not depend on it.
+pub fn spawn_ops(
+    config: &Config,
+    ops: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let addr = config.http.ops_listen;
+    tokio::spawn(async move {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(listen = %addr, "serving /healthz, /readyz and /metrics");
+                if let Err(e) = serve_on(listener, ops, shutdown).await {
+                    tracing::warn!(error = %e, "operations listener stopped");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(listen = %addr, error = %e, "cannot serve the operations routes")
+            }
+        }
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -117,7 +151,8 @@ pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
     let platform = PlatformDb::connect(&db_config(config)?).await?;
     let authz = Authorizer::load(&platform).await?;
     authz.watch(&platform).await?;
-    let router = build(config, platform, authz).await?;
+    let (router, ops) = build_all(config, platform, authz).await?;
+    spawn_ops(config, ops, shutdown_signal());
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
@@ -129,6 +164,13 @@ pub async fn serve(config: &Config) -> anyhow::Result<ExitCode> {
 /// `desk worker`.
 pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
     let platform = PlatformDb::connect(&db_config(config)?).await?;
+    // A worker's liveness: the process answers. (It needs no database for that: a database
+    // outage must not get every worker restarted; the workers reconnect by themselves.)
+    spawn_ops(
+        config,
+        axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" })),
+        shutdown_signal(),
+    );
     desk_jobs::run_workers(
         platform,
         config.public_urls(),

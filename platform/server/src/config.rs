@@ -181,6 +181,9 @@ pub struct HttpConfig {
     pub public_port: Option<u16>,
     /// Believe `X-Forwarded-For` for client addresses (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served for probes and scraping (and a
+    /// worker's `/healthz`); never on the public hosts.
+    pub ops_listen: SocketAddr,
 }
 
 impl Default for HttpConfig {
@@ -194,6 +197,7 @@ impl Default for HttpConfig {
             public_scheme: "https".to_owned(),
             public_port: None,
             trust_forwarded_for: false,
+            ops_listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
         }
     }
 }

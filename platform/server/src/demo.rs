@@ -113,7 +113,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
     }
     let authz = Authorizer::load(&platform).await?;
     authz.watch(&platform).await?;
-    let router = app::build(config, platform.clone(), authz).await?;
+    let (router, ops) = app::build_all(config, platform.clone(), authz).await?;
     print_welcome(config, port);
     println!("  SMS the demo \"sent\" (sign-in codes for citizens): {fake_sms}/outbox");
     println!();
@@ -127,6 +127,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         app::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    app::spawn_ops(config, ops, stopped(stop_rx.clone()));
     let server = app::serve_on(listener, router, stopped(stop_rx.clone()));
     // Workers get their own pool, as `desk worker` has in its own process: their listeners and
     // polls never starve the web requests.

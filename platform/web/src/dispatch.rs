@@ -31,13 +31,22 @@ pub fn app(web: WebState, tenant_app: Router, platform_app: Router) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(web)
         .fallback_service(
             Router::new()
                 .fallback(dispatch_by_host)
                 .with_state(dispatch),
         )
+}
+
+/// The operations listener's routes (`/healthz`, `/readyz`, `/metrics`): served on their own
+/// address (`http.ops_listen`, loopback or the pod network), never on the public hosts.
+pub fn ops_app(web: WebState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(web)
 }
 
 async fn readyz(State(web): State<WebState>) -> Response {

@@ -33,7 +33,7 @@ mod survey;
 mod themes;
 mod webhooks;
 
-pub use dispatch::app;
+pub use dispatch::{app, ops_app};
 pub use metrics::Metrics;
 pub use page_cache::PageCache;
 pub use resolve::{Site, SiteResolver};
