@@ -31,6 +31,33 @@ pub enum BenchCommand {
     /// SMS pipeline throughput (a burst) and latency from commit to the provider (paced),
     /// through the workers to the fake provider on loopback.
     Sms(SmsArgs),
+    /// Minutes of steady mixed load (card pages, submissions and their SMS through the
+    /// workers), printing throughput, p99 and memory every interval.
+    Soak(SoakArgs),
+}
+
+/// Options of `desk bench soak`.
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Municipalities (each with the national catalog, a bench service, API keys and an SMS
+    /// account at the fake provider).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) tenants: usize,
+    /// Minutes of load.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) minutes: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) concurrency: usize,
+    /// Every n-th request of a client is a submission (the rest are card pages).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) submit_every: u64,
+    /// Seconds between printed samples.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) interval_secs: u64,
+    /// Where the embedded PostgreSQL lives when DATABASE_URL is not set.
+    #[arg(long, default_value = ".desk-bench")]
+    pub(crate) data_dir: PathBuf,
 }
 
 /// Options of `desk bench sms`.
@@ -117,6 +144,12 @@ pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<ExitCode>
         BenchCommand::Sms(args) => {
             with_scratch(config, &args.data_dir, async |db| {
                 crate::bench_sms::sms_in(config, &args, db).await
+            })
+            .await
+        }
+        BenchCommand::Soak(args) => {
+            with_scratch(config, &args.data_dir, async |db| {
+                crate::bench_soak::soak_in(config, &args, db).await
             })
             .await
         }

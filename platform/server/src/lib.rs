@@ -4,6 +4,7 @@
 pub mod app;
 pub mod bench;
 mod bench_sms;
+mod bench_soak;
 pub mod bench_submit;
 pub mod commands;
 pub mod config;
