@@ -144,7 +144,7 @@ pub(crate) async fn soak_in(
                 let (slug, keys) = &targets[(x % targets.len() as u64) as usize];
                 let host = format!("{slug}.bench.test");
                 let t = Instant::now();
-                let ok = if n % submit_every == 0 {
+                let ok = if n.is_multiple_of(submit_every) {
                     let body = serde_json::json!({
                         "query": SUBMIT,
                         "variables": { "input": {
