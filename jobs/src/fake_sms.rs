@@ -58,7 +58,11 @@ pub enum Mode {
 
 /// The fake provider's record of accepted messages, and its mode.
 #[derive(Debug, Clone, Default)]
-pub struct Outbox(Arc<Mutex<Vec<Received>>>, Arc<Mutex<Mode>>);
+pub struct Outbox(
+    Arc<Mutex<Vec<Received>>>,
+    Arc<Mutex<Mode>>,
+    Arc<std::sync::atomic::AtomicI64>,
+);
 
 impl Outbox {
     /// Everything accepted so far.
@@ -74,6 +78,25 @@ impl Outbox {
     /// Whether nothing was accepted yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Forgets the messages recorded so far (long runs keep its memory flat); later ids and
+    /// delivery reports of forgotten messages are not looked up again.
+    pub fn forget(&self) -> usize {
+        self.0
+            .lock()
+            .map(|mut m| {
+                let n = m.len();
+                // Ids go on from where they were; forgotten ones report as delivered.
+                self.2.fetch_add(
+                    i64::try_from(n).unwrap_or(i64::MAX),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                m.clear();
+                m.shrink_to_fit();
+                n
+            })
+            .unwrap_or_default()
     }
 
     /// Sets how sends are answered from now on.
@@ -104,8 +127,13 @@ impl Outbox {
     /// The delivery state of message `id` as the fake reports it: recipients ending in `1111`
     /// are never delivered, in `2222` stay pending, the rest arrive.
     fn delivery(&self, id: &str) -> Option<FakeDelivery> {
-        let index = id.trim().parse::<i64>().ok()? - 1_000_001;
         let m = self.0.lock().ok()?;
+        let index = id.trim().parse::<i64>().ok()?
+            - 1_000_001
+            - self.2.load(std::sync::atomic::Ordering::Relaxed);
+        if index < 0 {
+            return Some(FakeDelivery::Delivered);
+        }
         let r = m.get(usize::try_from(index).ok()?)?;
         Some(if r.to.ends_with("1111") {
             FakeDelivery::Failed
@@ -125,13 +153,17 @@ impl Outbox {
                 && r.account == account
                 && r.local_id.as_deref() == Some(local_id)
         })?;
-        i64::try_from(index).ok().map(|i| i + 1_000_001)
+        i64::try_from(index)
+            .ok()
+            .map(|i| i + 1_000_001 + self.2.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn push(&self, r: Received) -> i64 {
         let Ok(mut m) = self.0.lock() else { return 0 };
         m.push(r);
-        i64::try_from(m.len()).unwrap_or(i64::MAX) + 1_000_000
+        i64::try_from(m.len()).unwrap_or(i64::MAX)
+            + 1_000_000
+            + self.2.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -244,13 +244,11 @@ async fn sent(
     message_id: &str,
 ) -> Result<(), desk_core::DomainError> {
     notifications::record_sent(tx, job.notification_id, account_id, message_id).await?;
-    let poll = SmsDelivery {
-        tenant_id: tenant.id,
-        notification_id: job.notification_id,
-        poll: 0,
-    };
-    let at = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
-    desk_db::jobs::enqueue_at(tx, &poll, at).await
+    // Its first poll is due in SCHEDULE_SECS[0]: the window's job polls it with the others.
+    let due = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
+    let poll = SmsDelivery::covering(tenant.id, due);
+    desk_db::jobs::enqueue_once_at(tx, &poll, poll.run_at()).await?;
+    Ok(())
 }
 
 /// Schedules the next try after a growing delay, or gives the message up after

@@ -1,13 +1,24 @@
-//! `sms_delivery`: asks the provider whether a sent SMS reached the phone and records the
-//! answer on the message (the request's timeline shows it). Polls at growing intervals after
-//! sending (`SmsDelivery::SCHEDULE_SECS`); after the last poll the report stays unknown.
+//! `sms_delivery`: asks the providers whether a municipality's sent SMS reached the phones and
+//! records the answers on the messages (the request's timeline shows them). Each sent message
+//! is polled at growing intervals after sending (`SmsDelivery::SCHEDULE_SECS`, kept on the row
+//! as `next_poll_at`); one job per short window polls every message of the municipality that
+//! is due, so a burst of messages costs a few jobs, not one per message and poll. After the
+//! last poll the report stays unknown. No database connection is held during the calls.
 
 use crate::JobContext;
 use crate::sms::{Delivery, delivery_status};
 use apalis::prelude::*;
 use desk_core::jobs::SmsDelivery;
-use desk_db::{notifications, settings};
+use desk_db::notifications::{self, DuePoll};
+use desk_db::settings;
+use futures::StreamExt;
+use std::collections::HashMap;
 use tracing::Instrument;
+
+/// Messages one job polls at most (the rest are left to the next window).
+const BATCH: i64 = 500;
+/// Provider calls in flight at once.
+const CONCURRENT_CALLS: usize = 16;
 
 /// Handles one `sms_delivery` job.
 pub async fn handle(
@@ -19,6 +30,9 @@ pub async fn handle(
     poll(job, &ctx).instrument(span).await
 }
 
+/// An account's provider and opened credentials.
+type Opened = (String, serde_json::Value);
+
 async fn poll(job: SmsDelivery, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = ctx.tenants.get(&ctx.platform, job.tenant_id).await? else {
         return Ok(());
@@ -26,72 +40,81 @@ async fn poll(job: SmsDelivery, ctx: &JobContext) -> Result<(), BoxDynError> {
     if !crate::active_or_park(ctx, &tenant, &job).await? {
         return Ok(());
     }
+    let Some(key) = &ctx.secrets else {
+        return Err("no master key configured (secrets.master_key)".into());
+    };
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;
-    let Some(sent) = notifications::sent(&mut tx, job.notification_id).await? else {
-        return Ok(());
-    };
-    let account = settings::sms_account(&mut tx, sent.account_id).await?;
-    let sealed = settings::sealed_sms_credentials(&mut tx, sent.account_id).await?;
-    tx.commit().await?;
-    if matches!(sent.delivery.as_deref(), Some("delivered" | "failed")) {
-        return Ok(());
+    let due = notifications::due_polls(&mut tx, BATCH).await?;
+    let mut accounts: HashMap<i64, Option<Opened>> = HashMap::new();
+    for d in &due {
+        if accounts.contains_key(&d.account_id) {
+            continue;
+        }
+        let account = settings::sms_account(&mut tx, d.account_id).await?;
+        let sealed = settings::sealed_sms_credentials(&mut tx, d.account_id).await?;
+        let opened = account.zip(sealed).and_then(|(account, sealed)| {
+            let plain = key
+                .open(tenant.id, &format!("sms_account:{}", account.id), &sealed)
+                .ok()?;
+            let creds = serde_json::from_slice(&plain).ok()?;
+            Some((account.provider, creds))
+        });
+        accounts.insert(d.account_id, opened);
     }
-    let (Some(account), Some(sealed), Some(key)) = (account, sealed, &ctx.secrets) else {
-        return Ok(());
-    };
-    let Ok(plain) = key.open(tenant.id, &format!("sms_account:{}", account.id), &sealed) else {
-        return Ok(());
-    };
-    let creds: serde_json::Value = serde_json::from_slice(&plain)?;
-    let report = delivery_status(
-        &ctx.sms_client,
-        &ctx.sms_endpoints,
-        &account.provider,
-        &creds,
-        &sent.provider_message_id,
-    )
-    .await;
+    tx.commit().await?;
+
+    let reports: Vec<(DuePoll, Option<Delivery>)> = futures::stream::iter(due)
+        .map(|d| {
+            let opened = accounts.get(&d.account_id).cloned().flatten();
+            async move {
+                let Some((provider, creds)) = opened else {
+                    // The account is gone or cannot be opened: no more polls for it.
+                    return (d, Some(Delivery::Failed("account".into())));
+                };
+                let report = delivery_status(
+                    &ctx.sms_client,
+                    &ctx.sms_endpoints,
+                    &provider,
+                    &creds,
+                    &d.provider_message_id,
+                )
+                .await;
+                match report {
+                    Ok(r) => (d, Some(r)),
+                    Err(e) => {
+                        tracing::warn!(error = e.code(), "delivery report unavailable");
+                        (d, None)
+                    }
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENT_CALLS)
+        .collect()
+        .await;
+
     let mut tx = db.begin(tenant.scope()).await?;
-    let again = match report {
-        Ok(Delivery::Delivered) => {
-            notifications::record_delivery(&mut tx, job.notification_id, "delivered", None).await?;
-            false
-        }
-        Ok(Delivery::Failed(code)) => {
-            notifications::record_delivery(&mut tx, job.notification_id, "failed", Some(&code))
-                .await?;
-            false
-        }
-        Ok(Delivery::Pending) => {
-            notifications::record_delivery(&mut tx, job.notification_id, "pending", None).await?;
-            true
-        }
-        Err(e) => {
-            tracing::warn!(error = e.code(), "delivery report unavailable");
-            true
-        }
-    };
-    let next = job.poll.saturating_add(1);
-    if let (true, Some(after)) = (
-        again,
-        SmsDelivery::SCHEDULE_SECS.get(usize::try_from(next).unwrap_or(usize::MAX)),
-    ) {
-        let previous = SmsDelivery::SCHEDULE_SECS
-            .get(usize::try_from(job.poll).unwrap_or(0))
+    for (d, report) in &reports {
+        let (recorded, again) = match report {
+            Some(Delivery::Delivered) => (Some(("delivered", None)), false),
+            Some(Delivery::Failed(code)) => (Some(("failed", Some(code.as_str()))), false),
+            Some(Delivery::Pending) => (Some(("pending", None)), true),
+            None => (None, true),
+        };
+        let next = usize::try_from(d.polls)
+            .ok()
+            .and_then(|p| SmsDelivery::SCHEDULE_SECS.get(p + 1))
             .copied()
-            .unwrap_or(0);
-        let at = chrono::Utc::now().timestamp() + (after - previous).max(1);
-        desk_db::jobs::enqueue_once_at(
-            &mut tx,
-            &SmsDelivery {
-                poll: next,
-                ..job.clone()
-            },
-            at,
-        )
-        .await?;
+            .filter(|_| again);
+        notifications::record_poll(&mut tx, d.id, recorded, next).await?;
+    }
+    // The next window with a poll due (never this job's own window, which has run).
+    if let Some(at) = notifications::next_poll_due(&mut tx).await? {
+        let at = at.timestamp().max(job.run_at());
+        let next = SmsDelivery::covering(tenant.id, at);
+        desk_db::jobs::enqueue_once_at(&mut tx, &next, next.run_at()).await?;
     }
     tx.commit().await?;
+    tracing::info!(polled = reports.len(), "delivery reports");
     Ok(())
 }

@@ -76,20 +76,35 @@ impl JobPayload for SendSms {
     }
 }
 
-/// Ask the provider whether a sent SMS reached the phone (its delivery report).
+/// Ask the providers whether a municipality's sent SMS reached the phones (delivery reports):
+/// every message whose poll is due (`notifications.next_poll_at`). Polls falling due within one
+/// window share one job, which runs when the window ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmsDelivery {
     /// Tenant of the outbox.
     pub tenant_id: TenantId,
-    /// The sent `notifications` row.
-    pub notification_id: i64,
-    /// Which poll this is (0 the first).
-    pub poll: u32,
+    /// Unix time divided by [`SmsDelivery::WINDOW_SECS`].
+    pub window: i64,
 }
 
 impl SmsDelivery {
     /// Seconds after sending at which each poll runs; after the last the report stays unknown.
     pub const SCHEDULE_SECS: [i64; 5] = [3, 30, 120, 600, 3600];
+    /// Width of a window in seconds (a report is read at most this much later than due).
+    pub const WINDOW_SECS: i64 = 2;
+
+    /// The job for the window holding `unix_secs`.
+    pub fn covering(tenant_id: TenantId, unix_secs: i64) -> Self {
+        Self {
+            tenant_id,
+            window: unix_secs.div_euclid(Self::WINDOW_SECS),
+        }
+    }
+
+    /// When the job runs: the end of its window (Unix seconds).
+    pub fn run_at(&self) -> i64 {
+        (self.window + 1) * Self::WINDOW_SECS
+    }
 }
 
 impl JobPayload for SmsDelivery {
@@ -98,7 +113,7 @@ impl JobPayload for SmsDelivery {
         self.tenant_id
     }
     fn idempotency_key(&self) -> String {
-        format!("{}:{}:{}", self.tenant_id, self.notification_id, self.poll)
+        format!("{}:w{}", self.tenant_id, self.window)
     }
 }
 

@@ -239,12 +239,14 @@ pub async fn record_sent(
          update notifications
             set status = 'sent', provider_message_id = $3, error_code = null, sent_at = now(),
                 attempts = attempts + 1, account_id = $2, sending_since = null, vars = null,
+                polls = 0, next_poll_at = now() + make_interval(secs => $4),
                 secret_nonce = null, secret_ciphertext = null
           where id = $1",
     )
     .bind(id)
     .bind(account_id)
     .bind(message_id)
+    .bind(desk_core::jobs::SmsDelivery::SCHEDULE_SECS[0] as f64)
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
@@ -312,57 +314,74 @@ pub async fn set_account(tx: &mut TenantTx, id: i64, account_id: i64) -> Result<
     Ok(())
 }
 
-/// A sent message whose delivery is still unknown, as the delivery poller needs it.
-#[derive(Debug, Clone)]
-pub struct Sent {
+/// A sent message whose delivery-report poll is due.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DuePoll {
+    /// Row id.
+    pub id: i64,
     /// The provider's message id.
     pub provider_message_id: String,
     /// The account it went through.
     pub account_id: i64,
-    /// Delivery as last reported.
-    pub delivery: Option<String>,
+    /// Polls it has had.
+    pub polls: i16,
 }
 
-/// A sent message of the outbox, if it was sent through an account still known.
-pub async fn sent(tx: &mut TenantTx, id: i64) -> Result<Option<Sent>, DomainError> {
-    type Row = (Option<String>, Option<i64>, Option<String>);
-    let row: Option<Row> = sqlx::query_as(
-        "select provider_message_id, account_id, delivery from notifications
-          where id = $1 and status = 'sent'",
+/// Up to `limit` sent messages whose delivery-report poll is due, the longest due first.
+pub async fn due_polls(tx: &mut TenantTx, limit: i64) -> Result<Vec<DuePoll>, DomainError> {
+    sqlx::query_as(
+        "select id, provider_message_id, account_id, polls from notifications
+          where next_poll_at <= now() and status = 'sent'
+            and provider_message_id is not null and account_id is not null
+          order by next_poll_at limit $1",
     )
-    .bind(id)
-    .fetch_optional(&mut **tx)
+    .bind(limit)
+    .fetch_all(&mut **tx)
     .await
-    .map_err(internal)?;
-    Ok(row.and_then(|(mid, account, delivery)| {
-        Some(Sent {
-            provider_message_id: mid?,
-            account_id: account?,
-            delivery,
-        })
-    }))
+    .map_err(internal)
 }
 
-/// Records a delivery report (`pending`, `delivered` or `failed` with the provider's code).
-pub async fn record_delivery(
+/// Records a poll of message `id`: its report (`delivered`, `failed`, `pending`; `None` when
+/// the provider could not say), never overriding a final one, and when the next poll is due
+/// (`next_after_sent` seconds after sending; `None`: no more polls).
+pub async fn record_poll(
     tx: &mut TenantTx,
     id: i64,
-    delivery: &str,
-    code: Option<&str>,
+    report: Option<(&str, Option<&str>)>,
+    next_after_sent: Option<i64>,
 ) -> Result<(), DomainError> {
     sqlx::query(
         "update notifications
-            set delivery = $2, delivery_code = $3,
-                delivered_at = case when $2 = 'delivered' then now() else delivered_at end
-          where id = $1 and coalesce(delivery, 'pending') = 'pending'",
+            set delivery = case when coalesce(delivery, 'pending') = 'pending'
+                                then coalesce($2, delivery) else delivery end,
+                delivery_code = case when coalesce(delivery, 'pending') = 'pending' and $2 is not null
+                                     then $3 else delivery_code end,
+                delivered_at = case when coalesce(delivery, 'pending') = 'pending' and $2 = 'delivered'
+                                    then now() else delivered_at end,
+                polls = polls + 1,
+                next_poll_at = case when $4::float8 is null then null
+                                    else greatest(sent_at + make_interval(secs => $4::float8),
+                                                  now() + interval '1 second') end
+          where id = $1",
     )
     .bind(id)
-    .bind(delivery)
-    .bind(code)
+    .bind(report.map(|(d, _)| d))
+    .bind(report.and_then(|(_, c)| c))
+    .bind(next_after_sent.map(|s| s as f64))
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
     Ok(())
+}
+
+/// When the municipality's next delivery-report poll is due, if any.
+pub async fn next_poll_due(
+    tx: &mut TenantTx,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, DomainError> {
+    sqlx::query_scalar("select min(next_poll_at) from notifications where next_poll_at is not null")
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(internal)
 }
 
 /// One outbox row as the staff outbox page shows it.
