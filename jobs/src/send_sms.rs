@@ -48,6 +48,20 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
         Some(event) => desk_db::sms_templates::provider_templates_for(&mut tx, event).await?,
         None => Vec::new(),
     };
+    // The usual case (queued, never handed over, someone to send to): note the hand-over to
+    // the first account in this same transaction, saving one per message.
+    let first_marked = match accounts.first() {
+        Some((first, _))
+            if message.status == "queued"
+                && message.handed_to.is_none()
+                && message.recipient.is_some()
+                && ctx.secrets.is_some() =>
+        {
+            notifications::mark_sending(&mut tx, job.notification_id, first.id).await?;
+            Some(first.id)
+        }
+        _ => None,
+    };
     tx.commit().await?;
     if message.status != "queued" {
         // Already sent or given up by an earlier run: never send twice.
@@ -110,9 +124,7 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             .await;
             match found {
                 Ok(Some(id)) => {
-                    let mut tx = db.begin(tenant.scope()).await?;
-                    sent(&mut tx, &tenant, &job, account.id, &id).await?;
-                    tx.commit().await?;
+                    sent(ctx, &tenant, &job, account.id, &id).await?;
                     tracing::info!(
                         account.id = account.id,
                         "SMS had reached the provider; not sent again"
@@ -136,9 +148,11 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
     // accounts failing again and again sort last for a while (`sending_accounts`).
     for (account, sealed_creds) in &accounts {
         let purpose = format!("sms_account:{}", account.id);
-        let mut tx = db.begin(tenant.scope()).await?;
-        notifications::mark_sending(&mut tx, job.notification_id, account.id).await?;
-        tx.commit().await?;
+        if first_marked != Some(account.id) {
+            let mut tx = db.begin(tenant.scope()).await?;
+            notifications::mark_sending(&mut tx, job.notification_id, account.id).await?;
+            tx.commit().await?;
+        }
         let outcome = match key.open(tenant.id, &purpose, sealed_creds) {
             Ok(plain) => {
                 let creds: serde_json::Value = serde_json::from_slice(&plain)?;
@@ -178,13 +192,12 @@ async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
             }
             Err(_) => Err(SmsError::Auth),
         };
-        let mut tx = db.begin(tenant.scope()).await?;
         if let Ok(id) = &outcome {
-            sent(&mut tx, &tenant, &job, account.id, id).await?;
-            tx.commit().await?;
+            sent(ctx, &tenant, &job, account.id, id).await?;
             tracing::info!(account.id = account.id, "SMS sent");
             return Ok(());
         }
+        let mut tx = db.begin(tenant.scope()).await?;
         let answered = !matches!(outcome, Err(SmsError::Transport));
         notifications::count_attempt(&mut tx, job.notification_id, answered).await?;
         notifications::set_account(&mut tx, job.notification_id, account.id).await?;
@@ -235,19 +248,33 @@ pub fn client_reference(tenant: desk_core::TenantId, notification_id: i64) -> St
     ((high << 32) | low).to_string()
 }
 
-/// Records that the provider took the message and schedules its first delivery-report poll.
+/// Records that the provider took the message (in a transaction of its own) and makes sure a
+/// delivery-report job covers its first poll.
 async fn sent(
-    tx: &mut desk_db::TenantTx,
+    ctx: &JobContext,
     tenant: &desk_db::Tenant,
     job: &SendSms,
     account_id: i64,
     message_id: &str,
 ) -> Result<(), desk_core::DomainError> {
-    notifications::record_sent(tx, job.notification_id, account_id, message_id).await?;
-    // Its first poll is due in SCHEDULE_SECS[0]: the window's job polls it with the others.
+    // Its first poll is due in SCHEDULE_SECS[0]; the job of that window polls every message
+    // then due, so one committed enqueue per municipality and window is enough: this process
+    // remembers the last it made.
     let due = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
     let poll = SmsDelivery::covering(tenant.id, due);
-    desk_db::jobs::enqueue_once_at(tx, &poll, poll.run_at()).await?;
+    let known = ctx
+        .poll_windows
+        .lock()
+        .is_ok_and(|w| w.get(&tenant.id) == Some(&poll.window));
+    let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
+    notifications::record_sent(&mut tx, job.notification_id, account_id, message_id).await?;
+    if !known {
+        desk_db::jobs::enqueue_once_at(&mut tx, &poll, poll.run_at()).await?;
+    }
+    tx.commit().await?;
+    if !known && let Ok(mut windows) = ctx.poll_windows.lock() {
+        windows.insert(tenant.id, poll.window);
+    }
     Ok(())
 }
 
