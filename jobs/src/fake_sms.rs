@@ -309,10 +309,7 @@ async fn kavenegar(
 ) -> impl IntoResponse {
     let to = f.get("receptor").cloned().unwrap_or_default();
     let (code, text) = match fault(&key, &to).or_else(|| out.forced()) {
-        Some(Fault::Auth) => (403, "کلید نامعتبر"),
-        Some(Fault::NoCredit) => (418, "اعتبار کافی نیست"),
-        Some(Fault::BadRecipient) => (411, "گیرنده نامعتبر"),
-        Some(Fault::Busy) => (409, "سرور مشغول است"),
+        Some(f) => kavenegar_code(f),
         None => {
             let id = out.push(Received {
                 provider: "kavenegar",
@@ -342,6 +339,39 @@ async fn kavenegar(
     )
 }
 
+/// Kavenegar's `return.status` and message for a scripted fault.
+fn kavenegar_code(fault: Fault) -> (u16, &'static str) {
+    match fault {
+        Fault::Auth => (403, "کلید نامعتبر"),
+        Fault::NoCredit => (418, "اعتبار کافی نیست"),
+        Fault::BadRecipient => (411, "گیرنده نامعتبر"),
+        Fault::Busy => (409, "سرور مشغول است"),
+    }
+}
+
+/// SMS.ir's status for a scripted fault.
+fn smsir_code(fault: Fault) -> i64 {
+    match fault {
+        Fault::Auth => 10,
+        Fault::NoCredit => 102,
+        Fault::BadRecipient => 104,
+        Fault::Busy => 20,
+    }
+}
+
+/// SMS.ir's refusal with `status` (a bad key is HTTP 401, the rest 400).
+fn smsir_refused(status: i64) -> (StatusCode, Json<Value>) {
+    let http = if status == 10 {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    (
+        http,
+        Json(json!({ "status": status, "message": "refused", "data": null })),
+    )
+}
+
 fn header(headers: &HeaderMap, name: &str) -> String {
     headers
         .get(name)
@@ -358,15 +388,7 @@ async fn smsir(
     let key = header(&headers, "x-api-key");
     let to = b["mobiles"][0].as_str().unwrap_or_default().to_owned();
     let status = match fault(&key, &to).or_else(|| out.forced()) {
-        Some(Fault::Auth) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({ "status": 10, "message": "invalid key", "data": null })),
-            );
-        }
-        Some(Fault::NoCredit) => 102,
-        Some(Fault::BadRecipient) => 104,
-        Some(Fault::Busy) => 20,
+        Some(f) => smsir_code(f),
         None => {
             let id = out.push(Received {
                 provider: "smsir",
@@ -388,10 +410,24 @@ async fn smsir(
             );
         }
     };
+    smsir_refused(status)
+}
+
+fn ghasedak_refused(status: StatusCode, code: u16, message: &str) -> (StatusCode, Json<Value>) {
     (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "status": status, "message": "refused", "data": null })),
+        status,
+        Json(json!({ "isSuccess": false, "statusCode": code, "message": message })),
     )
+}
+
+/// Ghasedak's answer to a scripted fault.
+fn ghasedak_refusal(fault: Fault) -> (StatusCode, Json<Value>) {
+    match fault {
+        Fault::Auth => ghasedak_refused(StatusCode::UNAUTHORIZED, 401, "unauthorized"),
+        Fault::NoCredit => ghasedak_refused(StatusCode::OK, 418, "credit"),
+        Fault::BadRecipient => ghasedak_refused(StatusCode::OK, 400, "receptor"),
+        Fault::Busy => ghasedak_refused(StatusCode::TOO_MANY_REQUESTS, 429, "too many requests"),
+    }
 }
 
 async fn ghasedak(
@@ -402,22 +438,7 @@ async fn ghasedak(
     let key = header(&headers, "apikey");
     let to = b["receptor"].as_str().unwrap_or_default().to_owned();
     match fault(&key, &to).or_else(|| out.forced()) {
-        Some(Fault::Auth) => (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "isSuccess": false, "statusCode": 401, "message": "unauthorized" })),
-        ),
-        Some(Fault::NoCredit) => (
-            StatusCode::OK,
-            Json(json!({ "isSuccess": false, "statusCode": 418, "message": "credit" })),
-        ),
-        Some(Fault::BadRecipient) => (
-            StatusCode::OK,
-            Json(json!({ "isSuccess": false, "statusCode": 400, "message": "receptor" })),
-        ),
-        Some(Fault::Busy) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(json!({ "isSuccess": false, "statusCode": 429, "message": "too many requests" })),
-        ),
+        Some(f) => ghasedak_refusal(f),
         None => {
             let id = out.push(Received {
                 provider: "ghasedak",
@@ -516,10 +537,7 @@ async fn kavenegar_lookup(
     };
     let (to, template) = (get("receptor"), get("template"));
     let (code, text) = match fault(&key, &to).or_else(|| out.forced()) {
-        Some(Fault::Auth) => (403, "کلید نامعتبر"),
-        Some(Fault::NoCredit) => (418, "اعتبار کافی نیست"),
-        Some(Fault::BadRecipient) => (411, "گیرنده نامعتبر"),
-        Some(Fault::Busy) => (409, "سرور مشغول است"),
+        Some(f) => kavenegar_code(f),
         None if template == "missing" => (424, "الگو یافت نشد"),
         None if f.iter().any(|(k, v)| {
             matches!(k.as_str(), "token" | "token2" | "token3") && v.contains(' ')
@@ -565,15 +583,7 @@ async fn smsir_verify(
         .map(|t| t.to_string())
         .unwrap_or_default();
     let status = match fault(&key, &to).or_else(|| out.forced()) {
-        Some(Fault::Auth) => {
-            return (
-                StatusCode::UNAUTHORIZED,
-                Json(json!({ "status": 10, "message": "invalid key", "data": null })),
-            );
-        }
-        Some(Fault::NoCredit) => 102,
-        Some(Fault::BadRecipient) => 104,
-        Some(Fault::Busy) => 20,
+        Some(f) => smsir_code(f),
         None if template == "404" => 113,
         None => {
             let params = b["parameters"]
@@ -595,10 +605,7 @@ async fn smsir_verify(
             );
         }
     };
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "status": status, "message": "refused", "data": null })),
-    )
+    smsir_refused(status)
 }
 
 async fn ghasedak_otp(
@@ -612,18 +619,11 @@ async fn ghasedak_otp(
         .unwrap_or_default()
         .to_owned();
     let template = b["templateName"].as_str().unwrap_or_default().to_owned();
-    let refused = |status: StatusCode, code: u16, message: &str| {
-        (
-            status,
-            Json(json!({ "isSuccess": false, "statusCode": code, "message": message })),
-        )
-    };
     match fault(&key, &to).or_else(|| out.forced()) {
-        Some(Fault::Auth) => refused(StatusCode::UNAUTHORIZED, 401, "unauthorized"),
-        Some(Fault::NoCredit) => refused(StatusCode::OK, 418, "credit"),
-        Some(Fault::BadRecipient) => refused(StatusCode::OK, 400, "receptor"),
-        Some(Fault::Busy) => refused(StatusCode::TOO_MANY_REQUESTS, 429, "too many requests"),
-        None if template == "missing" => refused(StatusCode::OK, 404, "template not found"),
+        Some(f) => ghasedak_refusal(f),
+        None if template == "missing" => {
+            ghasedak_refused(StatusCode::OK, 404, "template not found")
+        }
         None => {
             let params = b["inputs"]
                 .as_array()

@@ -23,6 +23,7 @@ pub mod welcome_staff;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage, Pubsub};
 use desk_core::PublicUrls;
+use desk_core::jobs::Windowed;
 use desk_core::jobs::{
     DeliverWebhook, InquiryStep, InviteSurvey, JobPayload, RefreshIndicators, SendSms, SlaSweep,
     SmsDelivery, SmsTestSend, WelcomeStaff,

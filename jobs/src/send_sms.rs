@@ -14,6 +14,7 @@
 use crate::JobContext;
 use crate::sms::SmsError;
 use apalis::prelude::*;
+use desk_core::jobs::Windowed;
 use desk_core::jobs::{SendSms, SmsDelivery};
 use desk_db::notifications;
 use tracing::Instrument;

@@ -9,6 +9,7 @@ use crate::JobContext;
 use crate::sms::{Delivery, delivery_status};
 use apalis::prelude::*;
 use desk_core::jobs::SmsDelivery;
+use desk_core::jobs::Windowed;
 use desk_db::notifications::{self, DuePoll};
 use desk_db::settings;
 use futures::StreamExt;

@@ -41,20 +41,8 @@ async fn failover_retries_and_delivery_reports() {
     )
     .await;
     let staff = app.staff_sign_in(&alpha, "admin-alpha").await;
-    let page = app
-        .get_as(
-            &staff,
-            "alpha.test",
-            &format!("/staff/requests/{}", r.tracking_code),
-        )
-        .await;
     let res = app
-        .post_form(
-            Some(&staff),
-            "alpha.test",
-            &format!("/staff/requests/{}/act", r.tracking_code),
-            &[("csrf", &page.csrf()), ("action", "accept")],
-        )
+        .staff_act(&staff, "alpha.test", &r.tracking_code, "accept")
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
     assert!(
@@ -522,20 +510,8 @@ async fn provider_templates_carry_the_events_variables_and_fail_over() {
         None,
     )
     .await;
-    let page = app
-        .get_as(
-            &admin,
-            "alpha.test",
-            &format!("/staff/requests/{}", r.tracking_code),
-        )
-        .await;
     let res = app
-        .post_form(
-            Some(&admin),
-            "alpha.test",
-            &format!("/staff/requests/{}/act", r.tracking_code),
-            &[("csrf", &page.csrf()), ("action", "accept")],
-        )
+        .staff_act(&admin, "alpha.test", &r.tracking_code, "accept")
         .await;
     assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
     let step = arrived("09121118888", "smsir").await;

@@ -345,6 +345,27 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Staff member `cookie` takes `action` on request `tracking` of `host` (through the
+    /// request page's form, with its CSRF token); returns the answer.
+    pub async fn staff_act(
+        &self,
+        cookie: &str,
+        host: &str,
+        tracking: &str,
+        action: &str,
+    ) -> TestResponse {
+        let page = self
+            .get_as(cookie, host, &format!("/staff/requests/{tracking}"))
+            .await;
+        self.post_form(
+            Some(cookie),
+            host,
+            &format!("/staff/requests/{tracking}/act"),
+            &[("csrf", &page.csrf()), ("action", action)],
+        )
+        .await
+    }
+
     /// A `GET` of `path` on the operations listener (`/healthz`, `/readyz`, `/metrics`).
     pub async fn ops_get(&self, path: &str) -> TestResponse {
         let req = Request::builder().uri(path).body(Body::empty()).unwrap();

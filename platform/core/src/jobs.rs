@@ -13,6 +13,28 @@ pub trait JobPayload: Serialize + for<'de> Deserialize<'de> + Send + Sync + 'sta
     fn idempotency_key(&self) -> String;
 }
 
+/// A job that gathers the work of a municipality's time window (Unix time divided by
+/// [`Windowed::WINDOW_SECS`]) into one run at the window's end; its idempotency key names the
+/// window, so enqueueing it again within the window is a no-op.
+pub trait Windowed: Sized {
+    /// Width of a window in seconds.
+    const WINDOW_SECS: i64;
+    /// The job of `window` for `tenant_id`.
+    fn for_window(tenant_id: TenantId, window: i64) -> Self;
+    /// Its window.
+    fn window(&self) -> i64;
+
+    /// The job for the window holding `unix_secs`.
+    fn covering(tenant_id: TenantId, unix_secs: i64) -> Self {
+        Self::for_window(tenant_id, unix_secs.div_euclid(Self::WINDOW_SECS))
+    }
+
+    /// When the job runs: the end of its window (Unix seconds).
+    fn run_at(&self) -> i64 {
+        (self.window() + 1) * Self::WINDOW_SECS
+    }
+}
+
 /// Tell a newly created staff member that their account exists (first admin at onboarding).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WelcomeStaff {
@@ -83,27 +105,23 @@ impl JobPayload for SendSms {
 pub struct SmsDelivery {
     /// Tenant of the outbox.
     pub tenant_id: TenantId,
-    /// Unix time divided by [`SmsDelivery::WINDOW_SECS`].
+    /// Unix time divided by its [`Windowed::WINDOW_SECS`].
     pub window: i64,
 }
 
 impl SmsDelivery {
     /// Seconds after sending at which each poll runs; after the last the report stays unknown.
     pub const SCHEDULE_SECS: [i64; 5] = [3, 30, 120, 600, 3600];
-    /// Width of a window in seconds (a report is read at most this much later than due).
-    pub const WINDOW_SECS: i64 = 2;
+}
 
-    /// The job for the window holding `unix_secs`.
-    pub fn covering(tenant_id: TenantId, unix_secs: i64) -> Self {
-        Self {
-            tenant_id,
-            window: unix_secs.div_euclid(Self::WINDOW_SECS),
-        }
+impl Windowed for SmsDelivery {
+    /// A report is read at most this much later than due.
+    const WINDOW_SECS: i64 = 2;
+    fn for_window(tenant_id: TenantId, window: i64) -> Self {
+        Self { tenant_id, window }
     }
-
-    /// When the job runs: the end of its window (Unix seconds).
-    pub fn run_at(&self) -> i64 {
-        (self.window + 1) * Self::WINDOW_SECS
+    fn window(&self) -> i64 {
+        self.window
     }
 }
 
@@ -142,25 +160,18 @@ impl JobPayload for InviteSurvey {
 pub struct RefreshIndicators {
     /// The municipality.
     pub tenant_id: TenantId,
-    /// Unix time divided by [`RefreshIndicators::WINDOW_SECS`].
+    /// Unix time divided by its [`Windowed::WINDOW_SECS`].
     pub window: i64,
 }
 
-impl RefreshIndicators {
-    /// Length of a window: at most one refresh per municipality per window.
-    pub const WINDOW_SECS: i64 = 60;
-
-    /// The refresh covering changes made at `unix_secs`.
-    pub fn covering(tenant_id: TenantId, unix_secs: i64) -> Self {
-        Self {
-            tenant_id,
-            window: unix_secs.div_euclid(Self::WINDOW_SECS),
-        }
+impl Windowed for RefreshIndicators {
+    /// At most one refresh per municipality per window.
+    const WINDOW_SECS: i64 = 60;
+    fn for_window(tenant_id: TenantId, window: i64) -> Self {
+        Self { tenant_id, window }
     }
-
-    /// When the job should run: the end of its window (Unix seconds).
-    pub fn run_at(&self) -> i64 {
-        (self.window + 1) * Self::WINDOW_SECS
+    fn window(&self) -> i64 {
+        self.window
     }
 }
 

@@ -11,6 +11,7 @@ use crate::tenant_tx::TenantTx;
 use crate::{internal, unique_violation};
 use chrono::{DateTime, NaiveDate, Utc};
 use desk_core::DomainError;
+use desk_core::jobs::Windowed;
 use desk_core::jobs::{InviteSurvey, RefreshIndicators};
 use desk_core::tracking::TrackingCode;
 use sqlx::Row;

@@ -186,6 +186,79 @@ pub(crate) fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Connects to the scratch database `db` with the configured pool, migrates it, loads the
+/// policies and prints the command line `title` and the machine.
+pub(crate) async fn bench_start(
+    config: &Config,
+    db: &DbConfig,
+    title: &str,
+) -> anyhow::Result<(DbConfig, desk_db::PlatformDb, desk_authz::Authorizer)> {
+    let db = crate::app::with_pool_settings(db.clone(), config)?;
+    let platform = desk_db::PlatformDb::connect_and_migrate(&db).await?;
+    let authz = desk_authz::Authorizer::load(&platform).await?;
+    println!("{title}");
+    println!(
+        "machine: {}; pool {} connections",
+        machine(),
+        db.max_connections
+    );
+    Ok((db, platform, authz))
+}
+
+/// What a benchmark municipality gets besides onboarding (national catalog, first admin).
+#[derive(Default)]
+pub(crate) struct BenchExtras<'a> {
+    /// A card to publish.
+    pub(crate) card: Option<&'a desk_core::catalog::ServiceCard>,
+    /// API keys that may submit requests.
+    pub(crate) submit_keys: usize,
+    /// A Kavenegar account with this API key, sealed with the master key.
+    pub(crate) sms: Option<(&'a desk_core::secret::MasterKey, String)>,
+}
+
+/// Onboards `slug` for a benchmark with `extras`; returns it and its API keys.
+pub(crate) async fn bench_municipality(
+    platform: &desk_db::PlatformDb,
+    authz: &desk_authz::Authorizer,
+    slug: &str,
+    extras: BenchExtras<'_>,
+) -> anyhow::Result<(desk_db::Tenant, Vec<String>)> {
+    let (tenant, _) = desk_tenant_admin::onboard(
+        platform,
+        authz,
+        &desk_tenant_admin::Actor::Cli,
+        "bench",
+        &onboarding(slug)?,
+    )
+    .await?;
+    let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
+    if let Some(card) = extras.card {
+        desk_db::catalog::seed_published(&mut tx, std::slice::from_ref(card)).await?;
+    }
+    let mut keys = Vec::with_capacity(extras.submit_keys);
+    for _ in 0..extras.submit_keys {
+        let (key, _) = desk_db::api_keys::create(
+            &mut tx,
+            "bench",
+            &["requests:submit".to_owned()],
+            None,
+            None,
+            None,
+        )
+        .await?;
+        keys.push(key);
+    }
+    if let Some((master, api_key)) = extras.sms {
+        let creds = serde_json::json!({ "api_key": api_key }).to_string();
+        desk_db::settings::add_sms_account(&mut tx, "kavenegar", "bench", "3000505", |id| {
+            master.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes())
+        })
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((tenant, keys))
+}
+
 pub(crate) fn onboarding(slug: &str) -> anyhow::Result<Onboarding> {
     Ok(Onboarding {
         theme: desk_tenant_admin::DEFAULT_THEME.to_owned(),

@@ -4,12 +4,10 @@
 //! records when each message arrived. Two phases: a burst (throughput: how fast the whole
 //! backlog drains) and a paced load (latency from commit to the provider, p50/p99).
 
-use crate::bench::{SmsArgs, machine, ms, onboarding, stats};
+use crate::bench::{BenchExtras, SmsArgs, bench_municipality, ms, stats};
 use crate::config::Config;
-use desk_authz::Authorizer;
 use desk_db::notifications::{self, Kind};
 use desk_db::{DbConfig, PlatformDb, Tenant};
-use desk_tenant_admin::Actor;
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -75,38 +73,21 @@ pub(crate) async fn sms_in(
     args: &SmsArgs,
     db: &DbConfig,
 ) -> anyhow::Result<ExitCode> {
-    let db = crate::app::with_pool_settings(db.clone(), config)?;
-    let platform = PlatformDb::connect_and_migrate(&db).await?;
-    let authz = Authorizer::load(&platform).await?;
-    println!(
+    let title = format!(
         "desk bench sms --tenants {} --messages {} --rate {} --producers {}",
         args.tenants, args.messages, args.rate, args.producers
     );
-    println!(
-        "machine: {}; pool {} connections",
-        machine(),
-        db.max_connections
-    );
+    let (db, platform, authz) = crate::bench::bench_start(config, db, &title).await?;
     // A throwaway key: 64 random hex characters.
     let key = desk_core::secret::MasterKey::from_hex(&desk_core::secret::new_token())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tenants = Vec::with_capacity(args.tenants);
     for i in 0..args.tenants {
-        let (tenant, _) = desk_tenant_admin::onboard(
-            &platform,
-            &authz,
-            &Actor::Cli,
-            "bench",
-            &onboarding(&format!("sms{i}"))?,
-        )
-        .await?;
-        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
-        let creds = serde_json::json!({ "api_key": format!("bench-{i}") }).to_string();
-        desk_db::settings::add_sms_account(&mut tx, "kavenegar", "bench", "3000505", |id| {
-            key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes())
-        })
-        .await?;
-        tx.commit().await?;
+        let extras = BenchExtras {
+            sms: Some((&key, format!("bench-{i}"))),
+            ..BenchExtras::default()
+        };
+        let (tenant, _) = bench_municipality(&platform, &authz, &format!("sms{i}"), extras).await?;
         tenants.push(tenant);
     }
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await?;

@@ -5,12 +5,10 @@
 //! after the warm-up stop climbing; the closing line compares the first sample after the
 //! warm-up with the last.
 
-use crate::bench::{SoakArgs, machine, memory_report, ms, onboarding, stats};
+use crate::bench::{BenchExtras, SoakArgs, bench_municipality, memory_report, ms, stats};
 use crate::bench_submit::{SERVICE, bench_card};
 use crate::config::Config;
-use desk_authz::Authorizer;
 use desk_db::{DbConfig, PlatformDb};
-use desk_tenant_admin::Actor;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,53 +43,23 @@ pub(crate) async fn soak_in(
     args: &SoakArgs,
     db: &DbConfig,
 ) -> anyhow::Result<ExitCode> {
-    let db = crate::app::with_pool_settings(db.clone(), config)?;
-    let platform = PlatformDb::connect_and_migrate(&db).await?;
-    let authz = Authorizer::load(&platform).await?;
-    println!(
+    let title = format!(
         "desk bench soak --tenants {} --minutes {} --concurrency {} --submit-every {}",
         args.tenants, args.minutes, args.concurrency, args.submit_every
     );
-    println!(
-        "machine: {}; pool {} connections",
-        machine(),
-        db.max_connections
-    );
+    let (db, platform, authz) = crate::bench::bench_start(config, db, &title).await?;
     let key = desk_core::secret::MasterKey::from_hex(&desk_core::secret::new_token())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let card = bench_card()?;
     let mut targets = Vec::with_capacity(args.tenants);
     for i in 0..args.tenants {
         let slug = format!("soak{i}");
-        let (tenant, _) = desk_tenant_admin::onboard(
-            &platform,
-            &authz,
-            &Actor::Cli,
-            "bench",
-            &onboarding(&slug)?,
-        )
-        .await?;
-        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
-        desk_db::catalog::seed_published(&mut tx, std::slice::from_ref(&card)).await?;
-        let mut keys = Vec::new();
-        for _ in 0..args.concurrency {
-            let (api_key, _) = desk_db::api_keys::create(
-                &mut tx,
-                "soak",
-                &["requests:submit".to_owned()],
-                None,
-                None,
-                None,
-            )
-            .await?;
-            keys.push(api_key);
-        }
-        let creds = serde_json::json!({ "api_key": format!("soak-{i}") }).to_string();
-        desk_db::settings::add_sms_account(&mut tx, "kavenegar", "soak", "3000505", |id| {
-            key.seal(tenant.id, &format!("sms_account:{id}"), creds.as_bytes())
-        })
-        .await?;
-        tx.commit().await?;
+        let extras = BenchExtras {
+            card: Some(&card),
+            submit_keys: args.concurrency,
+            sms: Some((&key, format!("soak-{i}"))),
+        };
+        let (_, keys) = bench_municipality(&platform, &authz, &slug, extras).await?;
         targets.push((slug, keys));
     }
     let targets = Arc::new(targets);

@@ -3,12 +3,10 @@
 //! municipality; then pgbench sends the same SQL statements, in the same order and
 //! transactions, to the same database, so the app's overhead shows as a ratio.
 
-use crate::bench::{SubmitArgs, machine, ms, onboarding, stats};
+use crate::bench::{BenchExtras, SubmitArgs, bench_municipality, ms, stats};
 use crate::config::Config;
-use desk_authz::Authorizer;
 use desk_core::catalog::ServiceCard;
-use desk_db::{DbConfig, PlatformDb};
-use desk_tenant_admin::Actor;
+use desk_db::DbConfig;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -70,43 +68,23 @@ pub(crate) async fn submit_in(
     args: &SubmitArgs,
     db: &DbConfig,
 ) -> anyhow::Result<ExitCode> {
-    let db = crate::app::with_pool_settings(db.clone(), config)?;
-    let platform = PlatformDb::connect_and_migrate(&db).await?;
-    let authz = Authorizer::load(&platform).await?;
-    println!(
+    let title = format!(
         "desk bench submit --tenants {} --seconds {} --concurrency {}",
         args.tenants, args.seconds, args.concurrency
     );
-    println!(
-        "machine: {}; pool {} connections",
-        machine(),
-        db.max_connections
-    );
+    let (db, platform, authz) = crate::bench::bench_start(config, db, &title).await?;
     let card = bench_card()?;
     let started = Instant::now();
     let mut targets = Vec::with_capacity(args.tenants);
     for i in 0..args.tenants {
         let slug = format!("sub{i}");
-        let (tenant, _) = desk_tenant_admin::onboard(
-            &platform,
-            &authz,
-            &Actor::Cli,
-            "bench",
-            &onboarding(&slug)?,
-        )
-        .await?;
-        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
-        desk_db::catalog::seed_published(&mut tx, std::slice::from_ref(&card)).await?;
-        let (key, _) = desk_db::api_keys::create(
-            &mut tx,
-            "bench",
-            &["requests:submit".to_owned()],
-            None,
-            None,
-            None,
-        )
-        .await?;
-        tx.commit().await?;
+        let extras = BenchExtras {
+            card: Some(&card),
+            submit_keys: 1,
+            sms: None,
+        };
+        let (_, keys) = bench_municipality(&platform, &authz, &slug, extras).await?;
+        let key = keys.into_iter().next().unwrap_or_default();
         targets.push((slug, key));
     }
     println!(
