@@ -328,6 +328,11 @@ pub async fn run_workers(
     run
 }
 
+/// How long a finished job is kept (for looking into what happened).
+pub const KEEP_DONE_JOBS: Duration = Duration::from_secs(24 * 3600);
+/// How long a job given up for good is kept.
+pub const KEEP_FAILED_JOBS: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Every hour, queues an indicator refresh and an SLA sweep for every municipality, so figures
 /// that move without an event (a request becoming overdue, new filings) reach the dashboards and
 /// due or overdue requests reach their staff. Several
@@ -370,5 +375,13 @@ async fn sweep_indicators(platform: PlatformDb) {
             }
         }
         tracing::info!(queued, "indicator sweep");
+        // Finished jobs would pile up in the queue table for ever (every SMS leaves one).
+        match platform
+            .prune_finished_jobs(KEEP_DONE_JOBS, KEEP_FAILED_JOBS)
+            .await
+        {
+            Ok(pruned) => tracing::info!(pruned, "finished jobs deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting finished jobs failed"),
+        }
     }
 }

@@ -248,3 +248,60 @@ async fn a_rolled_back_onboarding_leaves_nothing_behind() {
     db.tenant("alpha").await;
     db.finish().await;
 }
+
+/// Finished jobs are deleted once old enough; jobs to run, being retried, or finished lately
+/// stay.
+#[tokio::test]
+async fn old_finished_jobs_are_pruned_and_live_ones_kept() {
+    let db = TestDb::new().await;
+    let tenant = db.tenant("alpha").await;
+    let mut tx = db.platform.tenant_db().begin(tenant.scope()).await.unwrap();
+    for id in 1..=6 {
+        desk_db::jobs::enqueue(
+            &mut tx,
+            &desk_core::jobs::SendSms {
+                tenant_id: tenant.id,
+                notification_id: id,
+                attempt: 0,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let infra = db.platform.pool_for_infrastructure();
+    let set = |key: &'static str, status: &'static str, age: &'static str, attempts: i32| async move {
+        sqlx::query(
+            "update apalis.jobs set status = $2, done_at = now() - $3::interval,
+                    attempts = $4, max_attempts = 3
+              where job_type = 'send_sms' and idempotency_key like '%:' || $1",
+        )
+        .bind(key)
+        .bind(status)
+        .bind(age)
+        .bind(attempts)
+        .execute(infra)
+        .await
+        .unwrap();
+    };
+    set("1", "Done", "2 days", 1).await; // old: goes
+    set("2", "Done", "1 hour", 1).await; // recent: stays
+    set("3", "Failed", "40 days", 3).await; // given up long ago: goes
+    set("4", "Failed", "40 days", 1).await; // still being retried: stays
+    set("5", "Killed", "10 days", 3).await; // given up lately: stays
+    // 6 is still to run.
+    let pruned = db
+        .platform
+        .prune_finished_jobs(desk_jobs::KEEP_DONE_JOBS, desk_jobs::KEEP_FAILED_JOBS)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2);
+    let left: Vec<String> = sqlx::query_scalar(
+        "select split_part(idempotency_key, ':', 2) from apalis.jobs where job_type = 'send_sms' order by 1",
+    )
+    .fetch_all(infra)
+    .await
+    .unwrap();
+    assert_eq!(left, ["2", "4", "5", "6"]);
+    db.finish().await;
+}

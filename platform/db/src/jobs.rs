@@ -135,6 +135,40 @@ impl crate::PlatformDb {
         Ok(rows.len())
     }
 
+    /// Deletes finished jobs: done more than `keep_done` ago, and given up for good (failed
+    /// with no attempt left, or killed) more than `keep_failed` ago. Jobs still to run or being
+    /// retried stay. In batches of 5,000, so no statement holds many locks; returns how many
+    /// went.
+    pub async fn prune_finished_jobs(
+        &self,
+        keep_done: std::time::Duration,
+        keep_failed: std::time::Duration,
+    ) -> Result<u64, DomainError> {
+        const BATCH: u64 = 5_000;
+        let mut pruned = 0;
+        loop {
+            let done = sqlx::query(
+                "delete from apalis.jobs where id in (
+                     select id from apalis.jobs
+                      where (status = 'Done' and done_at < now() - make_interval(secs => $1))
+                         or (status in ('Failed', 'Killed') and attempts >= max_attempts
+                             and done_at < now() - make_interval(secs => $2))
+                      limit $3)",
+            )
+            .bind(keep_done.as_secs_f64())
+            .bind(keep_failed.as_secs_f64())
+            .bind(i64::try_from(BATCH).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(crate::internal)?
+            .rows_affected();
+            pruned += done;
+            if done < BATCH {
+                return Ok(pruned);
+            }
+        }
+    }
+
     /// Enqueues scheduled work outside any tenant transaction (a sweep over municipalities);
     /// a job already queued under the same key is left alone. Returns whether it was added.
     pub async fn enqueue_once_at<J: JobPayload>(
