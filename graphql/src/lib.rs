@@ -314,11 +314,7 @@ impl CatalogQuery {
             .as_deref()
             .map(desk_core::text::normalize_for_search)
             .unwrap_or_default();
-        let matches = |f: &desk_core::catalog::Faq| {
-            needle.is_empty()
-                || desk_core::text::normalize_for_search(&format!("{} {}", f.q, f.a))
-                    .contains(&needle)
-        };
+        let matches = |f: &desk_core::catalog::Faq| f.matches(&needle);
         let entry = |f: &desk_core::catalog::Faq, service: Option<&str>| FaqEntry {
             service_code: service.map(str::to_owned),
             question: f.q.clone(),

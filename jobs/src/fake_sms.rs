@@ -540,7 +540,8 @@ async fn kavenegar_lookup(
         Some(f) => kavenegar_code(f),
         None if template == "missing" => (424, "الگو یافت نشد"),
         None if f.iter().any(|(k, v)| {
-            matches!(k.as_str(), "token" | "token2" | "token3") && v.contains(' ')
+            desk_core::sms_templates::KAVENEGAR_SPACELESS_TOKENS.contains(&k.as_str())
+                && v.contains(' ')
         }) =>
         {
             (431, "ساختار کد صحیح نمی‌باشد")

@@ -50,9 +50,6 @@ pub struct JobContext {
     pub tenants: std::sync::Arc<TenantCache>,
     /// Whether webhooks may go to loopback and private addresses (the demo, development).
     pub allow_private_webhooks: bool,
-    /// The last delivery-report window this process queued a job for, per municipality.
-    pub poll_windows:
-        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<desk_core::TenantId, i64>>>,
 }
 
 /// How long a job may trust a registry entry it read (a suspension takes this long at most to
@@ -253,7 +250,6 @@ pub async fn run_workers(
         sms_rate: std::sync::Arc::new(SendRate::new(SMS_PER_SECOND)),
         tenants: std::sync::Arc::default(),
         allow_private_webhooks,
-        poll_windows: std::sync::Arc::default(),
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");

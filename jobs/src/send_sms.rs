@@ -259,23 +259,13 @@ async fn sent(
     message_id: &str,
 ) -> Result<(), desk_core::DomainError> {
     // Its first poll is due in SCHEDULE_SECS[0]; the job of that window polls every message
-    // then due, so one committed enqueue per municipality and window is enough: this process
-    // remembers the last it made.
+    // then due (queued once per window: its key names the window).
     let due = chrono::Utc::now().timestamp() + SmsDelivery::SCHEDULE_SECS[0];
     let poll = SmsDelivery::covering(tenant.id, due);
-    let known = ctx
-        .poll_windows
-        .lock()
-        .is_ok_and(|w| w.get(&tenant.id) == Some(&poll.window));
     let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
     notifications::record_sent(&mut tx, job.notification_id, account_id, message_id).await?;
-    if !known {
-        desk_db::jobs::enqueue_once_at(&mut tx, &poll, poll.run_at()).await?;
-    }
+    desk_db::jobs::enqueue_once_at(&mut tx, &poll, poll.run_at()).await?;
     tx.commit().await?;
-    if !known && let Ok(mut windows) = ctx.poll_windows.lock() {
-        windows.insert(tenant.id, poll.window);
-    }
     Ok(())
 }
 

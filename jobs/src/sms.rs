@@ -96,13 +96,6 @@ impl SmsError {
     }
 }
 
-/// `+989…` → `09…`, the form every provider here accepts.
-fn local_number(mobile: &str) -> String {
-    mobile
-        .strip_prefix("+98")
-        .map_or_else(|| mobile.to_owned(), |n| format!("0{n}"))
-}
-
 fn field<'a>(creds: &'a Value, name: &str) -> Result<&'a str, SmsError> {
     creds[name]
         .as_str()
@@ -184,7 +177,7 @@ pub async fn send_text(
         text,
         local_id,
     } = *message;
-    let to = local_number(to);
+    let to = desk_core::mobile::local_form(to);
     match provider {
         "kavenegar" => {
             let key = kavenegar_key(credentials)?;
@@ -343,7 +336,7 @@ pub async fn send_template(
     credentials: &Value,
     message: &TemplateSend<'_>,
 ) -> Result<String, SmsError> {
-    let to = local_number(message.to);
+    let to = desk_core::mobile::local_form(message.to);
     match provider {
         "kavenegar" => {
             let key = kavenegar_key(credentials)?;
@@ -355,7 +348,9 @@ pub async fn send_template(
             for (name, value) in message.params {
                 // token..token3 take no space (error 431): a zero-width non-joiner keeps
                 // Persian words apart without one.
-                let value = if matches!(name.as_str(), "token" | "token2" | "token3") {
+                let value = if desk_core::sms_templates::KAVENEGAR_SPACELESS_TOKENS
+                    .contains(&name.as_str())
+                {
                     value
                         .split_whitespace()
                         .collect::<Vec<_>>()

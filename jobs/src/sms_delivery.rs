@@ -47,27 +47,26 @@ async fn poll(job: SmsDelivery, ctx: &JobContext) -> Result<(), BoxDynError> {
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;
     let due = notifications::due_polls(&mut tx, BATCH).await?;
-    let mut accounts: HashMap<i64, Option<Opened>> = HashMap::new();
-    for d in &due {
-        if accounts.contains_key(&d.account_id) {
-            continue;
-        }
-        let account = settings::sms_account(&mut tx, d.account_id).await?;
-        let sealed = settings::sealed_sms_credentials(&mut tx, d.account_id).await?;
-        let opened = account.zip(sealed).and_then(|(account, sealed)| {
+    let mut ids: Vec<i64> = due.iter().map(|d| d.account_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sealed = settings::sms_credentials(&mut tx, &ids).await?;
+    tx.commit().await?;
+    // An account whose credentials cannot be opened (or that is gone) is missing here.
+    let accounts: HashMap<i64, Opened> = sealed
+        .into_iter()
+        .filter_map(|(id, provider, sealed)| {
             let plain = key
-                .open(tenant.id, &format!("sms_account:{}", account.id), &sealed)
+                .open(tenant.id, &format!("sms_account:{id}"), &sealed)
                 .ok()?;
             let creds = serde_json::from_slice(&plain).ok()?;
-            Some((account.provider, creds))
-        });
-        accounts.insert(d.account_id, opened);
-    }
-    tx.commit().await?;
+            Some((id, (provider, creds)))
+        })
+        .collect();
 
     let reports: Vec<(DuePoll, Option<Delivery>)> = futures::stream::iter(due)
         .map(|d| {
-            let opened = accounts.get(&d.account_id).cloned().flatten();
+            let opened = accounts.get(&d.account_id).cloned();
             async move {
                 let Some((provider, creds)) = opened else {
                     // The account is gone or cannot be opened: no more polls for it.

@@ -85,6 +85,15 @@ impl Rig {
         }
     }
 
+    /// A transaction in `tenant`'s schema.
+    async fn tx(&self, tenant: &Tenant) -> desk_db::TenantTx {
+        self.platform
+            .tenant_db()
+            .begin(tenant.scope())
+            .await
+            .unwrap()
+    }
+
     /// Starts a `desk worker` process (its log goes to `<dir>/worker-<n>.log`).
     fn worker(&self, n: usize) -> Child {
         let log = std::fs::File::create(self.dir.join(format!("worker-{n}.log"))).unwrap();
@@ -114,12 +123,7 @@ impl Rig {
     async fn queue(&self, per_tenant: usize) -> Vec<(usize, i64)> {
         let mut queued = Vec::new();
         for (t, tenant) in self.tenants.iter().enumerate() {
-            let mut tx = self
-                .platform
-                .tenant_db()
-                .begin(tenant.scope())
-                .await
-                .unwrap();
+            let mut tx = self.tx(tenant).await;
             for i in 0..per_tenant {
                 let to = format!("+98912{:07}", 1_000_005 + (t * 10_000 + i) * 10);
                 let id =
@@ -332,12 +336,7 @@ async fn postgres_restarted_under_load_loses_no_acknowledged_request() {
     let clients_n = 6usize;
     let mut keys = Vec::new();
     for tenant in &rig.tenants {
-        let mut tx = rig
-            .platform
-            .tenant_db()
-            .begin(tenant.scope())
-            .await
-            .unwrap();
+        let mut tx = rig.tx(tenant).await;
         desk_db::catalog::seed_published(&mut tx, std::slice::from_ref(&card))
             .await
             .unwrap();
@@ -503,12 +502,7 @@ async fn postgres_restarted_under_load_loses_no_acknowledged_request() {
     // Every acknowledged request is stored once; nothing else is stored.
     let mut sms = Vec::new();
     for (t, tenant) in rig.tenants.iter().enumerate() {
-        let mut tx = rig
-            .platform
-            .tenant_db()
-            .begin(tenant.scope())
-            .await
-            .unwrap();
+        let mut tx = rig.tx(tenant).await;
         let stored: Vec<(String, String)> =
             sqlx::query_as("select idempotency_key, tracking_code from requests")
                 .fetch_all(&mut *tx)

@@ -24,6 +24,15 @@ pub struct Faq {
     pub a: String,
 }
 
+impl Faq {
+    /// Whether the question or answer holds `needle` (already through
+    /// `text::normalize_for_search`); an empty needle matches all.
+    pub fn matches(&self, needle: &str) -> bool {
+        needle.is_empty()
+            || crate::text::normalize_for_search(&format!("{} {}", self.q, self.a)).contains(needle)
+    }
+}
+
 /// FAQ as the editor writes it: one block per question, blocks apart by a blank line, the
 /// first line of a block the question and the rest its answer.
 pub fn faq_to_text(faq: &[Faq]) -> String {

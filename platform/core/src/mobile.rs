@@ -56,6 +56,13 @@ impl MobileNumber {
     }
 }
 
+/// A canonical number (`+989…`) in the local form people read and providers take (`09…`);
+/// anything else unchanged.
+pub fn local_form(e164: &str) -> String {
+    e164.strip_prefix("+98")
+        .map_or_else(|| e164.to_owned(), |n| format!("0{n}"))
+}
+
 impl fmt::Display for MobileNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

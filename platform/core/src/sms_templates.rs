@@ -258,6 +258,9 @@ impl From<&SmsBody> for SmsBody {
 /// five and `token20` up to eight (its error 431 otherwise).
 pub const KAVENEGAR_TOKENS: [&str; 5] = ["token", "token2", "token3", "token10", "token20"];
 
+/// The Kavenegar parameters that take no space.
+pub const KAVENEGAR_SPACELESS_TOKENS: [&str; 3] = ["token", "token2", "token3"];
+
 /// Variables whose values never hold a space (codes, dates, times, links).
 const SPACELESS: [&str; 6] = [
     "tracking_code",
@@ -368,7 +371,7 @@ impl ProviderTemplate {
                 ));
             }
             if provider == "kavenegar"
-                && ["token", "token2", "token3"].contains(&name)
+                && KAVENEGAR_SPACELESS_TOKENS.contains(&name)
                 && !SPACELESS.contains(&var)
             {
                 return Err(template_error(

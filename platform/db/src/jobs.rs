@@ -13,17 +13,6 @@ pub async fn enqueue<J: JobPayload>(tx: &mut TenantTx, job: &J) -> Result<(), Do
         .map_err(|e| enqueue_failed(J::QUEUE, e))
 }
 
-/// Enqueues `job` to run at `run_at` (Unix seconds) inside `tx` (its key must be new).
-pub async fn enqueue_at<J: JobPayload>(
-    tx: &mut TenantTx,
-    job: &J,
-    run_at: i64,
-) -> Result<(), DomainError> {
-    push(tx, job, Some(run_at))
-        .await?
-        .map_err(|e| enqueue_failed(J::QUEUE, e))
-}
-
 /// Enqueues `job` to run at `run_at` (Unix seconds) unless a job with its idempotency key
 /// already exists; returns whether it was added. A savepoint keeps the duplicate's error from
 /// aborting `tx`, so many changes can share one debounced job. (Tenant roles may insert into

@@ -181,6 +181,25 @@ pub async fn delete_sms_account(tx: &mut TenantTx, id: i64) -> Result<(), Domain
     Ok(())
 }
 
+/// The provider and sealed credentials of accounts `ids` (enabled or not), by id.
+pub async fn sms_credentials(
+    tx: &mut TenantTx,
+    ids: &[i64],
+) -> Result<Vec<(i64, String, Sealed)>, DomainError> {
+    let rows: Vec<(i64, String, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "select id, provider, credentials_nonce, credentials_ciphertext from sms_accounts
+          where id = any($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, provider, nonce, ciphertext)| (id, provider, Sealed { nonce, ciphertext }))
+        .collect())
+}
+
 /// The sealed credentials of an account (for the SMS worker, which opens them in memory).
 pub async fn sealed_sms_credentials(
     tx: &mut TenantTx,

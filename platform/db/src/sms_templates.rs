@@ -97,22 +97,27 @@ pub async fn set_prices(tx: &mut TenantTx, gsm7: u64, ucs2: u64) -> Result<(), D
 /// A provider template's parameters as stored: (provider's name, our variable) pairs.
 type Params = sqlx::types::Json<Vec<(String, String)>>;
 
-/// The provider templates of account `account_id`, by event.
-pub async fn provider_templates(
+/// Provider templates stored for an account (`Some`) or for an event (`None`s elsewhere):
+/// (account, event, template) of each.
+async fn stored_templates(
     tx: &mut TenantTx,
-    account_id: i64,
-) -> Result<Vec<(Event, ProviderTemplate)>, DomainError> {
-    let rows: Vec<(String, String, Params)> = sqlx::query_as(
-        "select event, template, params from sms_provider_templates where account_id = $1",
+    account_id: Option<i64>,
+    event: Option<Event>,
+) -> Result<Vec<(i64, Event, ProviderTemplate)>, DomainError> {
+    let rows: Vec<(i64, String, String, Params)> = sqlx::query_as(
+        "select account_id, event, template, params from sms_provider_templates
+          where ($1::int8 is null or account_id = $1) and ($2::text is null or event = $2)",
     )
     .bind(account_id)
+    .bind(event.map(Event::key))
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(event, template, params)| {
+        .filter_map(|(account, event, template, params)| {
             Some((
+                account,
                 Event::parse(&event)?,
                 ProviderTemplate {
                     template,
@@ -120,6 +125,18 @@ pub async fn provider_templates(
                 },
             ))
         })
+        .collect())
+}
+
+/// The provider templates of account `account_id`, by event.
+pub async fn provider_templates(
+    tx: &mut TenantTx,
+    account_id: i64,
+) -> Result<Vec<(Event, ProviderTemplate)>, DomainError> {
+    Ok(stored_templates(tx, Some(account_id), None)
+        .await?
+        .into_iter()
+        .map(|(_, event, t)| (event, t))
         .collect())
 }
 
@@ -163,23 +180,9 @@ pub async fn provider_templates_for(
     tx: &mut TenantTx,
     event: Event,
 ) -> Result<Vec<(i64, ProviderTemplate)>, DomainError> {
-    let rows: Vec<(i64, String, Params)> = sqlx::query_as(
-        "select account_id, template, params from sms_provider_templates where event = $1",
-    )
-    .bind(event.key())
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(internal)?;
-    Ok(rows
+    Ok(stored_templates(tx, None, Some(event))
+        .await?
         .into_iter()
-        .map(|(account, template, params)| {
-            (
-                account,
-                ProviderTemplate {
-                    template,
-                    params: params.0,
-                },
-            )
-        })
+        .map(|(account, _, t)| (account, t))
         .collect())
 }

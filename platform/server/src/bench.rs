@@ -314,19 +314,27 @@ fn status_mib(status: &str, field: &str) -> Option<f64> {
 /// (the postmaster in `data_dir/pgdata` and its children) by proportional set size, so shared
 /// buffers are counted once.
 pub(crate) fn memory_report(data_dir: &std::path::Path) -> String {
+    let (peak, now) = (own_mib("VmHWM:"), own_mib("VmRSS:"));
+    format!(
+        "memory: this process peak RSS {peak:.0} MiB (now {now:.0} MiB); {}",
+        postgres_memory(data_dir)
+    )
+}
+
+/// A `kB` field of this process's status (`VmRSS:`, `VmHWM:`), in MiB.
+pub(crate) fn own_mib(field: &str) -> f64 {
     let me = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let (peak, now) = (
-        status_mib(&me, "VmHWM:").unwrap_or(0.0),
-        status_mib(&me, "VmRSS:").unwrap_or(0.0),
-    );
+    status_mib(&me, field).unwrap_or(0.0)
+}
+
+/// The embedded PostgreSQL's processes in `data_dir` by proportional set size.
+pub(crate) fn postgres_memory(data_dir: &std::path::Path) -> String {
     let postmaster: Option<u32> =
         std::fs::read_to_string(data_dir.join("pgdata").join("postmaster.pid"))
             .ok()
             .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()));
     let Some(postmaster) = postmaster else {
-        return format!(
-            "memory: this process peak RSS {peak:.0} MiB (now {now:.0} MiB); PostgreSQL not the embedded one here, not measured"
-        );
+        return "PostgreSQL not the embedded one here, not measured".to_owned();
     };
     let (mut pss, mut count, mut largest) = (0.0_f64, 0, 0.0_f64);
     if let Ok(entries) = std::fs::read_dir("/proc") {
@@ -355,9 +363,7 @@ pub(crate) fn memory_report(data_dir: &std::path::Path) -> String {
             count += 1;
         }
     }
-    format!(
-        "memory: this process peak RSS {peak:.0} MiB (now {now:.0} MiB); PostgreSQL {count} processes, PSS {pss:.0} MiB in all, largest {largest:.0} MiB"
-    )
+    format!("PostgreSQL {count} processes, PSS {pss:.0} MiB in all, largest {largest:.0} MiB")
 }
 
 pub(crate) fn machine() -> String {

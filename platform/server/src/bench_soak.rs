@@ -5,30 +5,16 @@
 //! after the warm-up stop climbing; the closing line compares the first sample after the
 //! warm-up with the last.
 
-use crate::bench::{BenchExtras, SoakArgs, bench_municipality, memory_report, ms, stats};
-use crate::bench_submit::{SERVICE, bench_card};
+use crate::bench::{
+    BenchExtras, SoakArgs, bench_municipality, memory_report, ms, own_mib, postgres_memory, stats,
+};
+use crate::bench_submit::{SERVICE, SUBMIT, bench_card};
 use crate::config::Config;
 use desk_db::{DbConfig, PlatformDb};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const SUBMIT: &str =
-    "mutation($input: SubmitRequestInput!) { submitRequest(input: $input) { trackingCode } }";
-
-/// Resident memory of this process now, in MiB.
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 /// One client's tally for the current interval.
 #[derive(Default)]
@@ -190,11 +176,10 @@ pub(crate) async fn soak_in(
         // The fake provider's record lives in this process: forget it, so only the system's
         // own memory is measured.
         sent_sms += outbox.forget();
-        let rss = rss_mib();
+        let rss = own_mib("VmRSS:");
         let at = started.elapsed();
         samples.push((at, rss));
-        let pg = memory_report(&args.data_dir);
-        let pg = pg.split("; ").nth(1).unwrap_or("");
+        let pg = postgres_memory(&args.data_dir);
         println!(
             "{:>5.0} s {:>7.0} {:>8} {:>8} {:>9.0} {:>17}   {pg}",
             at.as_secs_f64(),

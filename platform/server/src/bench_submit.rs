@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// The code of the benchmark's service.
 pub const SERVICE: &str = "BENCH-001";
 
-const SUBMIT: &str =
+/// The submission mutation the benchmarks send.
+pub const SUBMIT: &str =
     "mutation($input: SubmitRequestInput!) { submitRequest(input: $input) { trackingCode } }";
 
 /// A service whose default form has no file fields (the national cards all ask for

@@ -388,7 +388,7 @@ async fn day_list(
                 "is_today": day == local_today(),
                 "items": list.iter().map(|a| json!({
                     "id": a.id, "service": service_title(&services, &a.service_code), "starts": hhmm(a.starts),
-                    "mobile": persian_digits(&format!("0{}", a.mobile.trim_start_matches("+98"))),
+                    "mobile": persian_digits(&desk_core::mobile::local_form(&a.mobile)),
                     "arrived": a.status == "arrived",
                 })).collect::<Vec<_>>(),
                 "walk_ins": walk_ins.iter().map(crate::requests::summary_view).collect::<Vec<_>>(),

@@ -268,7 +268,7 @@ fn code_page(
     status: StatusCode,
     errors: Option<&FieldErrors>,
 ) -> Response {
-    let local = format!("0{}", mobile.as_str().trim_start_matches("+98"));
+    let local = desk_core::mobile::local_form(mobile.as_str());
     render(
         state,
         status,

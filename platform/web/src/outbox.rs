@@ -32,7 +32,7 @@ struct Filter {
 
 /// `+989121234567` → `۰۹۱۲***۴۵۶۷`.
 fn masked(mobile: &str) -> String {
-    let local = format!("0{}", mobile.trim_start_matches("+98"));
+    let local = desk_core::mobile::local_form(mobile);
     let chars: Vec<char> = local.chars().collect();
     if chars.len() < 8 {
         return "***".to_owned();

@@ -170,6 +170,8 @@ async fn publish(
         let any = desk_db::overrides::publish(&mut tx).await?;
         tx.commit().await?;
         state.platform.bump_overrides(me.tenant.id, any).await?;
+        // The version is on the registry row the host cache holds: show the change at once.
+        state.sites.invalidate();
         Ok::<_, DomainError>(())
     }
     .await;

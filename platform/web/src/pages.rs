@@ -211,16 +211,7 @@ async fn faq_view(
     let groups: Vec<_> = services
         .iter()
         .filter_map(|s| {
-            let faq: Vec<_> = s
-                .card
-                .faq
-                .iter()
-                .filter(|f| {
-                    needle.is_empty()
-                        || desk_core::text::normalize_for_search(&format!("{} {}", f.q, f.a))
-                            .contains(&needle)
-                })
-                .collect();
+            let faq: Vec<_> = s.card.faq.iter().filter(|f| f.matches(&needle)).collect();
             (!faq.is_empty()).then(
                 || serde_json::json!({ "code": s.card.code, "title": s.card.title_fa, "faq": faq }),
             )
@@ -232,14 +223,7 @@ async fn faq_view(
         tx.commit().await?;
         general
     };
-    let general: Vec<_> = general
-        .into_iter()
-        .filter(|f| {
-            needle.is_empty()
-                || desk_core::text::normalize_for_search(&format!("{} {}", f.q, f.a))
-                    .contains(&needle)
-        })
-        .collect();
+    let general: Vec<_> = general.into_iter().filter(|f| f.matches(&needle)).collect();
     Ok(
         serde_json::json!({ "tenant": TenantView::of(tenant), "general": general, "groups": groups, "q": q }),
     )

@@ -206,7 +206,7 @@ pub(crate) fn detail_view(d: &Detail, for_staff: bool) -> Value {
         "registered_by": if for_staff { r.registered_by.as_ref().map(|a| a.1.clone()) } else { None },
         "applicant": r.applicant_name,
         "national_code": r.national_code.as_deref().map(persian_digits),
-        "mobile": persian_digits(&format!("0{}", r.mobile.trim_start_matches("+98"))),
+        "mobile": persian_digits(&desk_core::mobile::local_form(&r.mobile)),
         "answers": answers,
         "events": events,
         "files": files,

@@ -472,16 +472,34 @@ async fn save_theme(
             );
         }
     };
-    let design = desk_db::Design {
-        theme,
-        brand: Some(brand),
-        ..me.tenant.design.clone()
-    };
-    let (platform, tenant_id) = (state.platform.clone(), me.tenant.id);
-    settings_change(&state, &me, &form.csrf, async move |_tx| {
-        platform.set_design(tenant_id, &design).await
+    settings_change(&state, &me, &form.csrf, async |_tx| {
+        update_design(&state, me.tenant.id, |design| {
+            design.theme = theme;
+            design.brand = Some(brand);
+        })
+        .await
     })
     .await
+}
+
+/// Changes a municipality's design as the registry has it now (the request's copy comes from
+/// the host cache and may be seconds old: a change made meanwhile must not be undone), then
+/// forgets this instance's cached hosts so the change shows at once.
+async fn update_design(
+    state: &WebState,
+    tenant: desk_core::TenantId,
+    change: impl FnOnce(&mut desk_db::Design),
+) -> Result<(), DomainError> {
+    let mut design = state
+        .platform
+        .tenant_by_id(tenant)
+        .await?
+        .ok_or(DomainError::NotFound)?
+        .design;
+    change(&mut design);
+    state.platform.set_design(tenant, &design).await?;
+    state.sites.invalidate();
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -882,12 +900,11 @@ async fn upload_asset(
     };
     settings_change(&state, &me, &csrf, async |tx| {
         settings::put_theme_asset(tx, field_name, content_type, &bytes).await?;
-        let mut design = me.tenant.design.clone();
-        match asset {
+        update_design(&state, me.tenant.id, |design| match asset {
             Asset::Logo => design.logo = true,
             Asset::Header => design.header = true,
-        }
-        state.platform.set_design(me.tenant.id, &design).await
+        })
+        .await
     })
     .await
 }
