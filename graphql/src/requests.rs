@@ -338,9 +338,11 @@ impl RequestQuery {
         let first = usize::try_from(first).unwrap_or(20);
         let rows = async {
             let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
+            // A key reaches the whole municipality: the admin who made it chose its scopes.
             let rows = requests::inbox(
                 &mut tx,
                 Scope::All,
+                None,
                 state.as_deref(),
                 after,
                 i64::try_from(first).unwrap_or(20) + 1,

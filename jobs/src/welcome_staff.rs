@@ -1,4 +1,5 @@
-//! `welcome_staff`: gives a new staff member a one-time sign-in link (valid for three days) and
+//! `welcome_staff`: gives a new staff member an invitation link (valid for three days, where they
+//! set a password; a new invitation revokes the previous one) and
 //! records the welcome message carrying it in the tenant's notification outbox (the SMS
 //! pipeline of issue #6 sends it). Never a password in clear.
 
@@ -54,7 +55,14 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
             "no master key configured (secrets.master_key): cannot seal the sign-in link".into(),
         );
     };
-    let link = staff::issue_sign_in_link(&mut tx, member.id, &host, &ctx.urls).await?;
+    if !member.active || member.has_password {
+        tracing::info!(
+            staff.id = member.id,
+            "member deactivated or already joined; no invitation"
+        );
+        return Ok(());
+    }
+    let link = staff::issue_invitation(&mut tx, member.id, &host, &ctx.urls).await?;
     let sealed = key.seal(
         tenant.id,
         &format!("notification_secret:{}", member.id),
@@ -62,7 +70,7 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
     )?;
     // The link lives only sealed; the `send_sms` job opens it and fills in `{link}`.
     let body = format!(
-        "{} گرامی، حساب کاربری شما در میز خدمت {} ساخته شد. نام کاربری: {}. ورود (یک‌بار، تا سه روز): {{link}}",
+        "{} گرامی، به میز خدمت {} دعوت شده‌اید. نام کاربری: {}. برای تعیین گذرواژه (تا سه روز): {{link}}",
         member.display_name, tenant.name_fa, member.username
     );
     let written = staff::record_welcome(&mut tx, &member, &body, &sealed, &task_id.to_string())

@@ -2,8 +2,6 @@
 //! CSRF tokens for forms, and a limit on failed attempts.
 
 use crate::portal::PlatformPortal;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
@@ -17,21 +15,14 @@ pub const COOKIE: &str = "desk_platform_session";
 /// How long a session lives.
 pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
-/// Hashes a password with argon2 (PHC string with its own random salt).
+/// Hashes a password with argon2id (PHC string with its own random salt).
 pub fn hash_password(password: &str) -> Result<String, DomainError> {
-    let hash: PasswordHash = Argon2::default()
-        .hash_password(password.as_bytes())
-        .map_err(|e| DomainError::Internal(anyhow::anyhow!("hashing a password: {e}")))?;
-    Ok(hash.to_string())
+    desk_core::password::hash(password)
 }
 
 /// Whether `password` matches the stored PHC hash.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    desk_core::password::verify(password, stored)
 }
 
 /// A fresh unguessable token (244 random bits from the OS), as hex.

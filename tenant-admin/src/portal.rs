@@ -16,7 +16,7 @@ use desk_core::text::{persian_digits, suggest_slug};
 use desk_core::{DomainError, FieldErrors, Hostname, MobileNumber, TenantSlug, TenantStatus};
 use desk_db::tenants::TenantFilter;
 use desk_db::{NewTenant, PlatformDb, Tenant};
-use desk_web::limits::{AttemptLimiter, client_address};
+use desk_web::limits::client_address;
 use minijinja::value::Serde;
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
@@ -104,8 +104,7 @@ pub struct PlatformPortal {
     /// Believe `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
     pub(crate) views: Arc<Views>,
-    per_user: Arc<AttemptLimiter>,
-    per_address: Arc<AttemptLimiter>,
+    guesses: Arc<desk_core::limiter::SignInDelays>,
     /// Password hashing is CPU- and memory-heavy: at most two at once, off the async workers.
     hashing: Arc<tokio::sync::Semaphore>,
 }
@@ -126,8 +125,7 @@ impl PlatformPortal {
             secure_cookies,
             views: Arc::new(Views::new()?),
             trust_forwarded_for,
-            per_user: Arc::new(AttemptLimiter::new(5, SIGN_IN_WINDOW)),
-            per_address: Arc::new(AttemptLimiter::new(30, SIGN_IN_WINDOW)),
+            guesses: Arc::new(desk_core::limiter::SignInDelays::default()),
             hashing: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
@@ -203,8 +201,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-/// How long failed sign-ins count against a user or an address.
-const SIGN_IN_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The client address of a portal request (see [`client_address`]).
 pub(crate) struct Source(pub(crate) String);
@@ -311,11 +307,12 @@ async fn sign_in(
         );
     };
     let username = form.username.trim().to_lowercase();
-    if !portal.per_user.may_try(&username) || !portal.per_address.may_try(&source) {
+    if let Err(wait) = portal.guesses.check(&username, &source) {
+        let error = desk_core::limiter::SignInDelays::message(wait);
         return portal.views.render(
             StatusCode::TOO_MANY_REQUESTS,
             "login.html.j2",
-            context! { error => "تلاش‌های ناموفق زیاد بود. پانزده دقیقه دیگر دوباره تلاش کنید.", username },
+            context! { error, username },
         );
     }
     let found = match portal.db.user_for_sign_in(&username).await {
@@ -341,8 +338,7 @@ async fn sign_in(
         _ => false,
     };
     let ok = verified && user.is_some();
-    portal.per_user.record(&username, ok);
-    portal.per_address.record(&source, ok);
+    portal.guesses.record(&username, &source, ok);
     let Some(user) = user.filter(|_| ok) else {
         tracing::info!(source = %source, "platform sign-in failed");
         return portal.views.render(

@@ -526,6 +526,7 @@ impl TestApp {
     /// SMS sender does (opening the sealed code with the master key), and types it. Returns
     /// the session cookie.
     pub async fn citizen_sign_in(&self, tenant: &Tenant, host: &str, mobile: &str) -> String {
+        self.ensure_sms_account(tenant).await;
         let res = self
             .post_form(
                 None,
@@ -550,6 +551,18 @@ impl TestApp {
             .await;
         assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
         res.cookie.unwrap()
+    }
+
+    /// Gives `tenant` an SMS account (Kavenegar, key `test-key`) unless it has one: sign-in
+    /// codes are only promised where an account can carry them.
+    pub async fn ensure_sms_account(&self, tenant: &Tenant) {
+        if self
+            .scalar(tenant, "select count(*) from sms_accounts where enabled")
+            .await
+            == 0
+        {
+            add_sms_account(&self.db.platform, tenant, "kavenegar", "test-key").await;
+        }
     }
 
     /// The newest sign-in code sent to `mobile` in `tenant`, opened from the SMS outbox.

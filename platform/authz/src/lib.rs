@@ -24,8 +24,15 @@ pub enum Resource {
     Tenant,
     /// The service catalog of a municipality.
     Catalog,
-    /// Citizens' requests (personal data).
+    /// Citizens' requests of any unit (personal data).
     Request,
+    /// Citizens' requests within the member's reach: their unit's, the intake not yet given to
+    /// a unit, and those assigned to them.
+    UnitRequest,
+    /// The municipality's staff team (members, roles, units, invitations).
+    Staff,
+    /// The municipality's activity log.
+    Activity,
     /// Municipality settings (theme, SMS provider).
     Settings,
     /// Aggregated reports without personal data.
@@ -38,6 +45,9 @@ impl Resource {
             Self::Tenant => "tenant",
             Self::Catalog => "catalog",
             Self::Request => "request",
+            Self::UnitRequest => "unit_request",
+            Self::Staff => "staff",
+            Self::Activity => "activity",
             Self::Settings => "settings",
             Self::Report => "report",
         }
@@ -51,7 +61,7 @@ pub enum Action {
     Read,
     /// Change it.
     Update,
-    /// Create, suspend, resume, archive (lifecycle).
+    /// Create, suspend, resume, archive (lifecycle); on requests: assign to others.
     Manage,
 }
 
@@ -127,6 +137,27 @@ pub enum Role {
 }
 
 impl Role {
+    /// The roles a municipality's members can hold, with their Persian names.
+    pub const TENANT_ROLES: [(Role, &'static str); 4] = [
+        (Role::TenantAdmin, "مدیر میز خدمت"),
+        (Role::DepartmentHead, "رئیس واحد"),
+        (Role::DeskStaff, "کارشناس میز خدمت"),
+        (Role::Auditor, "بازرس"),
+    ];
+
+    /// A tenant role from its key (`tenant_admin`, `department_head`, `desk_staff`, `auditor`).
+    pub fn tenant_role(key: &str) -> Option<Self> {
+        Self::from_key(key).filter(|r| Self::TENANT_ROLES.iter().any(|(x, _)| x == r))
+    }
+
+    /// The Persian name of a tenant role.
+    pub fn label_fa(self) -> &'static str {
+        Self::TENANT_ROLES
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or("", |(_, l)| l)
+    }
+
     fn from_key(key: &str) -> Option<Self> {
         Some(match key {
             "platform_admin" => Self::PlatformAdmin,
@@ -161,20 +192,36 @@ const TENANT_ROLE_POLICIES: &[(&str, &str, &str)] = &[
     ("tenant_admin", "settings", "update"),
     ("tenant_admin", "request", "read"),
     ("tenant_admin", "request", "update"),
+    ("tenant_admin", "request", "manage"),
     ("tenant_admin", "report", "read"),
     ("tenant_admin", "tenant", "read"),
+    ("tenant_admin", "staff", "read"),
+    ("tenant_admin", "staff", "manage"),
+    ("tenant_admin", "activity", "read"),
     ("department_head", "catalog", "read"),
-    ("department_head", "request", "read"),
-    ("department_head", "request", "update"),
+    ("department_head", "unit_request", "read"),
+    ("department_head", "unit_request", "update"),
+    ("department_head", "unit_request", "manage"),
     ("department_head", "report", "read"),
     ("desk_staff", "catalog", "read"),
-    ("desk_staff", "request", "read"),
-    ("desk_staff", "request", "update"),
+    ("desk_staff", "unit_request", "read"),
+    ("desk_staff", "unit_request", "update"),
+    ("auditor", "catalog", "read"),
     ("auditor", "request", "read"),
     ("auditor", "report", "read"),
+    ("auditor", "activity", "read"),
     ("platform_admin", "tenant", "read"),
     ("platform_admin", "tenant", "manage"),
     ("platform_admin", "report", "read"),
+];
+
+/// Default permissions of earlier releases that no longer hold: department heads and desk staff
+/// reached every unit's requests. Removed at start so the stored policies match the code.
+const RETIRED_POLICIES: &[(&str, &str, &str)] = &[
+    ("department_head", "request", "read"),
+    ("department_head", "request", "update"),
+    ("desk_staff", "request", "read"),
+    ("desk_staff", "request", "update"),
 ];
 
 /// Operators manage the municipalities of their province and read their aggregated reports;
@@ -323,6 +370,14 @@ impl Authorizer {
             }
         }
         let mut enforcer = self.enforcer.write().await;
+        let retired: Vec<Vec<String>> = RETIRED_POLICIES
+            .iter()
+            .map(|(role, obj, act)| vec![(*role).into(), "*".into(), (*obj).into(), (*act).into()])
+            .filter(|r| enforcer.has_policy(r.clone()))
+            .collect();
+        if !retired.is_empty() {
+            enforcer.remove_policies(retired).await.map_err(authz_error)?;
+        }
         let missing: Vec<Vec<String>> = rules
             .into_iter()
             .filter(|r| !enforcer.has_policy(r.clone()))

@@ -26,6 +26,15 @@ impl FieldErrors {
             message: message.into(),
         }])
     }
+
+    /// Adds an error for a field.
+    pub fn push(&mut self, field: &str, code: &'static str, message: &str) {
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            code,
+            message: message.to_owned(),
+        });
+    }
 }
 
 impl std::fmt::Display for FieldErrors {

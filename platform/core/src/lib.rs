@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod mobile;
 pub mod national_code;
 pub mod overrides;
+pub mod password;
 pub mod report;
 pub mod secret;
 pub mod session;

@@ -68,6 +68,143 @@ impl AttemptLimiter {
     }
 }
 
+/// Slows guessing without locking anyone out: each key (an account at an address, an address)
+/// may fail `free` times, then must wait before its next try, twice as long after each further
+/// failure (1 s, 2 s, 4 s, ... up to `max`). A success clears the key; an hour of quiet
+/// forgets it. The real member signing in from their own address is never held back by an
+/// attacker's failures elsewhere, because no key covers an account from every address.
+#[derive(Debug)]
+pub struct ProgressiveDelay {
+    free: u32,
+    max: Duration,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+impl ProgressiveDelay {
+    /// A delay after `free` failures, doubling up to `max`.
+    pub fn new(free: u32, max: Duration) -> Self {
+        Self {
+            free,
+            max,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn wait_for(&self, failures: u32) -> Duration {
+        if failures < self.free {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.free).min(20);
+        Duration::from_secs(1u64 << doublings).min(self.max)
+    }
+
+    /// `Err(seconds)` while `key` must still wait, as of `now`.
+    pub fn check_at(&self, key: &str, now: Instant) -> Result<(), u64> {
+        let Ok(map) = self.failures.lock() else {
+            return Err(1);
+        };
+        match map.get(key) {
+            Some((n, last)) => {
+                let wait = self.wait_for(*n);
+                let since = now.saturating_duration_since(*last);
+                if since >= wait {
+                    Ok(())
+                } else {
+                    Err((wait - since).as_secs().max(1))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// `Err(seconds)` while `key` must still wait.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        self.check_at(key, Instant::now())
+    }
+
+    /// Records a failure of `key` as of `now`.
+    pub fn fail_at(&self, key: &str, now: Instant) {
+        let Ok(mut map) = self.failures.lock() else {
+            return;
+        };
+        if map.len() > 100_000 {
+            map.retain(|_, (_, last)| now.saturating_duration_since(*last) < Duration::from_secs(3600));
+        }
+        let entry = map.entry(key.to_owned()).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) >= Duration::from_secs(3600) {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+    }
+
+    /// Records a failure of `key`.
+    pub fn fail(&self, key: &str) {
+        self.fail_at(key, Instant::now());
+    }
+
+    /// A success: forgets `key`.
+    pub fn succeed(&self, key: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+/// The guessing brakes of a password sign-in: one delay per account at an address (free 5,
+/// then doubling up to 5 minutes) and one per address over all accounts (free 20, likewise).
+/// Never a lockout of the account as such (see [`ProgressiveDelay`]).
+#[derive(Debug)]
+pub struct SignInDelays {
+    per_account_address: ProgressiveDelay,
+    per_address: ProgressiveDelay,
+}
+
+impl Default for SignInDelays {
+    fn default() -> Self {
+        Self {
+            per_account_address: ProgressiveDelay::new(5, Duration::from_secs(300)),
+            per_address: ProgressiveDelay::new(20, Duration::from_secs(300)),
+        }
+    }
+}
+
+impl SignInDelays {
+    fn pair(account: &str, address: &str) -> String {
+        format!("{account}\u{1f}{address}")
+    }
+
+    /// `Err(seconds)` while this account at this address (or this address) must wait.
+    pub fn check(&self, account: &str, address: &str) -> Result<(), u64> {
+        let a = self.per_account_address.check(&Self::pair(account, address));
+        let b = self.per_address.check(address);
+        match (a, b) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(x), Err(y)) => Err(x.max(y)),
+            (Err(x), _) | (_, Err(x)) => Err(x),
+        }
+    }
+
+    /// Records an attempt's outcome.
+    pub fn record(&self, account: &str, address: &str, ok: bool) {
+        let pair = Self::pair(account, address);
+        if ok {
+            self.per_account_address.succeed(&pair);
+        } else {
+            self.per_account_address.fail(&pair);
+            self.per_address.fail(address);
+        }
+    }
+
+    /// The Persian message for a wait of `seconds`.
+    pub fn message(seconds: u64) -> String {
+        format!(
+            "چند تلاش نادرست پشت سر هم انجام شد. {} ثانیه دیگر دوباره تلاش کنید.",
+            crate::text::persian_digits(&seconds.to_string())
+        )
+    }
+}
+
 /// A request rate per key (an API key, a client address), as a token bucket: a key may burst up
 /// to `per_minute` requests, then goes on at `per_minute` a minute. Keys carry their tenant, so
 /// one municipality's callers never spend another's allowance.
@@ -194,6 +331,30 @@ pub fn client_address(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progressive_delay_doubles_after_the_free_tries_and_a_success_clears_it() {
+        let d = ProgressiveDelay::new(3, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for i in 0..3u64 {
+            assert_eq!(d.check_at("k", t0 + Duration::from_secs(i)), Ok(()));
+            d.fail_at("k", t0 + Duration::from_secs(i));
+        }
+        // Third failure at t0+2: wait 1 s.
+        assert_eq!(d.check_at("k", t0 + Duration::from_secs(2)), Err(1));
+        assert_eq!(d.check_at("k", t0 + Duration::from_secs(3)), Ok(()));
+        d.fail_at("k", t0 + Duration::from_secs(3));
+        assert_eq!(d.check_at("k", t0 + Duration::from_secs(4)), Err(1));
+        assert_eq!(d.check_at("k", t0 + Duration::from_secs(5)), Ok(()));
+        for i in 0..20u64 {
+            d.fail_at("k", t0 + Duration::from_secs(10 + i));
+        }
+        assert_eq!(d.check_at("k", t0 + Duration::from_secs(29)), Err(60), "capped");
+        // Other keys (the member at their own address) are untouched.
+        assert_eq!(d.check_at("other", t0 + Duration::from_secs(29)), Ok(()));
+        d.succeed("k");
+        assert_eq!(d.check_at("k", t0 + Duration::from_secs(29)), Ok(()));
+    }
 
     #[test]
     fn rate_limiter_allows_a_burst_then_the_rate_and_says_when() {

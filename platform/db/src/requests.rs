@@ -670,11 +670,31 @@ pub enum Scope {
     Unassigned,
 }
 
+/// What a member whose role reaches only their unit may see: requests of their unit, requests
+/// with no unit yet (the intake), and requests assigned to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitReach {
+    /// The member.
+    pub staff_id: i64,
+    /// Their unit, if they have one.
+    pub unit_id: Option<i64>,
+}
+
+impl UnitReach {
+    /// Whether `request` is within reach.
+    pub fn covers(&self, request: &Request) -> bool {
+        request.unit.as_ref().is_none_or(|u| Some(u.0) == self.unit_id)
+            || request.assignee.as_ref().is_some_and(|a| a.0 == self.staff_id)
+    }
+}
+
 /// A page of the inbox: open requests (or those in `state`), overdue and due soon first (by
-/// promised date, then id), after the keyset cursor `(promised_on, id)`.
+/// promised date, then id), after the keyset cursor `(promised_on, id)`; only those within
+/// `reach` when given.
 pub async fn inbox(
     tx: &mut TenantTx,
     scope: Scope,
+    reach: Option<UnitReach>,
     state: Option<&str>,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
@@ -692,6 +712,7 @@ pub async fn inbox(
             and ($3::bigint is null or r.unit_id = $3)
             and (not $4 or r.assignee_id is null)
             and ($5::date is null or (r.promised_on, r.id) > ($5, $6))
+            and (not $8 or r.unit_id is null or r.unit_id = $9 or r.assignee_id = $10)
           order by r.promised_on, r.id
           limit $7"
     )))
@@ -702,6 +723,9 @@ pub async fn inbox(
     .bind(after.map(|a| a.0))
     .bind(after.map_or(0, |a| a.1))
     .bind(limit.clamp(1, 200))
+    .bind(reach.is_some())
+    .bind(reach.and_then(|r| r.unit_id))
+    .bind(reach.map(|r| r.staff_id))
     .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;

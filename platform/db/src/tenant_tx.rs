@@ -142,6 +142,38 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Gives a staff member of *this* tenant exactly `role` here (a tenant role key such as
+    /// `desk_staff`), replacing the roles they held, within this transaction. The subject and
+    /// domain are built from the transaction's own tenant, so no other municipality's rules can
+    /// be named. Other instances see the change through the policy watcher.
+    pub async fn set_staff_role(&mut self, staff_id: i64, role: &str) -> Result<(), DomainError> {
+        if role.is_empty() || role.contains(':') {
+            return Err(DomainError::Internal(anyhow::anyhow!("not a tenant role: {role}")));
+        }
+        let subject = format!("staff:{}:{staff_id}", self.scope.id);
+        let domain = format!("tenant:{}", self.scope.id);
+        sqlx::raw_sql("set local role none; set local search_path to platform, public")
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        sqlx::query("delete from platform.casbin_rule where ptype = 'g' and v0 = $1 and v2 = $2")
+            .bind(&subject)
+            .bind(&domain)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        let rule = crate::policy::PolicyRule {
+            ptype: "g".to_owned(),
+            values: vec![subject, role.to_owned(), domain],
+        };
+        crate::policy::insert_rules(&mut self.tx, &[rule]).await?;
+        sqlx::raw_sql(AssertSqlSafe(self.scope.enter_sql()))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(crate::internal)?;
+        Ok(())
+    }
+
     /// Commits; the scope ends with the transaction.
     pub async fn commit(self) -> Result<(), DomainError> {
         self.tx.commit().await.map_err(crate::internal)

@@ -111,6 +111,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         ensure_demo_sms_accounts(&platform, &key).await?;
         ensure_demo_agencies(&platform, &key, &fake_agency).await?;
     }
+    ensure_demo_team(&platform).await?;
     let authz = Authorizer::load(&platform).await?;
     authz.watch(&platform).await?;
     let (router, ops) = app::build_all(config, platform.clone(), authz).await?;
@@ -293,6 +294,46 @@ async fn ensure_demo_agencies(
     Ok(())
 }
 
+/// Each demo municipality's team, so every role can be tried: the first admin, a desk clerk of
+/// the urban planning unit and a department head of the revenue unit, all with the demo
+/// password (set once; a password changed in the demo stays).
+async fn ensure_demo_team(platform: &PlatformDb) -> anyhow::Result<()> {
+    let hash = desk_core::password::hash(DEMO_PASSWORD)?;
+    for (i, (slug, _, _)) in DEMO_TENANTS.iter().enumerate() {
+        let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let Some(tenant) = platform.tenant_by_slug(&parsed).await? else {
+            continue;
+        };
+        let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
+        let planning = desk_db::requests::add_unit(&mut tx, "شهرسازی").await?;
+        let revenue = desk_db::requests::add_unit(&mut tx, "درآمد").await?;
+        let members = [
+            (format!("clerk-{slug}"), "زهرا احمدی", 1, "desk_staff", planning.id),
+            (format!("head-{slug}"), "رضا کریمی", 2, "department_head", revenue.id),
+        ];
+        for (username, name, line, role, unit) in members {
+            if desk_db::staff::staff_by_username(&mut tx, &username).await?.is_some() {
+                continue;
+            }
+            let mobile = format!("+98913{line}00000{}", i + 1);
+            let member =
+                desk_db::staff::insert_staff(&mut tx, &username, name, Some(&mobile), false)
+                    .await?;
+            desk_db::staff::update_member(&mut tx, member.id, false, Some(unit)).await?;
+            desk_db::staff::set_password(&mut tx, member.id, &hash).await?;
+            tx.set_staff_role(member.id, role).await?;
+        }
+        if let Some(admin) =
+            desk_db::staff::staff_by_username(&mut tx, &format!("admin-{slug}")).await?
+            && !admin.has_password
+        {
+            desk_db::staff::set_password(&mut tx, admin.id, &hash).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Fresh one-time sign-in links for the demo municipalities' first admins.
 async fn print_staff_links(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
     println!("  one-time staff sign-in links (fresh on every start):");
@@ -365,10 +406,12 @@ fn print_welcome(config: &Config, port: u16) {
     println!("  platform portal accounts (password {DEMO_PASSWORD}):");
     println!("    platform admin          admin");
     println!("    Isfahan operator        isfahan-operator");
-    println!(
-        "  first admins of the municipalities: admin-<slug>, mobiles 09130000001..3; they sign in"
-    );
-    println!("  at /staff with the one-time link of their welcome message (fresh links below)");
+    println!("  staff of each municipality at /staff/sign-in (password {DEMO_PASSWORD}, then the");
+    println!("  six-digit code from the demo's SMS outbox below):");
+    println!("    admin-<slug>   tenant admin      (mobiles 09130000001..3)");
+    println!("    clerk-<slug>   desk clerk, unit شهرسازی   (09131000001..3)");
+    println!("    head-<slug>    department head, unit درآمد (09132000001..3)");
+    println!("  e.g. clerk-isfahan on http://isfahan.{base}:{port}/staff/sign-in");
     println!();
     println!("  health: http://127.0.0.1:{port}/healthz  readiness: /readyz  metrics: /metrics");
 }

@@ -368,8 +368,7 @@ async fn day_list(
 ) -> Response {
     let day = q.day.parse().unwrap_or_else(|_| local_today());
     let found = async {
-        me.require_on(&state, Resource::Request, Action::Read)
-            .await?;
+        me.require_requests(&state, Action::Read).await?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let list = appointments::of_day(&mut tx, day).await?;
         let walk_ins = desk_db::requests::walk_ins_of_day(&mut tx, day).await?;
@@ -406,8 +405,7 @@ async fn arrived(
 ) -> Response {
     let done = async {
         me.csrf_ok(&form.csrf)?;
-        me.require_on(&state, Resource::Request, Action::Update)
-            .await?;
+        me.require_requests(&state, Action::Update).await?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         appointments::mark_arrived(&mut tx, id).await?;
         tx.commit().await

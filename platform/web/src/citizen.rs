@@ -235,6 +235,15 @@ async fn send_code(
             code.as_bytes(),
         )?;
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        // Say so plainly rather than claim a code was sent that nothing can carry.
+        let sms_ready = desk_db::settings::list_sms_accounts(&mut tx)
+            .await?
+            .iter()
+            .any(|a| a.enabled);
+        if !sms_ready {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         citizens::create_sign_in_code(&mut tx, &mobile, &code).await?;
         // The sender fills in the sealed code.
         let body = desk_db::sms_templates::render(
@@ -251,11 +260,28 @@ async fn send_code(
             Some(&sealed),
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok::<_, DomainError>(true)
     }
     .await;
     match sent {
-        Ok(()) => code_page(&state, &tenant, &mobile, &next, StatusCode::OK, None),
+        Ok(true) => code_page(&state, &tenant, &mobile, &next, StatusCode::OK, None),
+        Ok(false) => {
+            let errors = FieldErrors::single(
+                "mobile",
+                "sms_unavailable",
+                "ارسال پیامک در میز خدمت این شهرداری هنوز راه‌اندازی نشده است، پس کد ورود فرستاده \
+                 نمی‌شود. برای ثبت درخواست به میز خدمت حضوری شهرداری مراجعه کنید یا بعداً دوباره \
+                 سر بزنید.",
+            );
+            render(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sign_in.html.j2",
+                json!({ "tenant": TenantView::of(&tenant), "next": next,
+                        "mobile_input": form.mobile, "errors": errors.0 }),
+            )
+        }
         Err(e) => failure(&state, &tenant, &e),
     }
 }

@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use desk_authz::{Action, Resource};
+use desk_authz::Action;
 use desk_core::{DomainError, FieldError, MobileNumber};
 use desk_db::intake::{self, Intake};
 use desk_db::requests::Channel;
@@ -32,8 +32,7 @@ pub(crate) fn desk_routes() -> Router<WebState> {
 
 async fn choose_service(State(state): State<WebState>, me: StaffSession) -> Response {
     let listed = async {
-        me.require_on(&state, Resource::Request, Action::Update)
-            .await?;
+        me.require_requests(&state, Action::Update).await?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let services = desk_db::catalog::published_services(&mut tx, None, None).await?;
         tx.commit().await?;
@@ -60,8 +59,7 @@ async fn show_form(
     Path(code): Path<String>,
 ) -> Response {
     if let Err(e) = me
-        .require_on(&state, Resource::Request, Action::Update)
-        .await
+        .require_requests(&state, Action::Update).await
     {
         return failure(&state, &me.tenant, &e);
     }
@@ -97,8 +95,7 @@ async fn register(
     };
     let allowed = async {
         me.csrf_ok(submission.value("csrf"))?;
-        me.require_on(&state, Resource::Request, Action::Update)
-            .await
+        me.require_requests(&state, Action::Update).await
     }
     .await;
     if let Err(e) = allowed {

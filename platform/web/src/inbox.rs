@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
-use desk_authz::{Action, Resource};
+use desk_authz::Action;
 use desk_core::DomainError;
 use desk_core::tracking::TrackingCode;
 use desk_db::intake;
@@ -56,10 +56,9 @@ async fn show_inbox(
     Query(q): Query<InboxQuery>,
 ) -> Response {
     let listed = async {
-        me.require_on(&state, Resource::Request, Action::Read)
-            .await?;
+        let reach = me.reach(&state, Action::Read).await?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        let unit = requests::staff_unit(&mut tx, me.staff.id).await?;
+        let unit = me.staff.unit_id;
         let scope = match q.scope.as_str() {
             "mine" => Scope::Mine(me.staff.id),
             "unit" => unit.map_or(Scope::All, Scope::Unit),
@@ -70,6 +69,7 @@ async fn show_inbox(
         let rows = requests::inbox(
             &mut tx,
             scope,
+            reach,
             state_filter,
             parse_cursor(&q.after),
             PAGE + 1,
@@ -132,19 +132,24 @@ async fn show_inbox(
     }
 }
 
-/// A request of this municipality by tracking code (staff may read it).
+/// A request of this municipality by tracking code, if the member's role reaches it for
+/// `action` (a desk clerk: their unit's, the intake and their own; see
+/// [`StaffSession::reach`]).
 pub(crate) async fn staff_request(
     state: &WebState,
     me: &StaffSession,
     tracking: &str,
     action: Action,
 ) -> Result<Detail, DomainError> {
-    me.require_on(state, Resource::Request, action).await?;
+    let reach = me.reach(state, action).await?;
     let code = TrackingCode::parse(tracking).map_err(|_| DomainError::NotFound)?;
     let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
     let found = requests::request_by_code(&mut tx, code.as_str())
         .await?
         .ok_or(DomainError::NotFound)?;
+    if reach.is_some_and(|r| !r.covers(&found)) {
+        return Err(DomainError::Forbidden);
+    }
     let detail = load_detail(&mut tx, found).await?;
     tx.commit().await?;
     Ok(detail)
@@ -157,15 +162,12 @@ async fn show_request(
 ) -> Response {
     let loaded = async {
         let detail = staff_request(&state, &me, &tracking, Action::Read).await?;
-        let may_act = state
-            .authz
-            .allowed(
-                &me.subject(),
-                desk_authz::Domain::Tenant(me.tenant.id),
-                Resource::Request,
-                Action::Update,
-            )
-            .await?;
+        let may_act = me
+            .require_request(&state, &detail.request, Action::Update)
+            .await
+            .is_ok();
+        // Assigning to others: anyone (tenant admins) or within one's unit (department heads).
+        let assign_reach = me.reach(&state, Action::Manage).await.ok();
         let roles = state
             .authz
             .staff_role_keys(me.tenant.id, me.staff.id)
@@ -183,7 +185,16 @@ async fn show_request(
         };
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let units = requests::units(&mut tx).await?;
-        let staff = desk_db::staff::list_staff(&mut tx).await?;
+        let staff: Vec<_> = desk_db::staff::list_staff(&mut tx)
+            .await?
+            .into_iter()
+            .filter(|s| s.active)
+            .filter(|s| match assign_reach {
+                Some(None) => true,
+                Some(Some(reach)) => reach.unit_id.is_some() && s.unit_id == reach.unit_id,
+                None => false,
+            })
+            .collect();
         let agencies: Vec<_> = desk_db::inquiries::agencies(&mut tx)
             .await?
             .into_iter()
@@ -259,6 +270,12 @@ async fn act(
             },
         )
         .await?;
+        me.log(
+            &state,
+            "request.act",
+            json!({ "tracking": detail.request.tracking_code, "action": form.action }),
+        )
+        .await?;
         Ok::<_, DomainError>(detail.request.tracking_code)
     }
     .await;
@@ -292,7 +309,27 @@ async fn assign(
             form.staff_id.parse().map_err(|_| DomainError::NotFound)?
         };
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        if to != me.staff.id {
+            // Giving work to someone else: tenant admins anyone, department heads the members of
+            // their own unit, and only requests of that unit.
+            let target = desk_db::staff::staff_by_id(&mut tx, to)
+                .await?
+                .filter(|s| s.active)
+                .ok_or(DomainError::NotFound)?;
+            if let Some(reach) = me.reach(&state, Action::Manage).await? {
+                let same_unit = reach.unit_id.is_some() && target.unit_id == reach.unit_id;
+                if !same_unit || !reach.covers(&detail.request) {
+                    return Err(DomainError::Forbidden);
+                }
+            }
+        }
         requests::assign(&mut tx, &detail.request, me.staff.id, to).await?;
+        me.log_in(
+            &mut tx,
+            "request.assign",
+            json!({ "tracking": detail.request.tracking_code, "to": to }),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, DomainError>(detail.request.tracking_code)
     }

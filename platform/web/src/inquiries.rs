@@ -39,14 +39,16 @@ async fn actionable(
     me: &StaffSession,
     tracking: &str,
 ) -> Result<requests::Request, DomainError> {
-    me.require_on(state, Resource::Request, Action::Update)
-        .await?;
+    let reach = me.reach(state, Action::Update).await?;
     let code = TrackingCode::parse(tracking).map_err(|_| DomainError::NotFound)?;
     let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
     let found = requests::request_by_code(&mut tx, code.as_str())
         .await?
         .ok_or(DomainError::NotFound)?;
     tx.commit().await?;
+    if reach.is_some_and(|r| !r.covers(&found)) {
+        return Err(DomainError::Forbidden);
+    }
     if found.closed {
         return Err(DomainError::Conflict("the request is closed".into()));
     }

@@ -29,6 +29,8 @@ mod requests;
 mod resolve;
 mod sms_templates;
 mod staff;
+mod staff_sign_in;
+mod team;
 mod survey;
 mod themes;
 mod webhooks;
@@ -82,6 +84,8 @@ pub(crate) struct CsrfForm {
 pub fn tenant_router(state: WebState) -> axum::Router {
     pages::tenant_routes()
         .merge(staff::staff_routes())
+        .merge(staff_sign_in::sign_in_routes())
+        .merge(team::team_routes())
         .merge(catalog_editor::editor_routes())
         .merge(citizen::citizen_routes())
         .merge(requests::request_routes())

@@ -35,6 +35,8 @@ pub struct SiteLimits {
     pub lookups: Arc<AttemptLimiter>,
     /// API request rates (GraphQL and Open311 share them).
     pub api: Arc<ApiRates>,
+    /// Staff password guesses (per account at an address, and per address).
+    pub staff_sign_in: desk_core::limiter::SignInDelays,
 }
 
 impl Default for SiteLimits {
@@ -46,6 +48,7 @@ impl Default for SiteLimits {
             code_checks: AttemptLimiter::new(30, quarter),
             lookups: Arc::new(AttemptLimiter::new(60, quarter)),
             api: Arc::default(),
+            staff_sign_in: desk_core::limiter::SignInDelays::default(),
         }
     }
 }

@@ -23,13 +23,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const COOKIE: &str = "desk_staff_session";
-const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+/// Staff sessions end after two idle hours, and twelve hours after sign-in in any case.
+pub(crate) const SESSION_LIMITS: staff::SessionLimits = staff::SessionLimits {
+    idle: Duration::from_secs(2 * 3600),
+    absolute: Duration::from_secs(12 * 3600),
+};
+const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 pub(crate) fn staff_routes() -> Router<WebState> {
     Router::new()
         .route("/staff", get(show_home))
         .route("/staff/sign-in/{token}", get(show_sign_in).post(sign_in))
         .route("/staff/sign-out", post(sign_out))
+        .route("/staff/go-live/catalog-reviewed", post(mark_catalog_reviewed))
         .route("/staff/settings", get(show_settings))
         .route("/staff/settings/theme", post(save_theme))
         .route("/staff/settings/contact", post(save_contact))
@@ -57,7 +63,7 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Path `/staff` and host-only: the cookie never reaches another municipality's host.
-fn cookie(token: &str, secure: bool) -> HeaderValue {
+pub(crate) fn cookie(token: &str, secure: bool) -> HeaderValue {
     crate::cookies::session_cookie(COOKIE, token, "/staff", SESSION_TTL, secure)
 }
 
@@ -66,7 +72,9 @@ pub(crate) struct StaffSession {
     pub(crate) tenant: Arc<Tenant>,
     pub(crate) staff: Staff,
     csrf: String,
-    token: String,
+    pub(crate) token: String,
+    /// The client address (for the activity log).
+    pub(crate) address: String,
 }
 
 impl FromRequestParts<WebState> for StaffSession {
@@ -79,27 +87,25 @@ impl FromRequestParts<WebState> for StaffSession {
         let Some(tenant) = parts.extensions.get::<Arc<Tenant>>().cloned() else {
             return Err(StatusCode::NOT_FOUND.into_response());
         };
-        let signed_out = || {
-            crate::pages::error_page(
-                state,
-                StatusCode::UNAUTHORIZED,
-                Some(&tenant),
-                "ورود لازم است",
-                "برای ورود از پیوند یک‌بار مصرفی که برایتان پیامک شده استفاده کنید.",
-            )
-        };
+        let signed_out =
+            || crate::staff_sign_in::sign_in_page(state, &tenant, &parts.headers, StatusCode::UNAUTHORIZED, None);
         let Some(token) = token_from(&parts.headers) else {
             return Err(signed_out());
         };
         let found = async {
             let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-            let found = staff::staff_session(&mut tx, &token).await?;
+            let found = staff::staff_session(&mut tx, &token, SESSION_LIMITS).await?;
             tx.commit().await?;
             Ok::<_, DomainError>(found)
         }
         .await;
         match found {
             Ok(Some((staff, csrf))) => Ok(Self {
+                address: crate::limits::client_address(
+                    state.trust_forwarded_for,
+                    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+                    &parts.headers,
+                ),
                 tenant,
                 staff,
                 csrf,
@@ -139,6 +145,89 @@ impl StaffSession {
                 action,
             )
             .await
+    }
+
+    /// How far this member reaches among requests for `action`: `None` = every request,
+    /// `Some(reach)` = their unit's, the intake and their own; `Forbidden` = none.
+    pub(crate) async fn reach(
+        &self,
+        state: &WebState,
+        action: Action,
+    ) -> Result<Option<desk_db::requests::UnitReach>, DomainError> {
+        let domain = Domain::Tenant(self.tenant.id);
+        let subject = self.subject();
+        if state
+            .authz
+            .allowed(&subject, domain, Resource::Request, action)
+            .await?
+        {
+            return Ok(None);
+        }
+        if state
+            .authz
+            .allowed(&subject, domain, Resource::UnitRequest, action)
+            .await?
+        {
+            return Ok(Some(desk_db::requests::UnitReach {
+                staff_id: self.staff.id,
+                unit_id: self.staff.unit_id,
+            }));
+        }
+        Err(DomainError::Forbidden)
+    }
+
+    /// `Forbidden` unless this member may take `action` on some requests (any reach).
+    pub(crate) async fn require_requests(
+        &self,
+        state: &WebState,
+        action: Action,
+    ) -> Result<(), DomainError> {
+        self.reach(state, action).await.map(|_| ())
+    }
+
+    /// `Forbidden` unless this member may take `action` on `request` (their role's reach).
+    pub(crate) async fn require_request(
+        &self,
+        state: &WebState,
+        request: &desk_db::requests::Request,
+        action: Action,
+    ) -> Result<(), DomainError> {
+        match self.reach(state, action).await? {
+            Some(reach) if !reach.covers(request) => Err(DomainError::Forbidden),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends a line to the municipality's activity log, in a transaction of its own.
+    pub(crate) async fn log(
+        &self,
+        state: &WebState,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), DomainError> {
+        let mut tx = state.platform.tenant_db().begin(self.tenant.scope()).await?;
+        self.log_in(&mut tx, action, detail).await?;
+        tx.commit().await
+    }
+
+    /// Appends a line to the activity log within `tx`.
+    pub(crate) async fn log_in(
+        &self,
+        tx: &mut desk_db::TenantTx,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), DomainError> {
+        staff::log_activity(
+            tx,
+            &staff::Activity {
+                staff_id: Some(self.staff.id),
+                actor: &self.staff.username,
+                action,
+                detail,
+                address: Some(&self.address),
+            },
+        )
+        .await
     }
 
     /// `Forbidden` unless `sent` is this session's CSRF token.
@@ -264,7 +353,15 @@ async fn sign_in(
         };
         let session = desk_core::secret::new_token();
         let csrf = desk_core::secret::new_token();
-        staff::create_staff_session(&mut tx, staff_id, &session, &csrf, SESSION_TTL).await?;
+        staff::create_staff_session(
+            &mut tx,
+            staff_id,
+            &session,
+            &csrf,
+            SESSION_LIMITS,
+            &staff::Device::default(),
+        )
+        .await?;
         tx.commit().await?;
         Ok::<_, DomainError>(Some(session))
     }
@@ -311,18 +408,103 @@ async fn sign_out(
 }
 
 async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response {
-    let can_settings = me.require(&state, Action::Read).await.is_ok();
-    let can_reports = me
-        .require_on(&state, Resource::Report, Action::Read)
+    let can = |resource, action| {
+        let me = &me;
+        let state = &state;
+        async move { me.require_on(state, resource, action).await.is_ok() }
+    };
+    let can_settings = can(Resource::Settings, Action::Read).await;
+    let can_reports = can(Resource::Report, Action::Read).await;
+    let can_team = can(Resource::Staff, Action::Manage).await;
+    let can_activity = can(Resource::Activity, Action::Read).await;
+    let can_requests = me.require_requests(&state, Action::Read).await.is_ok();
+    let can_act = me.require_requests(&state, Action::Update).await.is_ok();
+    let checklist = if can_team {
+        match go_live_checklist(&state, &me).await {
+            Ok(c) => Some(c),
+            Err(e) => return failure(&state, &me.tenant, &e),
+        }
+    } else {
+        None
+    };
+    let roles: Vec<&str> = state
+        .authz
+        .staff_role_keys(me.tenant.id, me.staff.id)
         .await
-        .is_ok();
+        .iter()
+        .filter_map(|r| desk_authz::Role::tenant_role(r))
+        .map(desk_authz::Role::label_fa)
+        .collect();
     render(
         &state,
         StatusCode::OK,
         "staff_home.html.j2",
-        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me),
-                "can_settings": can_settings, "can_reports": can_reports }),
+        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "roles": roles,
+                "can_settings": can_settings, "can_reports": can_reports, "can_team": can_team,
+                "can_activity": can_activity, "can_requests": can_requests, "can_act": can_act,
+                "checklist": checklist }),
     )
+}
+
+/// What a municipality's admin should finish before going live, each with where to do it.
+async fn go_live_checklist(
+    state: &WebState,
+    me: &StaffSession,
+) -> Result<serde_json::Value, DomainError> {
+    let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+    let accounts = settings::list_sms_accounts(&mut tx).await?;
+    let tests = settings::latest_sms_tests(&mut tx).await?;
+    let contact = settings::get_setting(&mut tx, "contact").await?;
+    let go_live = settings::get_setting(&mut tx, "go_live").await?;
+    let members = staff::list_staff(&mut tx).await?;
+    tx.commit().await?;
+    let sms = accounts.iter().any(|a| {
+        a.enabled
+            && tests
+                .iter()
+                .any(|(id, outcome, _)| *id == a.id && outcome == "sent")
+    });
+    let contact_set = contact
+        .as_ref()
+        .and_then(|c| c.as_object())
+        .is_some_and(|c| c.values().any(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())));
+    let catalog = go_live
+        .as_ref()
+        .and_then(|g| g.get("catalog_reviewed"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let team = members.iter().filter(|m| m.active && m.id != me.staff.id).count() > 0;
+    let items = [
+        (sms, "یک حساب پیامک افزوده و پیامک آزمایشی با موفقیت فرستاده شده است", "/staff/settings#sms"),
+        (contact_set, "نشانی و تلفن تماس شهرداری ثبت شده است", "/staff/settings#contact"),
+        (catalog, "شناسنامه خدمات بازبینی شده است", "/staff/catalog"),
+        (team, "دست‌کم یک عضو دیگر به تیم دعوت شده است", "/staff/team#invite"),
+    ];
+    Ok(json!({
+        "done": items.iter().all(|(ok, _, _)| *ok),
+        "catalog_reviewed": catalog,
+        "items": items.iter().map(|(ok, label, href)| json!({ "ok": ok, "label": label, "href": href })).collect::<Vec<_>>(),
+    }))
+}
+
+async fn mark_catalog_reviewed(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<crate::CsrfForm>,
+) -> Response {
+    let result = async {
+        me.require(&state, Action::Update).await?;
+        me.check_csrf(&form.csrf)?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        settings::put_setting(&mut tx, "go_live", &json!({ "catalog_reviewed": true })).await?;
+        me.log_in(&mut tx, "settings.catalog_reviewed", json!({})).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/staff").into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
 }
 
 // ----- settings -----

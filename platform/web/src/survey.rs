@@ -248,13 +248,15 @@ async fn desk_target(
     me: &StaffSession,
     tracking: &str,
 ) -> Result<(requests::Request, Option<Survey>, Vec<Question>), DomainError> {
-    me.require_on(state, Resource::Request, Action::Update)
-        .await?;
+    let reach = me.reach(state, Action::Update).await?;
     let code = TrackingCode::parse(tracking).map_err(|_| DomainError::NotFound)?;
     let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
     let request = requests::request_by_code(&mut tx, code.as_str())
         .await?
         .ok_or(DomainError::NotFound)?;
+    if reach.is_some_and(|r| !r.covers(&request)) {
+        return Err(DomainError::Forbidden);
+    }
     let existing = surveys::for_request(&mut tx, request.id).await?;
     let questions = surveys::questionnaire(&mut tx).await?;
     tx.commit().await?;

@@ -1,0 +1,997 @@
+//! Daily sign-in of a municipality's staff at `/staff/sign-in`: username and password (argon2id),
+//! then a six-digit code sent by SMS to the member's mobile (`/staff/sign-in/code`); accepting an
+//! invitation (`/staff/welcome/<token>`: set a password, signed in at once); a forgotten password
+//! reset by SMS code (`/staff/forgot`).
+//!
+//! Before there is a session, forms carry a CSRF token that must equal a cookie of this host
+//! (double submit), and a browser's `Origin`/`Sec-Fetch-Site` must name this very host: a
+//! sibling municipality's page cannot sign a member into an account of the attacker's choosing.
+//! Guessing is slowed per account and address and per address (progressive delay), never by
+//! locking the account itself.
+
+use crate::WebState;
+use crate::citizen::Source;
+use crate::pages::{TenantView, render};
+use crate::staff::{SESSION_LIMITS, failure};
+use axum::Router;
+use axum::extract::{Extension, Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use desk_core::{DomainError, FieldErrors, MobileNumber};
+use desk_db::notifications::{self, Kind};
+use desk_db::staff::{self, ChallengePurpose, Staff};
+use desk_db::{Tenant, settings};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+const PRE_COOKIE: &str = "desk_staff_pre";
+const CHALLENGE_COOKIE: &str = "desk_staff_challenge";
+
+pub(crate) fn sign_in_routes() -> Router<WebState> {
+    Router::new()
+        .route("/staff/sign-in", get(show_sign_in).post(check_password))
+        .route("/staff/sign-in/code", get(show_code).post(check_code))
+        .route(
+            "/staff/welcome/{token}",
+            get(show_welcome).post(accept_invitation),
+        )
+        .route("/staff/forgot", get(show_forgot).post(send_reset_code))
+        .route("/staff/forgot/code", get(show_reset).post(reset_password))
+}
+
+// ----- the pre-session token (login CSRF) -----
+
+/// The browser's pre-session token, or a fresh one to set.
+struct Pre {
+    token: String,
+    fresh: bool,
+}
+
+impl Pre {
+    fn of(headers: &HeaderMap) -> Self {
+        match crate::cookies::session_token(headers, PRE_COOKIE) {
+            Some(token) => Self {
+                token,
+                fresh: false,
+            },
+            None => Self {
+                token: desk_core::secret::new_token(),
+                fresh: true,
+            },
+        }
+    }
+
+    /// Sets the cookie on `res` if it is new.
+    fn keep(&self, mut res: Response, secure: bool) -> Response {
+        if self.fresh {
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                crate::cookies::session_cookie(
+                    PRE_COOKIE,
+                    &self.token,
+                    "/staff",
+                    Duration::from_secs(24 * 3600),
+                    secure,
+                ),
+            );
+        }
+        res
+    }
+}
+
+/// Whether a browser says the request comes from this very host (no `Origin` and no
+/// `Sec-Fetch-Site`: not a browser, and the CSRF token still has to match).
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// `Forbidden` unless the form's token matches the pre-session cookie and the request is
+/// same-origin.
+fn check_pre(headers: &HeaderMap, sent: &str) -> Result<(), DomainError> {
+    let cookie = crate::cookies::session_token(headers, PRE_COOKIE);
+    if same_origin(headers) && !sent.is_empty() && cookie.as_deref() == Some(sent) {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden)
+    }
+}
+
+fn challenge_cookie(token: &str, secure: bool) -> HeaderValue {
+    crate::cookies::session_cookie(
+        CHALLENGE_COOKIE,
+        token,
+        "/staff",
+        staff::CODE_TTL,
+        secure,
+    )
+}
+
+fn expired_form(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Response {
+    let errors = FieldErrors::single(
+        "csrf",
+        "form_expired",
+        "این فرم از صفحه دیگری آمده یا کهنه شده است؛ صفحه را دوباره باز کنید و بفرستید.",
+    );
+    sign_in_page(state, tenant, headers, StatusCode::FORBIDDEN, Some(&errors))
+}
+
+// ----- password step -----
+
+/// The sign-in form (also what a signed-out visitor of a staff page sees).
+pub(crate) fn sign_in_page(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    status: StatusCode,
+    errors: Option<&FieldErrors>,
+) -> Response {
+    sign_in_page_with(state, tenant, headers, status, errors, "", None)
+}
+
+fn sign_in_page_with(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    status: StatusCode,
+    errors: Option<&FieldErrors>,
+    username: &str,
+    notice: Option<&str>,
+) -> Response {
+    let pre = Pre::of(headers);
+    let res = render(
+        state,
+        status,
+        "staff_login.html.j2",
+        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "username": username,
+                "errors": errors.map(|e| &e.0), "notice": notice }),
+    );
+    pre.keep(res, state.secure_cookies)
+}
+
+async fn show_sign_in(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+) -> Response {
+    sign_in_page(&state, &tenant, &headers, StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// An argon2 hash of a random string, checked when the username is unknown (timing).
+static DUMMY_HASH: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+    desk_core::password::hash(&desk_core::secret::new_token()).ok()
+});
+
+/// Checks a password off the async workers.
+async fn verify_password(password: String, hash: Option<String>) -> bool {
+    let hash = hash.or_else(|| DUMMY_HASH.clone());
+    let Some(hash) = hash else { return false };
+    tokio::task::spawn_blocking(move || desk_core::password::verify(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// A fresh six-digit code.
+fn new_code() -> String {
+    format!("{:06}", uuid::Uuid::new_v4().as_u128() % 1_000_000)
+}
+
+/// Whether the municipality has an SMS account that can carry codes.
+async fn sms_ready(tx: &mut desk_db::TenantTx) -> Result<bool, DomainError> {
+    Ok(settings::list_sms_accounts(tx)
+        .await?
+        .iter()
+        .any(|a| a.enabled))
+}
+
+/// Sends `member` a code for `purpose`; returns the challenge token for the browser's cookie.
+async fn send_code(
+    state: &WebState,
+    tenant: &Tenant,
+    tx: &mut desk_db::TenantTx,
+    member: &Staff,
+    mobile: &MobileNumber,
+    purpose: ChallengePurpose,
+) -> Result<String, DomainError> {
+    let Some(key) = &state.secrets else {
+        tracing::error!("staff sign-in codes need secrets.master_key");
+        return Err(DomainError::Unavailable);
+    };
+    let code = new_code();
+    let token = desk_core::secret::new_token();
+    staff::create_challenge(tx, member.id, purpose, &token, &code).await?;
+    let sealed = key.seal(
+        tenant.id,
+        &format!("sign_in_code:{}", mobile.as_str()),
+        code.as_bytes(),
+    )?;
+    // The sender fills in the sealed code.
+    let body = desk_db::sms_templates::render(
+        tx,
+        desk_core::sms_templates::Event::SignInCode,
+        &json!({ "municipality": tenant.name_fa, "code": "{code}" }),
+    )
+    .await?;
+    notifications::queue_sms(tx, Kind::SignInCode, mobile.as_str(), &body, Some(&sealed)).await?;
+    Ok(token)
+}
+
+fn no_sms(state: &WebState, tenant: &Tenant, headers: &HeaderMap, username: &str) -> Response {
+    let errors = FieldErrors::single(
+        "username",
+        "sms_unavailable",
+        "ورود دومرحله‌ای با پیامک انجام می‌شود و سامانه پیامک این شهرداری هنوز راه‌اندازی نشده \
+         است. از کارشناس استان یک دعوت‌نامه تازه بخواهید و پس از ورود، حساب پیامک را در تنظیمات \
+         بیفزایید.",
+    );
+    sign_in_page_with(
+        state,
+        tenant,
+        headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(&errors),
+        username,
+        None,
+    )
+}
+
+async fn check_password(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    if check_pre(&headers, &form.csrf).is_err() {
+        return expired_form(&state, &tenant, &headers);
+    }
+    let username = form.username.trim().to_lowercase();
+    let account_key = format!("{}:{username}", tenant.id);
+    let address_key = format!("{}:{source}", tenant.id);
+    if let Err(wait) = state.limits.staff_sign_in.check(&account_key, &address_key) {
+        let errors = FieldErrors::single(
+            "password",
+            "slow_down",
+            desk_core::limiter::SignInDelays::message(wait),
+        );
+        return sign_in_page_with(
+            &state,
+            &tenant,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&errors),
+            &username,
+            None,
+        );
+    }
+    let found = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let found = staff::password_of(&mut tx, &username).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(found)
+    }
+    .await;
+    let found = match found {
+        Ok(f) => f,
+        Err(e) => return failure(&state, &tenant, &e),
+    };
+    let (member, hash) = match found {
+        Some((m, h)) => (Some(m), Some(h)),
+        None => (None, None),
+    };
+    let ok = verify_password(form.password, hash).await && member.is_some();
+    state
+        .limits
+        .staff_sign_in
+        .record(&account_key, &address_key, ok);
+    let result = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let Some(member) = member.filter(|_| ok) else {
+            staff::log_activity(
+                &mut tx,
+                &staff::Activity {
+                    staff_id: None,
+                    actor: &username.chars().take(40).collect::<String>(),
+                    action: "sign_in.failed",
+                    detail: json!({ "step": "password" }),
+                    address: Some(&source),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Err(StatusCode::UNAUTHORIZED));
+        };
+        let Some(mobile) = member.mobile.as_deref().and_then(|m| MobileNumber::parse(m).ok())
+        else {
+            return Ok(Err(StatusCode::CONFLICT));
+        };
+        if !sms_ready(&mut tx).await? {
+            return Ok(Err(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        let token = send_code(
+            &state,
+            &tenant,
+            &mut tx,
+            &member,
+            &mobile,
+            ChallengePurpose::SignIn,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(Ok(token))
+    }
+    .await;
+    match result {
+        Ok(Ok(token)) => {
+            let mut res = Redirect::to("/staff/sign-in/code").into_response();
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                challenge_cookie(&token, state.secure_cookies),
+            );
+            res
+        }
+        Ok(Err(StatusCode::SERVICE_UNAVAILABLE)) => no_sms(&state, &tenant, &headers, &username),
+        Ok(Err(StatusCode::CONFLICT)) => {
+            let errors = FieldErrors::single(
+                "username",
+                "no_mobile",
+                "برای شما شماره همراهی ثبت نشده است؛ از مدیر میز خدمت بخواهید آن را ثبت کند.",
+            );
+            sign_in_page_with(
+                &state,
+                &tenant,
+                &headers,
+                StatusCode::CONFLICT,
+                Some(&errors),
+                &username,
+                None,
+            )
+        }
+        Ok(Err(status)) => {
+            let errors = FieldErrors::single(
+                "password",
+                "wrong_password",
+                "نام کاربری یا گذرواژه درست نیست.",
+            );
+            sign_in_page_with(
+                &state,
+                &tenant,
+                &headers,
+                status,
+                Some(&errors),
+                &username,
+                None,
+            )
+        }
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+// ----- code step -----
+
+fn code_page(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    member: &Staff,
+    status: StatusCode,
+    errors: Option<&FieldErrors>,
+) -> Response {
+    let pre = Pre::of(headers);
+    let mobile = member
+        .mobile
+        .as_deref()
+        .map(|m| desk_core::text::persian_digits(&mask(m)))
+        .unwrap_or_default();
+    let res = render(
+        state,
+        status,
+        "staff_code.html.j2",
+        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "mobile": mobile,
+                "errors": errors.map(|e| &e.0) }),
+    );
+    pre.keep(res, state.secure_cookies)
+}
+
+/// `09xx***1234`: enough for the member to know which phone, not a number to copy.
+pub(crate) fn mask(mobile: &str) -> String {
+    let local = desk_core::mobile::local_form(mobile);
+    let chars: Vec<char> = local.chars().collect();
+    if chars.len() < 8 {
+        return "***".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
+async fn live_challenge(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    purpose: ChallengePurpose,
+) -> Result<Option<(String, Staff)>, DomainError> {
+    let Some(token) = crate::cookies::session_token(headers, CHALLENGE_COOKIE) else {
+        return Ok(None);
+    };
+    let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+    let member = staff::challenge_staff(&mut tx, &token, purpose).await?;
+    tx.commit().await?;
+    Ok(member.map(|m| (token, m)))
+}
+
+fn start_again(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Response {
+    let errors = FieldErrors::single(
+        "code",
+        "code_expired",
+        "زمان کد گذشته یا تلاش‌های نادرست زیاد بوده است؛ دوباره وارد شوید تا کد تازه‌ای فرستاده شود.",
+    );
+    sign_in_page(state, tenant, headers, StatusCode::UNAUTHORIZED, Some(&errors))
+}
+
+async fn show_code(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+) -> Response {
+    match live_challenge(&state, &tenant, &headers, ChallengePurpose::SignIn).await {
+        Ok(Some((_, member))) => code_page(&state, &tenant, &headers, &member, StatusCode::OK, None),
+        Ok(None) => start_again(&state, &tenant, &headers),
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+fn device<'a>(headers: &'a HeaderMap, address: &'a str) -> staff::Device<'a> {
+    staff::Device {
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        address: Some(address),
+    }
+}
+
+/// Starts a session for `staff_id` in `tx`; returns the session token.
+async fn start_session(
+    tx: &mut desk_db::TenantTx,
+    staff_id: i64,
+    headers: &HeaderMap,
+    address: &str,
+) -> Result<String, DomainError> {
+    let token = desk_core::secret::new_token();
+    let csrf = desk_core::secret::new_token();
+    staff::create_staff_session(
+        tx,
+        staff_id,
+        &token,
+        &csrf,
+        SESSION_LIMITS,
+        &device(headers, address),
+    )
+    .await?;
+    Ok(token)
+}
+
+fn signed_in(state: &WebState, session: &str) -> Response {
+    let mut res = Redirect::to("/staff").into_response();
+    let headers = res.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        crate::staff::cookie(session, state.secure_cookies),
+    );
+    headers.append(header::SET_COOKIE, challenge_cookie("", state.secure_cookies));
+    res
+}
+
+async fn check_code(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Form(form): Form<CodeForm>,
+) -> Response {
+    if check_pre(&headers, &form.csrf).is_err() {
+        return expired_form(&state, &tenant, &headers);
+    }
+    let Some(token) = crate::cookies::session_token(&headers, CHALLENGE_COOKIE) else {
+        return start_again(&state, &tenant, &headers);
+    };
+    let code = desk_core::mobile::ascii_digits(form.code.trim());
+    let result = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let member = staff::challenge_staff(&mut tx, &token, ChallengePurpose::SignIn).await?;
+        let Some(member) = member else {
+            tx.commit().await?;
+            return Ok(Err(None));
+        };
+        let redeemed = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            staff::redeem_challenge(&mut tx, &token, ChallengePurpose::SignIn, &code).await?
+        } else {
+            None
+        };
+        let activity = |action| staff::Activity {
+            staff_id: Some(member.id),
+            actor: &member.username,
+            action,
+            detail: json!({}),
+            address: Some(&source),
+        };
+        let outcome = match redeemed {
+            Some(id) => {
+                let session = start_session(&mut tx, id, &headers, &source).await?;
+                staff::log_activity(&mut tx, &activity("sign_in")).await?;
+                Ok(session)
+            }
+            None => {
+                staff::log_activity(&mut tx, &activity("sign_in.failed")).await?;
+                Err(Some(member))
+            }
+        };
+        // A wrong code uses up an attempt: commit either way.
+        tx.commit().await?;
+        Ok::<_, DomainError>(outcome)
+    }
+    .await;
+    match result {
+        Ok(Ok(session)) => signed_in(&state, &session),
+        Ok(Err(Some(member))) => {
+            let errors = FieldErrors::single(
+                "code",
+                "wrong_code",
+                "کد درست نیست؛ کد شش‌رقمی پیامک‌شده را دوباره وارد کنید.",
+            );
+            code_page(
+                &state,
+                &tenant,
+                &headers,
+                &member,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&errors),
+            )
+        }
+        Ok(Err(None)) => start_again(&state, &tenant, &headers),
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+// ----- invitations -----
+
+fn invitation_gone(state: &WebState, tenant: &Tenant) -> Response {
+    crate::pages::error_page(
+        state,
+        StatusCode::GONE,
+        Some(tenant),
+        "دعوت‌نامه معتبر نیست",
+        "این دعوت‌نامه پیش‌تر به کار رفته، باطل شده یا زمانش (سه روز) گذشته است. از مدیر میز خدمت \
+         بخواهید دعوت‌نامه تازه‌ای بفرستد.",
+    )
+}
+
+fn welcome_page(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    member: &Staff,
+    token: &str,
+    status: StatusCode,
+    errors: Option<&FieldErrors>,
+) -> Response {
+    let pre = Pre::of(headers);
+    let res = render(
+        state,
+        status,
+        "staff_welcome.html.j2",
+        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "token": token,
+                "name": member.display_name, "username": member.username,
+                "min_length": desk_core::text::persian_digits(&desk_core::password::MIN_LENGTH.to_string()),
+                "errors": errors.map(|e| &e.0) }),
+    );
+    pre.keep(res, state.secure_cookies)
+}
+
+async fn show_welcome(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    let found = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let member = staff::invitation(&mut tx, &token).await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(member)
+    }
+    .await;
+    match found {
+        Ok(Some(member)) => welcome_page(
+            &state,
+            &tenant,
+            &headers,
+            &member,
+            &token,
+            StatusCode::OK,
+            None,
+        ),
+        Ok(None) => invitation_gone(&state, &tenant),
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct NewPasswordForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_confirm: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Checks and hashes a new password for `member` (off the async workers).
+async fn new_password_hash(
+    member: &Staff,
+    password: &str,
+    confirm: &str,
+) -> Result<String, DomainError> {
+    let mobile = member
+        .mobile
+        .as_deref()
+        .map(desk_core::mobile::local_form)
+        .unwrap_or_default();
+    desk_core::password::check_new(password, confirm, &[&member.username, &mobile])?;
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || desk_core::password::hash(&password))
+        .await
+        .map_err(|e| DomainError::Internal(e.into()))?
+}
+
+async fn accept_invitation(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(form): Form<NewPasswordForm>,
+) -> Response {
+    let result = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let Some(member) = staff::invitation(&mut tx, &token).await? else {
+            return Ok(Err(None));
+        };
+        if check_pre(&headers, &form.csrf).is_err() {
+            let errors = FieldErrors::single(
+                "csrf",
+                "form_expired",
+                "این فرم کهنه شده است؛ صفحه را دوباره باز کنید و بفرستید.",
+            );
+            return Ok(Err(Some((member, errors, StatusCode::FORBIDDEN))));
+        }
+        let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await
+        {
+            Ok(h) => h,
+            Err(DomainError::Validation(errors)) => {
+                return Ok(Err(Some((member, errors, StatusCode::UNPROCESSABLE_ENTITY))));
+            }
+            Err(e) => return Err(e),
+        };
+        if staff::redeem_invitation(&mut tx, &token).await?.is_none() {
+            return Ok(Err(None));
+        }
+        staff::set_password(&mut tx, member.id, &hash).await?;
+        let session = start_session(&mut tx, member.id, &headers, &source).await?;
+        staff::log_activity(
+            &mut tx,
+            &staff::Activity {
+                staff_id: Some(member.id),
+                actor: &member.username,
+                action: "team.joined",
+                detail: json!({}),
+                address: Some(&source),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(Ok(session))
+    }
+    .await;
+    match result {
+        Ok(Ok(session)) => signed_in(&state, &session),
+        Ok(Err(Some((member, errors, status)))) => welcome_page(
+            &state,
+            &tenant,
+            &headers,
+            &member,
+            &token,
+            status,
+            Some(&errors),
+        ),
+        Ok(Err(None)) => invitation_gone(&state, &tenant),
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+// ----- forgotten password -----
+
+fn forgot_page(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    status: StatusCode,
+    errors: Option<&FieldErrors>,
+) -> Response {
+    let pre = Pre::of(headers);
+    let res = render(
+        state,
+        status,
+        "staff_forgot.html.j2",
+        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token,
+                "errors": errors.map(|e| &e.0) }),
+    );
+    pre.keep(res, state.secure_cookies)
+}
+
+async fn show_forgot(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+) -> Response {
+    forgot_page(&state, &tenant, &headers, StatusCode::OK, None)
+}
+
+#[derive(Debug, Deserialize)]
+struct ForgotForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn send_reset_code(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Form(form): Form<ForgotForm>,
+) -> Response {
+    if check_pre(&headers, &form.csrf).is_err() {
+        return expired_form(&state, &tenant, &headers);
+    }
+    let address_key = format!("{}:{source}", tenant.id);
+    if !state.limits.code_sends.may_try(&address_key) {
+        let e = DomainError::RateLimited {
+            retry_after: state.limits.code_sends.retry_after(&address_key),
+            message: "از این نشانی درخواست‌های زیادی رسیده است؛ کمی بعد دوباره تلاش کنید.".to_owned(),
+        };
+        return failure(&state, &tenant, &e);
+    }
+    state.limits.code_sends.record(&address_key, false);
+    let username = form.username.trim().to_lowercase();
+    let result = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let member = staff::staff_by_username(&mut tx, &username)
+            .await?
+            .filter(|m| m.active);
+        let mobile = member
+            .as_ref()
+            .and_then(|m| m.mobile.as_deref())
+            .and_then(|m| MobileNumber::parse(m).ok());
+        // An unknown username gets a challenge token too (that leads nowhere), so the answer
+        // does not tell which usernames exist.
+        let token = match (member, mobile) {
+            (Some(member), Some(mobile)) if sms_ready(&mut tx).await? => {
+                let token = send_code(
+                    &state,
+                    &tenant,
+                    &mut tx,
+                    &member,
+                    &mobile,
+                    ChallengePurpose::Reset,
+                )
+                .await?;
+                staff::log_activity(
+                    &mut tx,
+                    &staff::Activity {
+                        staff_id: Some(member.id),
+                        actor: &member.username,
+                        action: "password.reset_requested",
+                        detail: json!({}),
+                        address: Some(&source),
+                    },
+                )
+                .await?;
+                token
+            }
+            _ => desk_core::secret::new_token(),
+        };
+        tx.commit().await?;
+        Ok::<_, DomainError>(token)
+    }
+    .await;
+    match result {
+        Ok(token) => {
+            let mut res = Redirect::to("/staff/forgot/code").into_response();
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                challenge_cookie(&token, state.secure_cookies),
+            );
+            res
+        }
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+fn reset_page(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    status: StatusCode,
+    errors: Option<&FieldErrors>,
+) -> Response {
+    let pre = Pre::of(headers);
+    let res = render(
+        state,
+        status,
+        "staff_reset.html.j2",
+        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token,
+                "min_length": desk_core::text::persian_digits(&desk_core::password::MIN_LENGTH.to_string()),
+                "errors": errors.map(|e| &e.0) }),
+    );
+    pre.keep(res, state.secure_cookies)
+}
+
+async fn show_reset(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+) -> Response {
+    reset_page(&state, &tenant, &headers, StatusCode::OK, None)
+}
+
+async fn reset_password(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    Source(source): Source,
+    headers: HeaderMap,
+    Form(form): Form<NewPasswordForm>,
+) -> Response {
+    if check_pre(&headers, &form.csrf).is_err() {
+        return expired_form(&state, &tenant, &headers);
+    }
+    let token = crate::cookies::session_token(&headers, CHALLENGE_COOKIE).unwrap_or_default();
+    let code = desk_core::mobile::ascii_digits(form.code.trim());
+    let result = async {
+        let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        let Some(member) = staff::challenge_staff(&mut tx, &token, ChallengePurpose::Reset).await?
+        else {
+            return Ok(Err(FieldErrors::single(
+                "code",
+                "code_expired",
+                "کد درست نیست یا زمانش گذشته است؛ از «فراموشی گذرواژه» دوباره کد بخواهید.",
+            )));
+        };
+        // The new password is checked first, so a typo there does not use up the code.
+        let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await
+        {
+            Ok(h) => h,
+            Err(DomainError::Validation(errors)) => return Ok(Err(errors)),
+            Err(e) => return Err(e),
+        };
+        let redeemed = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+            staff::redeem_challenge(&mut tx, &token, ChallengePurpose::Reset, &code).await?
+        } else {
+            None
+        };
+        let Some(id) = redeemed else {
+            tx.commit().await?;
+            return Ok(Err(FieldErrors::single(
+                "code",
+                "wrong_code",
+                "کد درست نیست؛ کد شش‌رقمی پیامک‌شده را دوباره وارد کنید.",
+            )));
+        };
+        staff::set_password(&mut tx, id, &hash).await?;
+        // A reset ends every session: whoever knew the old password is out.
+        staff::end_sessions(&mut tx, id, None).await?;
+        staff::log_activity(
+            &mut tx,
+            &staff::Activity {
+                staff_id: Some(id),
+                actor: &member.username,
+                action: "password.reset",
+                detail: json!({}),
+                address: Some(&source),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, DomainError>(Ok(()))
+    }
+    .await;
+    match result {
+        Ok(Ok(())) => {
+            let mut res = sign_in_page_with(
+                &state,
+                &tenant,
+                &headers,
+                StatusCode::OK,
+                None,
+                "",
+                Some("گذرواژه تازه ثبت شد. اکنون با آن وارد شوید."),
+            );
+            res.headers_mut()
+                .append(header::SET_COOKIE, challenge_cookie("", state.secure_cookies));
+            res
+        }
+        Ok(Err(errors)) => reset_page(
+            &state,
+            &tenant,
+            &headers,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(&errors),
+        ),
+        Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+
+    #[test]
+    fn only_this_host_is_same_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, "alpha.test".parse().unwrap());
+        assert!(same_origin(&h), "no browser headers");
+        h.insert(header::ORIGIN, "http://alpha.test".parse().unwrap());
+        assert!(same_origin(&h));
+        h.insert(header::ORIGIN, "http://beta.test".parse().unwrap());
+        assert!(!same_origin(&h), "a sibling municipality");
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, "http://alpha.test".parse().unwrap());
+        h.insert("sec-fetch-site", "same-site".parse().unwrap());
+        assert!(!same_origin(&h), "same-site is a sibling, not us");
+        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(same_origin(&h));
+    }
+
+    #[test]
+    fn mobiles_are_masked() {
+        assert_eq!(mask("+989131234567"), "0913***4567");
+    }
+}
