@@ -201,7 +201,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
     }
 }
 
-
 /// The client address of a portal request (see [`client_address`]).
 pub(crate) struct Source(pub(crate) String);
 

@@ -21,5 +21,6 @@ mod sms;
 mod sms_templates;
 mod staff;
 mod surveys;
+mod team;
 mod tenancy;
 mod webhooks;

@@ -277,6 +277,8 @@ pub struct TestResponse {
     pub cookie: Option<String>,
     /// `Retry-After` header, if any.
     pub retry_after: Option<String>,
+    /// `name=value` of every `Set-Cookie`.
+    pub cookies: Vec<String>,
 }
 
 impl TestResponse {
@@ -512,6 +514,13 @@ impl TestApp {
         let retry_after = header("retry-after");
         let cookie =
             header("set-cookie").map(|c| c.split(';').next().unwrap_or_default().to_owned());
+        let cookies = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+            .collect();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         TestResponse {
             status,
@@ -519,6 +528,7 @@ impl TestApp {
             location,
             cookie,
             retry_after,
+            cookies,
         }
     }
 

@@ -376,7 +376,10 @@ impl Authorizer {
             .filter(|r| enforcer.has_policy(r.clone()))
             .collect();
         if !retired.is_empty() {
-            enforcer.remove_policies(retired).await.map_err(authz_error)?;
+            enforcer
+                .remove_policies(retired)
+                .await
+                .map_err(authz_error)?;
         }
         let missing: Vec<Vec<String>> = rules
             .into_iter()

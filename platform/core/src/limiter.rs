@@ -128,7 +128,9 @@ impl ProgressiveDelay {
             return;
         };
         if map.len() > 100_000 {
-            map.retain(|_, (_, last)| now.saturating_duration_since(*last) < Duration::from_secs(3600));
+            map.retain(|_, (_, last)| {
+                now.saturating_duration_since(*last) < Duration::from_secs(3600)
+            });
         }
         let entry = map.entry(key.to_owned()).or_insert((0, now));
         if now.saturating_duration_since(entry.1) >= Duration::from_secs(3600) {
@@ -176,7 +178,9 @@ impl SignInDelays {
 
     /// `Err(seconds)` while this account at this address (or this address) must wait.
     pub fn check(&self, account: &str, address: &str) -> Result<(), u64> {
-        let a = self.per_account_address.check(&Self::pair(account, address));
+        let a = self
+            .per_account_address
+            .check(&Self::pair(account, address));
         let b = self.per_address.check(address);
         match (a, b) {
             (Ok(()), Ok(())) => Ok(()),
@@ -349,7 +353,11 @@ mod tests {
         for i in 0..20u64 {
             d.fail_at("k", t0 + Duration::from_secs(10 + i));
         }
-        assert_eq!(d.check_at("k", t0 + Duration::from_secs(29)), Err(60), "capped");
+        assert_eq!(
+            d.check_at("k", t0 + Duration::from_secs(29)),
+            Err(60),
+            "capped"
+        );
         // Other keys (the member at their own address) are untouched.
         assert_eq!(d.check_at("other", t0 + Duration::from_secs(29)), Ok(()));
         d.succeed("k");

@@ -683,8 +683,14 @@ pub struct UnitReach {
 impl UnitReach {
     /// Whether `request` is within reach.
     pub fn covers(&self, request: &Request) -> bool {
-        request.unit.as_ref().is_none_or(|u| Some(u.0) == self.unit_id)
-            || request.assignee.as_ref().is_some_and(|a| a.0 == self.staff_id)
+        request
+            .unit
+            .as_ref()
+            .is_none_or(|u| Some(u.0) == self.unit_id)
+            || request
+                .assignee
+                .as_ref()
+                .is_some_and(|a| a.0 == self.staff_id)
     }
 }
 

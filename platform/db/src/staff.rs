@@ -409,13 +409,12 @@ pub async fn password_of(
     tx: &mut TenantTx,
     username: &str,
 ) -> Result<Option<(Staff, String)>, DomainError> {
-    let row: Option<(i64, Option<String>)> = sqlx::query_as(
-        "select id, password_hash from staff where username = lower($1) and active",
-    )
-    .bind(username.trim())
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(internal)?;
+    let row: Option<(i64, Option<String>)> =
+        sqlx::query_as("select id, password_hash from staff where username = lower($1) and active")
+            .bind(username.trim())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(internal)?;
     let Some((id, Some(hash))) = row else {
         return Ok(None);
     };
@@ -423,7 +422,10 @@ pub async fn password_of(
 }
 
 /// The stored password hash of a member by id.
-pub async fn password_hash(tx: &mut TenantTx, staff_id: i64) -> Result<Option<String>, DomainError> {
+pub async fn password_hash(
+    tx: &mut TenantTx,
+    staff_id: i64,
+) -> Result<Option<String>, DomainError> {
     let hash: Option<Option<String>> =
         sqlx::query_scalar("select password_hash from staff where id = $1")
             .bind(staff_id)
@@ -724,7 +726,11 @@ pub async fn update_member(
 /// Deactivates a member: their sessions and API keys end at once, their open assigned requests
 /// go back to their unit's queue with a note on each timeline. Returns how many requests went
 /// back.
-pub async fn deactivate(tx: &mut TenantTx, staff_id: i64, by_staff: i64) -> Result<u64, DomainError> {
+pub async fn deactivate(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    by_staff: i64,
+) -> Result<u64, DomainError> {
     let done = sqlx::query(
         "update staff set active = false, deactivated_at = now() where id = $1 and active",
     )

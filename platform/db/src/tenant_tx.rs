@@ -148,7 +148,9 @@ impl TenantTx {
     /// be named. Other instances see the change through the policy watcher.
     pub async fn set_staff_role(&mut self, staff_id: i64, role: &str) -> Result<(), DomainError> {
         if role.is_empty() || role.contains(':') {
-            return Err(DomainError::Internal(anyhow::anyhow!("not a tenant role: {role}")));
+            return Err(DomainError::Internal(anyhow::anyhow!(
+                "not a tenant role: {role}"
+            )));
         }
         let subject = format!("staff:{}:{staff_id}", self.scope.id);
         let domain = format!("tenant:{}", self.scope.id);

@@ -308,11 +308,26 @@ async fn ensure_demo_team(platform: &PlatformDb) -> anyhow::Result<()> {
         let planning = desk_db::requests::add_unit(&mut tx, "شهرسازی").await?;
         let revenue = desk_db::requests::add_unit(&mut tx, "درآمد").await?;
         let members = [
-            (format!("clerk-{slug}"), "زهرا احمدی", 1, "desk_staff", planning.id),
-            (format!("head-{slug}"), "رضا کریمی", 2, "department_head", revenue.id),
+            (
+                format!("clerk-{slug}"),
+                "زهرا احمدی",
+                1,
+                "desk_staff",
+                planning.id,
+            ),
+            (
+                format!("head-{slug}"),
+                "رضا کریمی",
+                2,
+                "department_head",
+                revenue.id,
+            ),
         ];
         for (username, name, line, role, unit) in members {
-            if desk_db::staff::staff_by_username(&mut tx, &username).await?.is_some() {
+            if desk_db::staff::staff_by_username(&mut tx, &username)
+                .await?
+                .is_some()
+            {
                 continue;
             }
             let mobile = format!("+98913{line}00000{}", i + 1);

@@ -58,9 +58,7 @@ async fn show_form(
     me: StaffSession,
     Path(code): Path<String>,
 ) -> Response {
-    if let Err(e) = me
-        .require_requests(&state, Action::Update).await
-    {
+    if let Err(e) = me.require_requests(&state, Action::Update).await {
         return failure(&state, &me.tenant, &e);
     }
     match published_card(&state, &me.tenant, &code).await {

@@ -30,8 +30,8 @@ mod resolve;
 mod sms_templates;
 mod staff;
 mod staff_sign_in;
-mod team;
 mod survey;
+mod team;
 mod themes;
 mod webhooks;
 

@@ -35,7 +35,10 @@ pub(crate) fn staff_routes() -> Router<WebState> {
         .route("/staff", get(show_home))
         .route("/staff/sign-in/{token}", get(show_sign_in).post(sign_in))
         .route("/staff/sign-out", post(sign_out))
-        .route("/staff/go-live/catalog-reviewed", post(mark_catalog_reviewed))
+        .route(
+            "/staff/go-live/catalog-reviewed",
+            post(mark_catalog_reviewed),
+        )
         .route("/staff/settings", get(show_settings))
         .route("/staff/settings/theme", post(save_theme))
         .route("/staff/settings/contact", post(save_contact))
@@ -87,8 +90,15 @@ impl FromRequestParts<WebState> for StaffSession {
         let Some(tenant) = parts.extensions.get::<Arc<Tenant>>().cloned() else {
             return Err(StatusCode::NOT_FOUND.into_response());
         };
-        let signed_out =
-            || crate::staff_sign_in::sign_in_page(state, &tenant, &parts.headers, StatusCode::UNAUTHORIZED, None);
+        let signed_out = || {
+            crate::staff_sign_in::sign_in_page(
+                state,
+                &tenant,
+                &parts.headers,
+                StatusCode::UNAUTHORIZED,
+                None,
+            )
+        };
         let Some(token) = token_from(&parts.headers) else {
             return Err(signed_out());
         };
@@ -103,7 +113,9 @@ impl FromRequestParts<WebState> for StaffSession {
             Ok(Some((staff, csrf))) => Ok(Self {
                 address: crate::limits::client_address(
                     state.trust_forwarded_for,
-                    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+                    parts
+                        .extensions
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
                     &parts.headers,
                 ),
                 tenant,
@@ -205,7 +217,11 @@ impl StaffSession {
         action: &str,
         detail: serde_json::Value,
     ) -> Result<(), DomainError> {
-        let mut tx = state.platform.tenant_db().begin(self.tenant.scope()).await?;
+        let mut tx = state
+            .platform
+            .tenant_db()
+            .begin(self.tenant.scope())
+            .await?;
         self.log_in(&mut tx, action, detail).await?;
         tx.commit().await
     }
@@ -467,18 +483,37 @@ async fn go_live_checklist(
     let contact_set = contact
         .as_ref()
         .and_then(|c| c.as_object())
-        .is_some_and(|c| c.values().any(|v| v.as_str().is_some_and(|s| !s.trim().is_empty())));
+        .is_some_and(|c| {
+            c.values()
+                .any(|v| v.as_str().is_some_and(|s| !s.trim().is_empty()))
+        });
     let catalog = go_live
         .as_ref()
         .and_then(|g| g.get("catalog_reviewed"))
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
-    let team = members.iter().filter(|m| m.active && m.id != me.staff.id).count() > 0;
+    let team = members
+        .iter()
+        .filter(|m| m.active && m.id != me.staff.id)
+        .count()
+        > 0;
     let items = [
-        (sms, "یک حساب پیامک افزوده و پیامک آزمایشی با موفقیت فرستاده شده است", "/staff/settings#sms"),
-        (contact_set, "نشانی و تلفن تماس شهرداری ثبت شده است", "/staff/settings#contact"),
+        (
+            sms,
+            "یک حساب پیامک افزوده و پیامک آزمایشی با موفقیت فرستاده شده است",
+            "/staff/settings#sms",
+        ),
+        (
+            contact_set,
+            "نشانی و تلفن تماس شهرداری ثبت شده است",
+            "/staff/settings#contact",
+        ),
         (catalog, "شناسنامه خدمات بازبینی شده است", "/staff/catalog"),
-        (team, "دست‌کم یک عضو دیگر به تیم دعوت شده است", "/staff/team#invite"),
+        (
+            team,
+            "دست‌کم یک عضو دیگر به تیم دعوت شده است",
+            "/staff/team#invite",
+        ),
     ];
     Ok(json!({
         "done": items.iter().all(|(ok, _, _)| *ok),
@@ -497,7 +532,8 @@ async fn mark_catalog_reviewed(
         me.check_csrf(&form.csrf)?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         settings::put_setting(&mut tx, "go_live", &json!({ "catalog_reviewed": true })).await?;
-        me.log_in(&mut tx, "settings.catalog_reviewed", json!({})).await?;
+        me.log_in(&mut tx, "settings.catalog_reviewed", json!({}))
+            .await?;
         tx.commit().await
     }
     .await;

@@ -113,13 +113,7 @@ fn check_pre(headers: &HeaderMap, sent: &str) -> Result<(), DomainError> {
 }
 
 fn challenge_cookie(token: &str, secure: bool) -> HeaderValue {
-    crate::cookies::session_cookie(
-        CHALLENGE_COOKIE,
-        token,
-        "/staff",
-        staff::CODE_TTL,
-        secure,
-    )
+    crate::cookies::session_cookie(CHALLENGE_COOKIE, token, "/staff", staff::CODE_TTL, secure)
 }
 
 fn expired_form(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Response {
@@ -183,9 +177,8 @@ struct PasswordForm {
 }
 
 /// An argon2 hash of a random string, checked when the username is unknown (timing).
-static DUMMY_HASH: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
-    desk_core::password::hash(&desk_core::secret::new_token()).ok()
-});
+static DUMMY_HASH: std::sync::LazyLock<Option<String>> =
+    std::sync::LazyLock::new(|| desk_core::password::hash(&desk_core::secret::new_token()).ok());
 
 /// Checks a password off the async workers.
 async fn verify_password(password: String, hash: Option<String>) -> bool {
@@ -326,7 +319,10 @@ async fn check_password(
             tx.commit().await?;
             return Ok(Err(StatusCode::UNAUTHORIZED));
         };
-        let Some(mobile) = member.mobile.as_deref().and_then(|m| MobileNumber::parse(m).ok())
+        let Some(mobile) = member
+            .mobile
+            .as_deref()
+            .and_then(|m| MobileNumber::parse(m).ok())
         else {
             return Ok(Err(StatusCode::CONFLICT));
         };
@@ -451,7 +447,13 @@ fn start_again(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Respon
         "code_expired",
         "زمان کد گذشته یا تلاش‌های نادرست زیاد بوده است؛ دوباره وارد شوید تا کد تازه‌ای فرستاده شود.",
     );
-    sign_in_page(state, tenant, headers, StatusCode::UNAUTHORIZED, Some(&errors))
+    sign_in_page(
+        state,
+        tenant,
+        headers,
+        StatusCode::UNAUTHORIZED,
+        Some(&errors),
+    )
 }
 
 async fn show_code(
@@ -460,7 +462,9 @@ async fn show_code(
     headers: HeaderMap,
 ) -> Response {
     match live_challenge(&state, &tenant, &headers, ChallengePurpose::SignIn).await {
-        Ok(Some((_, member))) => code_page(&state, &tenant, &headers, &member, StatusCode::OK, None),
+        Ok(Some((_, member))) => {
+            code_page(&state, &tenant, &headers, &member, StatusCode::OK, None)
+        }
         Ok(None) => start_again(&state, &tenant, &headers),
         Err(e) => failure(&state, &tenant, &e),
     }
@@ -511,7 +515,10 @@ fn signed_in(state: &WebState, session: &str) -> Response {
         header::SET_COOKIE,
         crate::staff::cookie(session, state.secure_cookies),
     );
-    headers.append(header::SET_COOKIE, challenge_cookie("", state.secure_cookies));
+    headers.append(
+        header::SET_COOKIE,
+        challenge_cookie("", state.secure_cookies),
+    );
     res
 }
 
@@ -700,11 +707,14 @@ async fn accept_invitation(
             );
             return Ok(Err(Some((member, errors, StatusCode::FORBIDDEN))));
         }
-        let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await
-        {
+        let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await {
             Ok(h) => h,
             Err(DomainError::Validation(errors)) => {
-                return Ok(Err(Some((member, errors, StatusCode::UNPROCESSABLE_ENTITY))));
+                return Ok(Err(Some((
+                    member,
+                    errors,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                ))));
             }
             Err(e) => return Err(e),
         };
@@ -904,8 +914,7 @@ async fn reset_password(
             )));
         };
         // The new password is checked first, so a typo there does not use up the code.
-        let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await
-        {
+        let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await {
             Ok(h) => h,
             Err(DomainError::Validation(errors)) => return Ok(Err(errors)),
             Err(e) => return Err(e),
@@ -952,8 +961,10 @@ async fn reset_password(
                 "",
                 Some("گذرواژه تازه ثبت شد. اکنون با آن وارد شوید."),
             );
-            res.headers_mut()
-                .append(header::SET_COOKIE, challenge_cookie("", state.secure_cookies));
+            res.headers_mut().append(
+                header::SET_COOKIE,
+                challenge_cookie("", state.secure_cookies),
+            );
             res
         }
         Ok(Err(errors)) => reset_page(

@@ -154,7 +154,9 @@ fn done_notice(done: &str) -> Option<&'static str> {
     Some(match done {
         "invited" => "دعوت‌نامه ساخته شد و با پیامک فرستاده می‌شود (اعتبار: سه روز).",
         "changed" => "نقش و واحد به‌روز شد.",
-        "deactivated" => "عضو غیرفعال شد: نشست‌ها و کلیدهای API او بسته شد و درخواست‌های باز او به صف واحد بازگشت.",
+        "deactivated" => {
+            "عضو غیرفعال شد: نشست‌ها و کلیدهای API او بسته شد و درخواست‌های باز او به صف واحد بازگشت."
+        }
         "reactivated" => "عضو دوباره فعال شد.",
         "resent" => "دعوت‌نامه تازه فرستاده شد؛ پیوند پیشین دیگر کار نمی‌کند.",
         _ => return None,
@@ -207,12 +209,17 @@ async fn invite(
     Form(form): Form<InviteForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage).await?;
+        me.require_on(&state, Resource::Staff, Action::Manage)
+            .await?;
         me.csrf_ok(&form.csrf)?;
         let mut errors = FieldErrors::default();
         let name = form.full_name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            errors.push("full_name", "full_name", "نام و نام خانوادگی را بنویسید (تا ۱۰۰ نویسه).");
+            errors.push(
+                "full_name",
+                "full_name",
+                "نام و نام خانوادگی را بنویسید (تا ۱۰۰ نویسه).",
+            );
         }
         let mobile = match MobileNumber::parse(&form.mobile) {
             Ok(m) => Some(m),
@@ -237,7 +244,8 @@ async fn invite(
         }
         let role = parse_role(&form.role, &mut errors);
         let unit = parse_unit(&form.unit_id, &mut errors);
-        let (Some(mobile), Some(role), true, true) = (mobile, role, username_ok, errors.0.is_empty())
+        let (Some(mobile), Some(role), true, true) =
+            (mobile, role, username_ok, errors.0.is_empty())
         else {
             return Err(DomainError::Validation(errors));
         };
@@ -313,7 +321,8 @@ async fn change_member(
     Form(form): Form<ChangeForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage).await?;
+        me.require_on(&state, Resource::Staff, Action::Manage)
+            .await?;
         me.csrf_ok(&form.csrf)?;
         let mut errors = FieldErrors::default();
         let role = parse_role(&form.role, &mut errors);
@@ -359,7 +368,8 @@ async fn deactivate(
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage).await?;
+        me.require_on(&state, Resource::Staff, Action::Manage)
+            .await?;
         me.csrf_ok(&form.csrf)?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         staff::lock_team(&mut tx).await?;
@@ -393,7 +403,8 @@ async fn reactivate(
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage).await?;
+        me.require_on(&state, Resource::Staff, Action::Manage)
+            .await?;
         me.csrf_ok(&form.csrf)?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         staff::lock_team(&mut tx).await?;
@@ -401,8 +412,12 @@ async fn reactivate(
             .await?
             .ok_or(DomainError::NotFound)?;
         staff::reactivate(&mut tx, id).await?;
-        me.log_in(&mut tx, "team.reactivate", json!({ "member": member.username }))
-            .await?;
+        me.log_in(
+            &mut tx,
+            "team.reactivate",
+            json!({ "member": member.username }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -420,7 +435,8 @@ async fn resend_invitation(
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage).await?;
+        me.require_on(&state, Resource::Staff, Action::Manage)
+            .await?;
         me.csrf_ok(&form.csrf)?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let member = staff::staff_by_id(&mut tx, id)
@@ -438,8 +454,12 @@ async fn resend_invitation(
             },
         )
         .await?;
-        me.log_in(&mut tx, "team.reinvite", json!({ "member": member.username }))
-            .await?;
+        me.log_in(
+            &mut tx,
+            "team.reinvite",
+            json!({ "member": member.username }),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -501,7 +521,12 @@ fn device_label(agent: &str) -> &'static str {
     } else {
         ""
     };
-    match (a.contains("firefox"), a.contains("edg/"), a.contains("chrom"), os) {
+    match (
+        a.contains("firefox"),
+        a.contains("edg/"),
+        a.contains("chrom"),
+        os,
+    ) {
         (true, _, _, "اندروید") => "فایرفاکس روی اندروید",
         (true, _, _, "ویندوز") => "فایرفاکس روی ویندوز",
         (true, _, _, _) => "فایرفاکس",
@@ -560,11 +585,11 @@ async fn change_password(
         let stored = staff::password_hash(&mut tx, me.staff.id).await?;
         let current = form.current.clone();
         let matches = match stored {
-            Some(hash) => tokio::task::spawn_blocking(move || {
-                desk_core::password::verify(&current, &hash)
-            })
-            .await
-            .unwrap_or(false),
+            Some(hash) => {
+                tokio::task::spawn_blocking(move || desk_core::password::verify(&current, &hash))
+                    .await
+                    .unwrap_or(false)
+            }
             None => false,
         };
         let mobile = me
@@ -699,7 +724,10 @@ fn activity_filter(q: &ActivityQuery) -> Result<staff::ActivityFilter, FieldErro
         if raw.is_empty() {
             return None;
         }
-        match JalaliDate::parse(&raw).ok().and_then(JalaliDate::to_gregorian) {
+        match JalaliDate::parse(&raw)
+            .ok()
+            .and_then(JalaliDate::to_gregorian)
+        {
             Some(d) => Some(d),
             None => {
                 errors.push(field, "date", "تاریخ را به شکل ۱۴۰۵/۰۹/۰۱ بنویسید.");
@@ -819,7 +847,8 @@ async fn activity_csv(
     Query(q): Query<ActivityQuery>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Activity, Action::Read).await?;
+        me.require_on(&state, Resource::Activity, Action::Read)
+            .await?;
         let filter = activity_filter(&q).map_err(DomainError::Validation)?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let rows = staff::activity(&mut tx, &filter, 50_000).await?;

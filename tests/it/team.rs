@@ -1,0 +1,624 @@
+//! The municipality's staff team: the admin invites members by SMS, they set a password and
+//! sign in every day with password + SMS code; roles reach only what they should (desk clerks
+//! their unit and the intake); deactivation ends sessions at once; the activity log records it
+//! all; nothing of one municipality's team works on another's host.
+
+use crate::surveys::filed;
+use axum::http::StatusCode;
+use desk_db::requests::Channel;
+use desk_tests::{TestApp, TestResponse};
+use std::time::Duration;
+
+/// A browser's view of one host: its cookies, and POSTs that carry `Origin`.
+struct Browser<'a> {
+    app: &'a TestApp,
+    host: &'a str,
+    cookies: Vec<(String, String)>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp, host: &'a str) -> Self {
+        Self {
+            app,
+            host,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, res: &TestResponse) {
+        for c in &res.cookies {
+            let (k, v) = c.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            self.cookies.push((k.to_owned(), v.to_owned()));
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> TestResponse {
+        let cookie = self.cookie_header();
+        let res = self
+            .app
+            .send("GET", self.host, path, None, &[("cookie", &cookie)])
+            .await;
+        self.keep(&res);
+        res
+    }
+
+    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+        let body = fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}={}",
+                    k,
+                    form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let cookie = self.cookie_header();
+        let origin = format!("http://{}", self.host);
+        let res = self
+            .app
+            .send(
+                "POST",
+                self.host,
+                path,
+                Some(&body),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("cookie", &cookie),
+                    ("origin", &origin),
+                    ("user-agent", "Mozilla/5.0 (Linux; Android 14) Chrome/130"),
+                ],
+            )
+            .await;
+        self.keep(&res);
+        res
+    }
+
+    /// Signs in with password and the SMS code; the final response.
+    async fn sign_in(
+        &mut self,
+        tenant: &desk_db::Tenant,
+        username: &str,
+        password: &str,
+        mobile: &str,
+    ) -> TestResponse {
+        let page = self.get("/staff/sign-in").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let res = self
+            .post(
+                "/staff/sign-in",
+                &[
+                    ("username", username),
+                    ("password", password),
+                    ("csrf", &page.csrf()),
+                ],
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+        assert_eq!(res.location.as_deref(), Some("/staff/sign-in/code"));
+        let page = self.get("/staff/sign-in/code").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let code = self.app.last_sign_in_code(tenant, mobile).await;
+        assert_eq!(code.len(), 6);
+        self.post(
+            "/staff/sign-in/code",
+            &[("code", &code), ("csrf", &page.csrf())],
+        )
+        .await
+    }
+}
+
+async fn unit(app: &TestApp, tenant: &desk_db::Tenant, name: &str) -> i64 {
+    let mut tx = app.tx(tenant).await;
+    let u = desk_db::requests::add_unit(&mut tx, name).await.unwrap();
+    tx.commit().await.unwrap();
+    u.id
+}
+
+async fn request_in(app: &TestApp, tenant: &desk_db::Tenant, unit: Option<i64>) -> String {
+    let today = desk_db::intake::local_today();
+    let r = filed(
+        app,
+        tenant,
+        "+989121112345",
+        Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let mut tx = app.tx(tenant).await;
+    sqlx::query("update requests set unit_id = $1 where id = $2")
+        .bind(unit)
+        .bind(r.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    r.tracking_code
+}
+
+/// The invitation path in the newest SMS the fake provider took for `mobile_tail`.
+async fn invitation_link(outbox: &desk_jobs::fake_sms::Outbox, mobile_tail: &str) -> String {
+    for _ in 0..300 {
+        let found = outbox
+            .messages()
+            .into_iter()
+            .rev()
+            .find(|m| m.to.ends_with(mobile_tail) && m.text.contains("/staff/welcome/"));
+        if let Some(m) = found {
+            let token: String = m
+                .text
+                .split_once("/staff/welcome/")
+                .unwrap()
+                .1
+                .chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect();
+            return format!("/staff/welcome/{token}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no invitation SMS to …{mobile_tail}");
+}
+
+#[tokio::test]
+async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() {
+    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    app.ensure_sms_account(&alpha).await;
+    app.ensure_sms_account(&beta).await;
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let workers = app.db.start_workers(&fake).await;
+    let unit_a = unit(&app, &alpha, "شهرسازی").await;
+    let unit_b = unit(&app, &alpha, "درآمد").await;
+    let req_a = request_in(&app, &alpha, Some(unit_a)).await;
+    let req_b = request_in(&app, &alpha, Some(unit_b)).await;
+    let req_intake = request_in(&app, &alpha, None).await;
+
+    // The admin (in by the onboarding link) invites a clerk of unit A and a head of unit B.
+    let admin_cookie = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let mut admin = Browser::new(&app, "alpha.test");
+    admin.cookies.push((
+        "desk_staff_session".into(),
+        admin_cookie.split_once('=').unwrap().1.into(),
+    ));
+    let team = admin.get("/staff/team").await;
+    assert_eq!(team.status, StatusCode::OK, "{}", team.text);
+    let csrf = team.csrf();
+    let a = unit_a.to_string();
+    let b = unit_b.to_string();
+    let invited = admin
+        .post(
+            "/staff/team",
+            &[
+                ("full_name", "زهرا احمدی"),
+                ("mobile", "۰۹۱۲ ۱۱۱ ۲۲۳۳"),
+                ("username", "Clerk.A"),
+                ("role", "desk_staff"),
+                ("unit_id", &a),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::SEE_OTHER, "{}", invited.text);
+    let invited = admin
+        .post(
+            "/staff/team",
+            &[
+                ("full_name", "رضا کریمی"),
+                ("mobile", "09124445566"),
+                ("username", "head.b"),
+                ("role", "department_head"),
+                ("unit_id", &b),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(invited.status, StatusCode::SEE_OTHER, "{}", invited.text);
+
+    // Bad input: a clear Persian error for each field, nothing half-made.
+    let members_before = app.scalar(&alpha, "select count(*) from staff").await;
+    for (fields, code) in [
+        (
+            vec![
+                ("full_name", "تکراری"),
+                ("mobile", "09120000001"),
+                ("username", "clerk.a"),
+                ("role", "desk_staff"),
+            ],
+            "این نام کاربری پیش‌تر گرفته شده است.",
+        ),
+        (
+            vec![
+                ("full_name", "تکراری"),
+                ("mobile", "09121112233"),
+                ("username", "other"),
+                ("role", "desk_staff"),
+            ],
+            "این شماره همراه برای یکی دیگر از کارکنان ثبت شده است.",
+        ),
+        (
+            vec![
+                ("full_name", "بد"),
+                ("mobile", "12345"),
+                ("username", "bad.mobile"),
+                ("role", "desk_staff"),
+            ],
+            "mobile",
+        ),
+        (
+            vec![
+                ("full_name", "نقش"),
+                ("mobile", "09120000002"),
+                ("username", "root.role"),
+                ("role", "platform_admin"),
+            ],
+            "یکی از نقش‌های فهرست را برگزینید.",
+        ),
+        (
+            vec![
+                ("full_name", "نقش"),
+                ("mobile", "09120000003"),
+                ("username", "op"),
+                ("role", "province_operator:4"),
+            ],
+            "یکی از نقش‌های فهرست را برگزینید.",
+        ),
+    ] {
+        let mut fields = fields;
+        fields.push(("csrf", &csrf));
+        let res = admin.post("/staff/team", &fields).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{code}: {}",
+            res.text
+        );
+        assert!(res.text.contains("error-summary"), "{}", res.text);
+        if code != "mobile" {
+            assert!(res.text.contains(code), "{code}: {}", res.text);
+        }
+    }
+    assert_eq!(
+        app.scalar(&alpha, "select count(*) from staff").await,
+        members_before
+    );
+
+    // The clerk gets the invitation by SMS, sets a password (a weak one is refused first).
+    let link = invitation_link(&app, &alpha, "clerk.a").await;
+    for _ in 0..300 {
+        if outbox
+            .messages()
+            .iter()
+            .any(|m| m.to.ends_with("9121112233") && m.text.contains("/staff/welcome/"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        outbox
+            .messages()
+            .iter()
+            .any(|m| m.to.ends_with("9121112233") && m.text.contains("/staff/welcome/")),
+        "the invitation went out by SMS"
+    );
+    let mut clerk = Browser::new(&app, "alpha.test");
+    // The link is worthless on beta's host.
+    assert_eq!(
+        Browser::new(&app, "beta.test").get(&link).await.status,
+        StatusCode::GONE
+    );
+    let welcome = clerk.get(&link).await;
+    assert_eq!(welcome.status, StatusCode::OK, "{}", welcome.text);
+    assert!(welcome.text.contains("clerk.a"));
+    let weak = clerk
+        .post(
+            &link,
+            &[
+                ("password", "password123"),
+                ("password_confirm", "password123"),
+                ("csrf", &welcome.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        weak.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        weak.text
+    );
+    assert!(weak.text.contains("پرکاربرد"), "{}", weak.text);
+    const PASSWORD: &str = "سیب-سرخ-پاییز-۱۴۰۵";
+    let joined = clerk
+        .post(
+            &link,
+            &[
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+                ("csrf", &welcome.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::SEE_OTHER, "{}", joined.text);
+    // Used once.
+    assert_eq!(
+        Browser::new(&app, "alpha.test").get(&link).await.status,
+        StatusCode::GONE
+    );
+
+    // Signs out; the next day, password + SMS code.
+    let home = clerk.get("/staff").await;
+    assert_eq!(home.status, StatusCode::OK);
+    clerk
+        .post("/staff/sign-out", &[("csrf", &home.csrf())])
+        .await;
+    assert_eq!(
+        clerk.get("/staff/inbox").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut clerk = Browser::new(&app, "alpha.test");
+    let signed = clerk
+        .sign_in(&alpha, "clerk.a", PASSWORD, "09121112233")
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    assert_eq!(signed.location.as_deref(), Some("/staff"));
+    assert!(
+        outbox
+            .messages()
+            .iter()
+            .any(|m| m.to.ends_with("9121112233")
+                && m.text.chars().filter(char::is_ascii_digit).count() >= 6)
+    );
+
+    // Works a unit-A request and the intake; refused (403, Persian page) on unit B and settings.
+    let inbox = clerk.get("/staff/inbox").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    assert!(
+        inbox
+            .text
+            .contains(&desk_core::text::persian_digits(&req_a))
+            || inbox.text.contains(&req_a)
+    );
+    assert!(
+        !inbox.text.contains(&req_b)
+            && !inbox
+                .text
+                .contains(&desk_core::text::persian_digits(&req_b)),
+        "unit B is not listed"
+    );
+    let page = clerk.get(&format!("/staff/requests/{req_a}")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let acted = clerk
+        .post(
+            &format!("/staff/requests/{req_a}/act"),
+            &[("action", "accept"), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(acted.status, StatusCode::SEE_OTHER, "{}", acted.text);
+    assert_eq!(
+        clerk
+            .get(&format!("/staff/requests/{req_intake}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let refused = clerk.get(&format!("/staff/requests/{req_b}")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("اجازه"), "{}", refused.text);
+    let refused = clerk
+        .post(
+            &format!("/staff/requests/{req_b}/act"),
+            &[("action", "accept"), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    for path in ["/staff/settings", "/staff/team", "/staff/activity"] {
+        assert_eq!(
+            clerk.get(path).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    // Role escalation by form tampering: the clerk's own csrf on the admin's forms.
+    let me_id = app
+        .scalar(&alpha, "select id from staff where username = 'clerk.a'")
+        .await;
+    let tamper = clerk
+        .post(
+            &format!("/staff/team/{me_id}"),
+            &[
+                ("role", "tenant_admin"),
+                ("unit_id", ""),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(tamper.status, StatusCode::FORBIDDEN);
+    // A clerk may claim, not give work to others.
+    let head_id = app
+        .scalar(&alpha, "select id from staff where username = 'head.b'")
+        .await;
+    let page = clerk.get(&format!("/staff/requests/{req_intake}")).await;
+    let given = clerk
+        .post(
+            &format!("/staff/requests/{req_intake}/assign"),
+            &[("staff_id", &head_id.to_string()), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(given.status, StatusCode::FORBIDDEN);
+    let claimed = clerk
+        .post(
+            &format!("/staff/requests/{req_intake}/assign"),
+            &[("staff_id", ""), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.text);
+
+    // A wrong code is refused; after too many, the challenge is gone.
+    let mut stranger = Browser::new(&app, "alpha.test");
+    let page = stranger.get("/staff/sign-in").await;
+    let res = stranger
+        .post(
+            "/staff/sign-in",
+            &[
+                ("username", "clerk.a"),
+                ("password", "wrong-password-1"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.text.contains("نام کاربری یا گذرواژه درست نیست"));
+
+    // Login CSRF: a sibling municipality's page cannot post the sign-in form.
+    let mut forged = Browser::new(&app, "alpha.test");
+    let page = forged.get("/staff/sign-in").await;
+    let cookie = forged.cookie_header();
+    let res = app
+        .send(
+            "POST",
+            "alpha.test",
+            "/staff/sign-in",
+            Some(&format!("username=clerk.a&password=x&csrf={}", page.csrf())),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("cookie", &cookie),
+                ("origin", "http://beta.test"),
+                ("sec-fetch-site", "same-site"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+
+    // The admin deactivates the clerk: the clerk's open session stops on its next click, and
+    // the request they claimed goes back to the queue with a note.
+    let team = admin.get("/staff/team").await;
+    assert!(team.text.contains("clerk.a") && team.text.contains("کارشناس میز خدمت"));
+    let off = admin
+        .post(
+            &format!("/staff/team/{me_id}/deactivate"),
+            &[("csrf", &team.csrf())],
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.text);
+    assert_eq!(
+        clerk.get("/staff/inbox").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            &format!("select count(*) from requests where assignee_id = {me_id}")
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            "select count(*) from request_events where action = 'unassign'"
+        )
+        .await,
+        1
+    );
+    // ... and cannot sign in again.
+    let mut again = Browser::new(&app, "alpha.test");
+    let page = again.get("/staff/sign-in").await;
+    let res = again
+        .post(
+            "/staff/sign-in",
+            &[
+                ("username", "clerk.a"),
+                ("password", PASSWORD),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+
+    // The last active admin can be neither demoted nor deactivated.
+    let admin_id = app
+        .scalar(
+            &alpha,
+            "select id from staff where username = 'admin-alpha'",
+        )
+        .await;
+    let res = admin
+        .post(
+            &format!("/staff/team/{admin_id}"),
+            &[
+                ("role", "desk_staff"),
+                ("unit_id", ""),
+                ("csrf", &team.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    let res = admin
+        .post(
+            &format!("/staff/team/{admin_id}/deactivate"),
+            &[("csrf", &team.csrf())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+
+    // Another municipality's admin reaches none of alpha's members.
+    let beta_admin = app.staff_sign_in(&beta, "admin-beta").await;
+    let beta_team = app.get_as(&beta_admin, "beta.test", "/staff/team").await;
+    assert!(!beta_team.text.contains("clerk.a"));
+    let res = app
+        .post_form(
+            Some(&beta_admin),
+            "beta.test",
+            &format!("/staff/team/{me_id}/reactivate"),
+            &[("csrf", &beta_team.csrf())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text);
+    // Alpha's admin session is worthless on beta's host.
+    assert_eq!(
+        app.get_as(&admin_cookie, "beta.test", "/staff/team")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The activity log has it all, and refuses changes.
+    let log = admin.get("/staff/activity").await;
+    assert_eq!(log.status, StatusCode::OK);
+    for line in [
+        "دعوت عضو تازه",
+        "پذیرش دعوت‌نامه",
+        "ورود ناموفق",
+        "غیرفعال‌سازی عضو",
+        "اقدام روی درخواست",
+    ] {
+        assert!(log.text.contains(line), "{line}");
+    }
+    let csv = admin.get("/staff/activity.csv?kind=team").await;
+    assert!(csv.text.starts_with('\u{feff}') && csv.text.contains("clerk.a"));
+    let mut tx = app.tx(&alpha).await;
+    assert!(
+        sqlx::query("delete from audit_log")
+            .execute(&mut *tx)
+            .await
+            .is_err(),
+        "append-only"
+    );
+    drop(tx);
+
+    workers.stop().await;
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
