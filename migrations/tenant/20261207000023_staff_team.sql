@@ -8,7 +8,13 @@ alter table staff
     add column invited_at timestamptz,
     add column joined_at timestamptz,
     add column last_sign_in_at timestamptz,
-    add column deactivated_at timestamptz;
+    add column deactivated_at timestamptz,
+    -- An authenticator app (RFC 6238) instead of SMS codes: the secret sealed by the app,
+    -- enabled once the member typed a code from it; the last step used (no code twice).
+    add column totp_nonce bytea,
+    add column totp_ciphertext bytea,
+    add column totp_enabled_at timestamptz,
+    add column totp_last_step bigint;
 
 -- One member per mobile number (codes and invitations go to it).
 create unique index staff_mobile_key on staff (mobile) where mobile is not null;
@@ -32,6 +38,8 @@ create table staff_challenges (
     token_hash bytea primary key,
     staff_id bigint not null references staff (id) on delete cascade,
     purpose text not null check (purpose in ('sign_in', 'reset')),
+    -- `sms`: the code was sent by SMS; `totp`: the member's app shows it.
+    method text not null default 'sms' check (method in ('sms', 'totp')),
     code_hash bytea not null,
     attempts integer not null default 0,
     created_at timestamptz not null default now(),

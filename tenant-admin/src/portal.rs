@@ -142,6 +142,10 @@ pub fn platform_router(portal: PlatformPortal) -> Router {
         .route("/municipalities/{slug}", get(show_municipality))
         .route("/municipalities/{slug}/status", post(change_status))
         .route("/municipalities/{slug}/domains", post(change_domain))
+        .route(
+            "/municipalities/{slug}/invitations/{staff_id}",
+            post(resend_invitation),
+        )
         .route("/provinces", get(list_provinces))
         .route("/dashboard", get(show_dashboard))
         .route("/operators", get(list_operators))
@@ -405,6 +409,8 @@ struct ListQuery {
     status: String,
     #[serde(default)]
     created_ms: Option<u64>,
+    #[serde(default)]
+    reinvited: Option<u8>,
 }
 
 async fn list_municipalities(
@@ -732,6 +738,7 @@ async fn show_municipality(
             me => Serde(user_view(&me)), tenant => Serde(tenant_row(&tenant)), domains, actions, can_manage,
             settings => Serde(settings),
             created_ms => q.created_ms.map(|m| persian_digits(&m.to_string())),
+            reinvited => q.reinvited.is_some(),
         },
     )
 }
@@ -747,6 +754,33 @@ async fn municipality_settings(
     let theme = settings::get_setting(&mut tx, "theme").await?;
     let contact = settings::get_setting(&mut tx, "contact").await?;
     let accounts = settings::list_sms_accounts(&mut tx).await?;
+    // The admins' invitations (the operator's part of going live): names and states only.
+    let mut admins = Vec::new();
+    for m in desk_db::staff::list_staff(&mut tx).await? {
+        if !m.is_admin || !m.active {
+            continue;
+        }
+        let state = desk_db::staff::invitation_state(&mut tx, m.id).await?;
+        let delivery = desk_db::staff::invitation_delivery(&mut tx, m.id).await?;
+        use desk_db::staff::InvitationState as S;
+        let state_fa = match state {
+            S::Accepted => "پذیرفته (گذرواژه تعیین شده)",
+            S::Pending => "فرستاده شده، در انتظار پذیرش",
+            S::Expired => "منقضی شده بی‌آنکه پذیرفته شود",
+            S::NotSent => "در صف ساخت",
+        };
+        let sms_fa = match delivery.as_ref().map(|(s, e)| (s.as_str(), e.as_deref())) {
+            None => "هنوز پیامکی ساخته نشده",
+            Some(("sent", _)) => "پیامک فرستاده شد",
+            Some(("queued", _)) => "پیامک در صف ارسال",
+            Some((_, Some("no_sms_account"))) => "پیامک فرستاده نشد: شهرداری هنوز حساب پیامک ندارد",
+            Some(_) => "پیامک فرستاده نشد",
+        };
+        admins.push(serde_json::json!({
+            "id": m.id, "name": m.display_name, "username": m.username,
+            "state": state_fa, "sms": sms_fa, "joined": state == S::Accepted,
+        }));
+    }
     tx.commit().await?;
     let accounts: Vec<_> = accounts
         .iter()
@@ -755,7 +789,72 @@ async fn municipality_settings(
             serde_json::json!({ "label": a.label, "provider": a.provider, "set_on": persian_digits(&day.to_string()) })
         })
         .collect();
-    Ok(serde_json::json!({ "theme": theme, "contact": contact, "sms_accounts": accounts }))
+    Ok(
+        serde_json::json!({ "theme": theme, "contact": contact, "sms_accounts": accounts,
+                           "admins": admins }),
+    )
+}
+
+/// Sends a municipality admin who has not joined yet a new invitation (the old link stops
+/// working at once), audited on the platform.
+async fn resend_invitation(
+    State(portal): State<PlatformPortal>,
+    me: SignedIn,
+    Path((slug, staff_id)): Path<(String, i64)>,
+    Source(source): Source,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let result = async {
+        let Ok(Form(form)) = form else {
+            return Err(DomainError::NotFound);
+        };
+        me.check_csrf(&form.csrf)?;
+        let slug = TenantSlug::parse(&slug).map_err(|_| DomainError::NotFound)?;
+        let who = actor(&me);
+        let tenant = lifecycle::find(&portal.db, &portal.authz, &who, &slug).await?;
+        if !lifecycle::allowed(
+            &portal.authz,
+            &who,
+            Domain::Tenant(tenant.id),
+            Resource::Tenant,
+            Action::Manage,
+        )
+        .await?
+        {
+            return Err(DomainError::Forbidden);
+        }
+        let mut tx = portal.db.tenant_db().begin(tenant.scope()).await?;
+        let member = desk_db::staff::staff_by_id(&mut tx, staff_id)
+            .await?
+            .filter(|m| m.is_admin && m.active && !m.has_password)
+            .ok_or(DomainError::NotFound)?;
+        desk_db::staff::revoke_invitations(&mut tx, member.id).await?;
+        desk_db::jobs::enqueue(
+            &mut tx,
+            &desk_core::jobs::WelcomeStaff {
+                tenant_id: tenant.id,
+                staff_id: member.id,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        portal
+            .db
+            .audit(desk_db::AuditEntry {
+                actor: &who.label(),
+                action: "tenant.admin_reinvite",
+                tenant: Some(tenant.id),
+                source: &source,
+                detail: serde_json::json!({ "slug": slug.as_str(), "username": member.username }),
+            })
+            .await?;
+        Ok(tenant.slug)
+    }
+    .await;
+    match result {
+        Ok(slug) => Redirect::to(&format!("/municipalities/{slug}?reinvited=1")).into_response(),
+        Err(e) => error_response(&portal.views, &e),
+    }
 }
 
 #[derive(Deserialize)]

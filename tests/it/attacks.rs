@@ -471,14 +471,19 @@ impl<'a> Suite<'a> {
             .entry(res.status.as_u16().to_string())
             .or_default() += 1;
         let mut problems = Vec::new();
-        let session = res.cookie.as_deref().is_some_and(|c| !c.ends_with('='));
+        // A session is any cookie with a value but the staff sign-in form's CSRF nonce
+        // (`desk_staff_pre`), which every sign-in page sets and which opens nothing.
+        let session = res
+            .cookies
+            .iter()
+            .any(|c| !c.ends_with('=') && !c.starts_with("desk_staff_pre="));
         match &expect {
             Expect::Denied => {
                 if res.status.is_success() {
                     problems.push(format!("answered {}", res.status));
                 }
                 if session {
-                    problems.push(format!("handed out a cookie {:?}", res.cookie));
+                    problems.push(format!("handed out a cookie {:?}", res.cookies));
                 }
             }
             Expect::Refused => {
@@ -486,7 +491,7 @@ impl<'a> Suite<'a> {
                     problems.push(format!("answered {}", res.status));
                 }
                 if session {
-                    problems.push(format!("handed out a cookie {:?}", res.cookie));
+                    problems.push(format!("handed out a cookie {:?}", res.cookies));
                 }
             }
             Expect::Clean => {}
@@ -609,6 +614,8 @@ struct Fixture {
     cb: String,
     alpha_link: String,
     beta_link: String,
+    /// An invitation of beta's clerk (`/staff/welcome/<token>`), not yet used.
+    beta_invite: String,
     beta_code: String,
     tomorrow: String,
 }
@@ -777,6 +784,20 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
     .unwrap()
     .id;
     tx.commit().await.unwrap();
+    // Alpha's citizens sign in with codes, so alpha has an SMS account too: beta's second
+    // account id is one alpha does not have.
+    {
+        let mut tx = platform.tenant_db().begin(beta.scope()).await.unwrap();
+        sqlx::raw_sql(
+            "insert into sms_accounts (provider, label, sender_line, credentials_nonce, credentials_ciphertext)
+             values ('kavenegar', 'burned', '3000', '\\x00', '\\x00');
+             delete from sms_accounts",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
     desk_tests::add_sms_account(platform, beta, "kavenegar", BETA_SMS_SECRET).await;
     let mut tx = platform.tenant_db().begin(beta.scope()).await.unwrap();
     let sms_account = desk_db::settings::list_sms_accounts(&mut tx).await.unwrap()[0].id;
@@ -997,6 +1018,19 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
     let ca_csrf = app.get_as(&ca, ALPHA, "/my-requests").await.csrf();
     let alpha_link = app.staff_sign_in_path(alpha, "admin-alpha").await;
     let beta_link = app.staff_sign_in_path(beta, "admin-beta").await;
+    let beta_invite = {
+        let mut tx = app.tx(beta).await;
+        let host = desk_core::Hostname::parse("beta.test").unwrap();
+        let urls = desk_core::PublicUrls {
+            scheme: "http".into(),
+            port: None,
+        };
+        let link = desk_db::staff::issue_invitation(&mut tx, clerk, &host, &urls)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        link.trim_start_matches("http://beta.test").to_owned()
+    };
 
     // Ids: the attacks aim at ids that exist only in beta, so a hit could only be beta's.
     let r1_files = ids(app, beta, &files_of(&r1)).await;
@@ -1068,6 +1102,7 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
         cb,
         alpha_link,
         beta_link,
+        beta_invite,
         beta_code,
         tomorrow: tomorrow.to_string(),
     }
@@ -1101,6 +1136,10 @@ fn secrets(f: &Fixture) -> Vec<Secret> {
         Secret::text(
             "staff sign-in token",
             f.beta_link.trim_start_matches("/staff/sign-in/"),
+        ),
+        Secret::text(
+            "staff invitation token",
+            f.beta_invite.trim_start_matches("/staff/welcome/"),
         ),
     ];
     for (i, idem) in BETA_IDEM.iter().enumerate() {
@@ -1543,6 +1582,117 @@ async fn staff_portal(s: &mut Suite<'_>, f: &Fixture) {
 }
 
 /// Family 2, the citizen portal: alpha's citizens (one with beta's citizen's mobile number).
+/// The staff team's surfaces: beta's member ids from alpha's admin, beta's invitation on
+/// alpha's host and beta's own with a forged origin, alpha's session on beta's team pages, and
+/// beta's member names typed as usernames on alpha's sign-in.
+async fn team_surfaces(s: &mut Suite<'_>, f: &Fixture) {
+    s.family = "staff team";
+    let clerk = f.clerk.to_string();
+    for path in [
+        format!("/staff/team/{clerk}"),
+        format!("/staff/team/{clerk}/deactivate"),
+        format!("/staff/team/{clerk}/reactivate"),
+        format!("/staff/team/{clerk}/invite"),
+    ] {
+        for host in [ALPHA, BETA] {
+            s.hit(
+                "alpha's admin on beta's member id",
+                Req::post(host, path.as_str()).cookie(&f.sa).form(&[
+                    ("csrf", &f.sa_csrf),
+                    ("role", "tenant_admin"),
+                    ("unit_id", ""),
+                ]),
+                Expect::Denied,
+            )
+            .await;
+        }
+    }
+    for path in [
+        "/staff/team",
+        "/staff/activity",
+        "/staff/activity.csv",
+        "/staff/activity?actor=beta-clerk-kambiz",
+        "/staff/account",
+    ] {
+        s.hit(
+            "alpha's admin cookie on beta's team pages",
+            Req::get(BETA, path).cookie(&f.sa),
+            Expect::Denied,
+        )
+        .await;
+        s.hit(
+            "alpha's own team pages",
+            Req::get(ALPHA, path).cookie(&f.sa),
+            Expect::Clean,
+        )
+        .await;
+    }
+    // Beta's invitation: worthless on alpha's host, and beta's own host refuses it from a
+    // sibling's page.
+    s.hit(
+        "beta's invitation on alpha's host",
+        Req::get(ALPHA, f.beta_invite.as_str()),
+        Expect::Denied,
+    )
+    .await;
+    s.hit(
+        "beta's invitation accepted on alpha's host",
+        Req::post(ALPHA, f.beta_invite.as_str()).form(&[
+            ("password", "a-long-enough-passphrase"),
+            ("password_confirm", "a-long-enough-passphrase"),
+            ("csrf", "x"),
+        ]),
+        Expect::Refused,
+    )
+    .await;
+    s.hit(
+        "beta's invitation posted from alpha's origin",
+        Req::post(BETA, f.beta_invite.as_str())
+            .header("origin", "http://alpha.test")
+            .header("sec-fetch-site", "same-site")
+            .form(&[
+                ("password", "a-long-enough-passphrase"),
+                ("password_confirm", "a-long-enough-passphrase"),
+                ("csrf", "x"),
+            ]),
+        Expect::Refused,
+    )
+    .await;
+    // Beta's clerk's username on alpha's sign-in and password reset: nobody there.
+    for path in ["/staff/sign-in", "/staff/forgot"] {
+        s.hit(
+            "beta's clerk's username on alpha's host",
+            Req::post(ALPHA, path).form(&[
+                ("username", BETA_CLERK),
+                ("password", "anything-at-all-1"),
+                ("csrf", "x"),
+            ]),
+            Expect::Refused,
+        )
+        .await;
+    }
+    // Beta's session id (the hash of its token) revoked from alpha's account page.
+    let beta_token = f.sb.split_once('=').map_or(f.sb.as_str(), |(_, v)| v);
+    let beta_session_id: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(beta_token.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    s.hit(
+        "beta's session id revoked by alpha's admin",
+        Req::post(
+            ALPHA,
+            format!("/staff/account/sessions/{beta_session_id}/revoke"),
+        )
+        .cookie(&f.sa)
+        .form(&[("csrf", &f.sa_csrf)]),
+        Expect::Denied,
+    )
+    .await;
+}
+
 async fn citizen_portal(s: &mut Suite<'_>, f: &Fixture) {
     s.family = "citizen portal";
     let alpha_pdf = pdf("ALPHA-CITIZEN");
@@ -2944,6 +3094,7 @@ async fn cross_tenant_attacks_reach_nothing_of_another_municipality() {
     let mut suite = Suite::new(&app, &beta, secrets(&f)).await;
     let before = suite.state.clone();
     staff_portal(&mut suite, &f).await;
+    team_surfaces(&mut suite, &f).await;
     citizen_portal(&mut suite, &f).await;
     public_pages(&mut suite, &f).await;
     graphql(&mut suite, &f, &alpha).await;

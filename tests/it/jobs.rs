@@ -117,7 +117,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
     assert!(
         sent[0]
             .text
-            .contains("http://alpha.test:8080/staff/sign-in/"),
+            .contains("http://alpha.test:8080/staff/welcome/"),
         "{}",
         sent[0].text
     );

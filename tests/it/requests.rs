@@ -540,6 +540,14 @@ async fn bad_input_gets_a_clear_message_and_stores_nothing() {
 #[tokio::test]
 async fn sign_in_codes_expire_are_limited_and_never_stored_in_clear() {
     let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    // Without an SMS account, nothing claims a code was sent.
+    let res = app
+        .post_form(None, "alpha.test", "/sign-in", &[("mobile", "09121234567")])
+        .await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.text.contains("هنوز راه‌اندازی نشده"), "{}", res.text);
+    assert!(!res.text.contains("پیامک شد"));
+    app.ensure_sms_account(&alpha).await;
     let send = |mobile: &'static str| {
         let app = &app;
         async move {

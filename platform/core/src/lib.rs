@@ -29,6 +29,7 @@ pub mod survey;
 pub mod template;
 pub mod tenant;
 pub mod text;
+pub mod totp;
 pub mod tracking;
 pub mod webhook;
 pub mod workflow;

@@ -28,11 +28,14 @@ pub struct Staff {
     pub last_sign_in_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When the latest invitation was sent.
     pub invited_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether the member signs in with an authenticator app instead of SMS codes.
+    pub totp_enabled: bool,
 }
 
 /// The columns [`staff_from_row`] reads.
 const STAFF_COLUMNS: &str = "id, username, display_name, mobile, is_admin, active, unit_id,
-     password_hash is not null as has_password, last_sign_in_at, invited_at";
+     password_hash is not null as has_password, last_sign_in_at, invited_at,
+     totp_enabled_at is not null as totp_enabled";
 
 fn staff_from_row(r: &sqlx::postgres::PgRow) -> Result<Staff, DomainError> {
     Ok(Staff {
@@ -46,6 +49,7 @@ fn staff_from_row(r: &sqlx::postgres::PgRow) -> Result<Staff, DomainError> {
         has_password: r.try_get("has_password").map_err(internal)?,
         last_sign_in_at: r.try_get("last_sign_in_at").map_err(internal)?,
         invited_at: r.try_get("invited_at").map_err(internal)?,
+        totp_enabled: r.try_get("totp_enabled").map_err(internal)?,
     })
 }
 
@@ -483,6 +487,35 @@ pub async fn issue_invitation(
     Ok(urls.url(host, &format!("/staff/welcome/{token}")))
 }
 
+/// Ends a member's unused invitations at once (a new one is on its way).
+pub async fn revoke_invitations(tx: &mut TenantTx, staff_id: i64) -> Result<(), DomainError> {
+    sqlx::query(
+        "update staff_sign_in_tokens set used_at = now()
+          where staff_id = $1 and purpose = 'invitation' and used_at is null",
+    )
+    .bind(staff_id)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// How the latest invitation SMS of a member fared: `queued`, `sent` or `failed`, with the
+/// sender's error code when it failed.
+pub async fn invitation_delivery(
+    tx: &mut TenantTx,
+    staff_id: i64,
+) -> Result<Option<(String, Option<String>)>, DomainError> {
+    sqlx::query_as(
+        "select status, error_code from notifications
+          where kind = 'staff_welcome' and staff_id = $1 order by id desc limit 1",
+    )
+    .bind(staff_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)
+}
+
 /// The state of a member's latest invitation, for the operator and the team page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvitationState {
@@ -570,6 +603,15 @@ impl ChallengePurpose {
     }
 }
 
+/// Where the code of a challenge comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeMethod {
+    /// Sent by SMS (its hash is stored).
+    Sms,
+    /// Shown by the member's authenticator app (checked against their secret).
+    Totp,
+}
+
 /// How long a code is valid.
 pub const CODE_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 /// Wrong codes a challenge survives.
@@ -583,6 +625,7 @@ pub async fn create_challenge(
     tx: &mut TenantTx,
     staff_id: i64,
     purpose: ChallengePurpose,
+    method: ChallengeMethod,
     token: &str,
     code: &str,
 ) -> Result<(), DomainError> {
@@ -606,29 +649,33 @@ pub async fn create_challenge(
         });
     }
     sqlx::query(
-        "insert into staff_challenges (token_hash, staff_id, purpose, code_hash, expires_at)
+        "insert into staff_challenges (token_hash, staff_id, purpose, code_hash, expires_at, method)
          values (sha256(convert_to($1, 'UTF8')), $2, $3,
-                 sha256(convert_to($1 || ':' || $4, 'UTF8')), now() + make_interval(secs => $5))",
+                 sha256(convert_to($1 || ':' || $4, 'UTF8')), now() + make_interval(secs => $5), $6)",
     )
     .bind(token)
     .bind(staff_id)
     .bind(purpose.key())
     .bind(code)
     .bind(CODE_TTL.as_secs_f64())
+    .bind(match method {
+        ChallengeMethod::Sms => "sms",
+        ChallengeMethod::Totp => "totp",
+    })
     .execute(&mut **tx)
     .await
     .map(|_| ())
     .map_err(internal)
 }
 
-/// The active member of a live challenge (for the code page).
+/// The active member of a live challenge and where its code comes from.
 pub async fn challenge_staff(
     tx: &mut TenantTx,
     token: &str,
     purpose: ChallengePurpose,
-) -> Result<Option<Staff>, DomainError> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "select c.staff_id from staff_challenges c join staff s on s.id = c.staff_id
+) -> Result<Option<(Staff, ChallengeMethod)>, DomainError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "select c.staff_id, c.method from staff_challenges c join staff s on s.id = c.staff_id
           where c.token_hash = sha256(convert_to($1, 'UTF8')) and c.purpose = $2
             and c.used_at is null and c.expires_at > now() and c.attempts < $3 and s.active",
     )
@@ -638,10 +685,126 @@ pub async fn challenge_staff(
     .fetch_optional(&mut **tx)
     .await
     .map_err(internal)?;
-    match id {
-        Some(id) => staff_by_id(tx, id).await,
-        None => Ok(None),
-    }
+    let Some((id, method)) = row else {
+        return Ok(None);
+    };
+    let method = if method == "totp" {
+        ChallengeMethod::Totp
+    } else {
+        ChallengeMethod::Sms
+    };
+    Ok(staff_by_id(tx, id).await?.map(|s| (s, method)))
+}
+
+/// Settles a live challenge whose code was checked elsewhere (an authenticator app's): uses
+/// up an attempt, and the challenge itself when `ok`. The member's id when it passed.
+pub async fn settle_challenge(
+    tx: &mut TenantTx,
+    token: &str,
+    purpose: ChallengePurpose,
+    ok: bool,
+) -> Result<Option<i64>, DomainError> {
+    let row: Option<(i64, bool)> = sqlx::query_as(
+        "update staff_challenges c
+            set attempts = attempts + 1, used_at = case when $3 then now() end
+           from staff s
+          where c.token_hash = sha256(convert_to($1, 'UTF8')) and c.purpose = $2
+            and c.used_at is null and c.expires_at > now() and c.attempts < $4
+            and s.id = c.staff_id and s.active
+          returning c.staff_id, c.used_at is not null",
+    )
+    .bind(token)
+    .bind(purpose.key())
+    .bind(ok)
+    .bind(CODE_ATTEMPTS)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(row.and_then(|(id, ok)| ok.then_some(id)))
+}
+
+// ----- authenticator apps -----
+
+/// A member's authenticator secret (sealed), whether it is enabled, and the last step used.
+pub async fn totp_secret(
+    tx: &mut TenantTx,
+    staff_id: i64,
+) -> Result<Option<(desk_core::secret::Sealed, bool, Option<i64>)>, DomainError> {
+    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, bool, Option<i64>)> = sqlx::query_as(
+        "select totp_nonce, totp_ciphertext, totp_enabled_at is not null, totp_last_step
+           from staff where id = $1",
+    )
+    .bind(staff_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(match row {
+        Some((Some(nonce), Some(ciphertext), enabled, last)) => Some((
+            desk_core::secret::Sealed { nonce, ciphertext },
+            enabled,
+            last,
+        )),
+        _ => None,
+    })
+}
+
+/// Stores a new authenticator secret, not yet enabled (until a code from it is typed).
+pub async fn set_totp_pending(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    sealed: &desk_core::secret::Sealed,
+) -> Result<(), DomainError> {
+    sqlx::query(
+        "update staff set totp_nonce = $2, totp_ciphertext = $3, totp_enabled_at = null,
+                          totp_last_step = null
+          where id = $1",
+    )
+    .bind(staff_id)
+    .bind(&sealed.nonce)
+    .bind(&sealed.ciphertext)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
+}
+
+/// Records that the code of `step` was used; false when it (or a later one) already was, so a
+/// code is accepted once. Enables the app when `enable`.
+pub async fn use_totp_step(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    step: i64,
+    enable: bool,
+) -> Result<bool, DomainError> {
+    let done = sqlx::query(
+        "update staff
+            set totp_last_step = $2,
+                totp_enabled_at = case when $3 then coalesce(totp_enabled_at, now())
+                                       else totp_enabled_at end
+          where id = $1 and totp_nonce is not null
+            and (totp_last_step is null or totp_last_step < $2)",
+    )
+    .bind(staff_id)
+    .bind(step)
+    .bind(enable)
+    .execute(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes a member's authenticator app (SMS codes again).
+pub async fn disable_totp(tx: &mut TenantTx, staff_id: i64) -> Result<(), DomainError> {
+    sqlx::query(
+        "update staff set totp_nonce = null, totp_ciphertext = null, totp_enabled_at = null,
+                          totp_last_step = null
+          where id = $1",
+    )
+    .bind(staff_id)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(internal)
 }
 
 /// Checks a code against a live challenge. A wrong code uses up an attempt (the caller commits

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use desk_core::{DomainError, FieldErrors, MobileNumber};
 use desk_db::notifications::{self, Kind};
-use desk_db::staff::{self, ChallengePurpose, Staff};
+use desk_db::staff::{self, ChallengeMethod, ChallengePurpose, Staff};
 use desk_db::{Tenant, settings};
 use serde::Deserialize;
 use serde_json::json;
@@ -217,7 +217,7 @@ async fn send_code(
     };
     let code = new_code();
     let token = desk_core::secret::new_token();
-    staff::create_challenge(tx, member.id, purpose, &token, &code).await?;
+    staff::create_challenge(tx, member.id, purpose, ChallengeMethod::Sms, &token, &code).await?;
     let sealed = key.seal(
         tenant.id,
         &format!("sign_in_code:{}", mobile.as_str()),
@@ -394,7 +394,7 @@ fn code_page(
     state: &WebState,
     tenant: &Tenant,
     headers: &HeaderMap,
-    member: &Staff,
+    (member, method): &(Staff, ChallengeMethod),
     status: StatusCode,
     errors: Option<&FieldErrors>,
 ) -> Response {
@@ -409,7 +409,7 @@ fn code_page(
         status,
         "staff_code.html.j2",
         json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "mobile": mobile,
-                "errors": errors.map(|e| &e.0) }),
+                "app": *method == ChallengeMethod::Totp, "errors": errors.map(|e| &e.0) }),
     );
     pre.keep(res, state.secure_cookies)
 }
@@ -431,7 +431,7 @@ async fn live_challenge(
     tenant: &Tenant,
     headers: &HeaderMap,
     purpose: ChallengePurpose,
-) -> Result<Option<(String, Staff)>, DomainError> {
+) -> Result<Option<(String, (Staff, ChallengeMethod))>, DomainError> {
     let Some(token) = crate::cookies::session_token(headers, CHALLENGE_COOKIE) else {
         return Ok(None);
     };
@@ -538,15 +538,21 @@ async fn check_code(
     let code = desk_core::mobile::ascii_digits(form.code.trim());
     let result = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let member = staff::challenge_staff(&mut tx, &token, ChallengePurpose::SignIn).await?;
-        let Some(member) = member else {
+        let challenge = staff::challenge_staff(&mut tx, &token, ChallengePurpose::SignIn).await?;
+        let Some(challenge) = challenge else {
             tx.commit().await?;
             return Ok(Err(None));
         };
-        let redeemed = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-            staff::redeem_challenge(&mut tx, &token, ChallengePurpose::SignIn, &code).await?
-        } else {
-            None
+        let member = &challenge.0;
+        let redeemed = match challenge.1 {
+            ChallengeMethod::Sms if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) => {
+                staff::redeem_challenge(&mut tx, &token, ChallengePurpose::SignIn, &code).await?
+            }
+            ChallengeMethod::Sms => None,
+            ChallengeMethod::Totp => {
+                let ok = totp_matches(&state, &tenant, &mut tx, member.id, &code).await?;
+                staff::settle_challenge(&mut tx, &token, ChallengePurpose::SignIn, ok).await?
+            }
         };
         let activity = |action| staff::Activity {
             staff_id: Some(member.id),
@@ -563,7 +569,7 @@ async fn check_code(
             }
             None => {
                 staff::log_activity(&mut tx, &activity("sign_in.failed")).await?;
-                Err(Some(member))
+                Err(Some(challenge.clone()))
             }
         };
         // A wrong code uses up an attempt: commit either way.
@@ -577,7 +583,7 @@ async fn check_code(
             let errors = FieldErrors::single(
                 "code",
                 "wrong_code",
-                "کد درست نیست؛ کد شش‌رقمی پیامک‌شده را دوباره وارد کنید.",
+                "کد درست نیست یا پیش‌تر به کار رفته است؛ کد شش‌رقمی تازه را وارد کنید.",
             );
             code_page(
                 &state,
@@ -590,6 +596,29 @@ async fn check_code(
         }
         Ok(Err(None)) => start_again(&state, &tenant, &headers),
         Err(e) => failure(&state, &tenant, &e),
+    }
+}
+
+/// Whether `code` is the member's authenticator code of now, not used before (the step is
+/// recorded in `tx`, so a code works once).
+pub(crate) async fn totp_matches(
+    state: &WebState,
+    tenant: &Tenant,
+    tx: &mut desk_db::TenantTx,
+    staff_id: i64,
+    code: &str,
+) -> Result<bool, DomainError> {
+    let Some(key) = &state.secrets else {
+        return Err(DomainError::Unavailable);
+    };
+    let Some((sealed, _, last_step)) = staff::totp_secret(tx, staff_id).await? else {
+        return Ok(false);
+    };
+    let secret = key.open(tenant.id, &format!("staff_totp:{staff_id}"), &sealed)?;
+    let now = chrono::Utc::now().timestamp();
+    match desk_core::totp::verify(&secret, code, now, last_step) {
+        Some(step) => staff::use_totp_step(tx, staff_id, step, false).await,
+        None => Ok(false),
     }
 }
 
@@ -694,19 +723,21 @@ async fn accept_invitation(
     Path(token): Path<String>,
     Form(form): Form<NewPasswordForm>,
 ) -> Response {
+    // A forged or stale form learns nothing of the member, not even whether the link is live.
+    if check_pre(&headers, &form.csrf).is_err() {
+        return crate::pages::error_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some(&tenant),
+            "فرم کهنه شده است",
+            "این فرم از صفحه دیگری آمده یا کهنه شده است. پیوند دعوت‌نامه را دوباره باز کنید.",
+        );
+    }
     let result = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
         let Some(member) = staff::invitation(&mut tx, &token).await? else {
             return Ok(Err(None));
         };
-        if check_pre(&headers, &form.csrf).is_err() {
-            let errors = FieldErrors::single(
-                "csrf",
-                "form_expired",
-                "این فرم کهنه شده است؛ صفحه را دوباره باز کنید و بفرستید.",
-            );
-            return Ok(Err(Some((member, errors, StatusCode::FORBIDDEN))));
-        }
         let hash = match new_password_hash(&member, &form.password, &form.password_confirm).await {
             Ok(h) => h,
             Err(DomainError::Validation(errors)) => {
@@ -905,7 +936,8 @@ async fn reset_password(
     let code = desk_core::mobile::ascii_digits(form.code.trim());
     let result = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        let Some(member) = staff::challenge_staff(&mut tx, &token, ChallengePurpose::Reset).await?
+        let Some((member, _)) =
+            staff::challenge_staff(&mut tx, &token, ChallengePurpose::Reset).await?
         else {
             return Ok(Err(FieldErrors::single(
                 "code",

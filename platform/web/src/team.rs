@@ -33,6 +33,9 @@ pub(crate) fn team_routes() -> Router<WebState> {
         .route("/staff/account", get(show_account))
         .route("/staff/account/password", post(change_password))
         .route("/staff/account/sessions/{id}/revoke", post(revoke_session))
+        .route("/staff/account/totp", post(start_totp))
+        .route("/staff/account/totp/confirm", post(confirm_totp))
+        .route("/staff/account/totp/disable", post(disable_totp))
         .route("/staff/activity", get(show_activity))
         .route("/staff/activity.csv", get(activity_csv))
 }
@@ -472,6 +475,12 @@ async fn resend_invitation(
 
 // ----- my account -----
 
+/// An authenticator secret being set up, as the page shows it.
+struct TotpSetup {
+    key: String,
+    uri: String,
+}
+
 async fn account_page(
     state: &WebState,
     me: &StaffSession,
@@ -479,9 +488,26 @@ async fn account_page(
     notice: Option<&str>,
     errors: Option<&FieldErrors>,
 ) -> Result<Response, DomainError> {
+    account_page_with(state, me, status, notice, errors, None).await
+}
+
+async fn account_page_with(
+    state: &WebState,
+    me: &StaffSession,
+    status: StatusCode,
+    notice: Option<&str>,
+    errors: Option<&FieldErrors>,
+    setup: Option<TotpSetup>,
+) -> Result<Response, DomainError> {
     let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
     let sessions = staff::sessions_of(&mut tx, me.staff.id, &me.token).await?;
+    let totp = staff::totp_secret(&mut tx, me.staff.id).await?;
     tx.commit().await?;
+    let totp_state = match (&totp, &setup) {
+        (_, Some(_)) => "setup",
+        (Some((_, true, _)), None) => "on",
+        _ => "off",
+    };
     let roles = state.authz.staff_role_keys(me.tenant.id, me.staff.id).await;
     Ok(render(
         state,
@@ -501,8 +527,118 @@ async fn account_page(
             })).collect::<Vec<_>>(),
             "notice": notice,
             "errors": errors.map(|e| &e.0),
+            "totp": totp_state,
+            "totp_key": setup.as_ref().map(|s| s.key.clone()),
+            "totp_uri": setup.as_ref().map(|s| s.uri.clone()),
         }),
     ))
+}
+
+async fn start_totp(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<crate::CsrfForm>,
+) -> Response {
+    let result = async {
+        me.csrf_ok(&form.csrf)?;
+        let key = state.secrets.as_ref().ok_or(DomainError::Unavailable)?;
+        let secret = desk_core::totp::new_secret();
+        let sealed = key.seal(
+            me.tenant.id,
+            &format!("staff_totp:{}", me.staff.id),
+            &secret,
+        )?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        staff::set_totp_pending(&mut tx, me.staff.id, &sealed).await?;
+        tx.commit().await?;
+        let issuer = format!("میز خدمت {}", me.tenant.name_fa);
+        Ok::<_, DomainError>(TotpSetup {
+            key: desk_core::totp::base32(&secret),
+            uri: desk_core::totp::otpauth_uri(&issuer, &me.staff.username, &secret),
+        })
+    }
+    .await;
+    match result {
+        Ok(setup) => account_page_with(&state, &me, StatusCode::OK, None, None, Some(setup))
+            .await
+            .unwrap_or_else(|e| failure(&state, &me.tenant, &e)),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TotpCode {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn confirm_totp(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<TotpCode>,
+) -> Response {
+    let result = async {
+        me.csrf_ok(&form.csrf)?;
+        let key = state.secrets.as_ref().ok_or(DomainError::Unavailable)?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let (sealed, _, last) = staff::totp_secret(&mut tx, me.staff.id)
+            .await?
+            .ok_or(DomainError::NotFound)?;
+        let secret = key.open(
+            me.tenant.id,
+            &format!("staff_totp:{}", me.staff.id),
+            &sealed,
+        )?;
+        let code = desk_core::mobile::ascii_digits(form.code.trim());
+        let now = chrono::Utc::now().timestamp();
+        let step = desk_core::totp::verify(&secret, &code, now, last).ok_or_else(|| {
+            DomainError::Validation(FieldErrors::single(
+                "code",
+                "wrong_code",
+                "کد درست نیست؛ کد شش‌رقمی کنونی برنامه را وارد کنید (ساعت گوشی باید درست باشد).",
+            ))
+        })?;
+        staff::use_totp_step(&mut tx, me.staff.id, step, true).await?;
+        me.log_in(&mut tx, "password.totp_enabled", json!({}))
+            .await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/staff/account?done=totp").into_response(),
+        Err(DomainError::Validation(errors)) => account_page(
+            &state,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(&errors),
+        )
+        .await
+        .unwrap_or_else(|e| failure(&state, &me.tenant, &e)),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
+}
+
+async fn disable_totp(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Form(form): Form<crate::CsrfForm>,
+) -> Response {
+    let result = async {
+        me.csrf_ok(&form.csrf)?;
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        staff::disable_totp(&mut tx, me.staff.id).await?;
+        me.log_in(&mut tx, "password.totp_disabled", json!({}))
+            .await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/staff/account?done=sms").into_response(),
+        Err(e) => failure(&state, &me.tenant, &e),
+    }
 }
 
 /// A short name for a browser from its `User-Agent`.
@@ -555,6 +691,8 @@ async fn show_account(
     let notice = match q.done.as_str() {
         "password" => Some("گذرواژه تازه ثبت شد؛ نشست‌های دیگر شما بسته شد."),
         "revoked" => Some("نشست بسته شد."),
+        "totp" => Some("برنامه احراز هویت فعال شد؛ از این پس کد ورود را از آن بخوانید."),
+        "sms" => Some("برنامه احراز هویت برداشته شد؛ کد ورود دوباره پیامک می‌شود."),
         _ => None,
     };
     account_page(&state, &me, StatusCode::OK, notice, None)
@@ -688,6 +826,8 @@ fn action_label(action: &str) -> String {
         "password.change" => "تغییر گذرواژه",
         "password.reset" => "بازنشانی گذرواژه",
         "password.reset_requested" => "درخواست بازنشانی گذرواژه",
+        "password.totp_enabled" => "فعال‌سازی برنامه احراز هویت",
+        "password.totp_disabled" => "برداشتن برنامه احراز هویت",
         "session.revoke" => "بستن نشست",
         "request.act" => "اقدام روی درخواست",
         "request.assign" => "واگذاری درخواست",
