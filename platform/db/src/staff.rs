@@ -730,22 +730,25 @@ pub async fn totp_secret(
     tx: &mut TenantTx,
     staff_id: i64,
 ) -> Result<Option<(desk_core::secret::Sealed, bool, Option<i64>)>, DomainError> {
-    let row: Option<(Option<Vec<u8>>, Option<Vec<u8>>, bool, Option<i64>)> = sqlx::query_as(
-        "select totp_nonce, totp_ciphertext, totp_enabled_at is not null, totp_last_step
+    let row = sqlx::query(
+        "select totp_nonce, totp_ciphertext, totp_enabled_at is not null as enabled, totp_last_step
            from staff where id = $1",
     )
     .bind(staff_id)
     .fetch_optional(&mut **tx)
     .await
     .map_err(internal)?;
-    Ok(match row {
-        Some((Some(nonce), Some(ciphertext), enabled, last)) => Some((
-            desk_core::secret::Sealed { nonce, ciphertext },
-            enabled,
-            last,
-        )),
-        _ => None,
-    })
+    let Some(r) = row else { return Ok(None) };
+    let nonce: Option<Vec<u8>> = r.try_get("totp_nonce").map_err(internal)?;
+    let ciphertext: Option<Vec<u8>> = r.try_get("totp_ciphertext").map_err(internal)?;
+    let (Some(nonce), Some(ciphertext)) = (nonce, ciphertext) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        desk_core::secret::Sealed { nonce, ciphertext },
+        r.try_get("enabled").map_err(internal)?,
+        r.try_get("totp_last_step").map_err(internal)?,
+    )))
 }
 
 /// Stores a new authenticator secret, not yet enabled (until a code from it is typed).
