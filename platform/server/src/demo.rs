@@ -344,7 +344,58 @@ async fn ensure_demo_team(platform: &PlatformDb) -> anyhow::Result<()> {
         {
             desk_db::staff::set_password(&mut tx, admin.id, &hash).await?;
         }
+        ensure_demo_requests(&mut tx).await?;
         tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// Two sample requests per municipality (one for each demo unit), so the clerk and the head
+/// each find work in their inbox and can see where their reach ends. Only into an empty table.
+async fn ensure_demo_requests(tx: &mut desk_db::TenantTx) -> anyhow::Result<()> {
+    if !desk_db::requests::inbox(tx, desk_db::requests::Scope::All, None, None, None, 1)
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let Some(service) = desk_db::catalog::published_services(tx, None, None)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let today = desk_db::intake::local_today();
+    for (unit, name, mobile) in [
+        ("شهرسازی", "مریم رضایی", "+989120000101"),
+        ("درآمد", "علی محمدی", "+989120000102"),
+    ] {
+        let mut form = serde_json::Map::new();
+        form.insert("full_name".into(), name.into());
+        desk_db::requests::submit(
+            tx,
+            &desk_db::requests::NewRequest {
+                service_id: service.id,
+                service_code: service.card.code.clone(),
+                citizen_id: None,
+                mobile: mobile.to_owned(),
+                national_code: None,
+                applicant_name: Some(name.to_owned()),
+                channel: desk_db::requests::Channel::Web,
+                form,
+                submitted_on: today,
+                promised_on: today + chrono::Duration::days(10),
+                state: "submitted".into(),
+                state_due_on: None,
+                registered_by: None,
+                unit_name: Some(unit.to_owned()),
+                idempotency_key: None,
+                files: Vec::new(),
+                sms_body: None,
+            },
+        )
+        .await?;
     }
     Ok(())
 }
@@ -426,7 +477,10 @@ fn print_welcome(config: &Config, port: u16) {
     println!("    admin-<slug>   tenant admin      (mobiles 09130000001..3)");
     println!("    clerk-<slug>   desk clerk, unit شهرسازی   (09131000001..3)");
     println!("    head-<slug>    department head, unit درآمد (09132000001..3)");
-    println!("  e.g. clerk-isfahan on http://isfahan.{base}:{port}/staff/sign-in");
+    println!(
+        "  e.g. clerk-isfahan on http://isfahan.{base}:{port}/staff/sign-in; each municipality"
+    );
+    println!("  has two sample requests, one per unit, so each role sees where its reach ends");
     println!();
     println!("  health: http://127.0.0.1:{port}/healthz  readiness: /readyz  metrics: /metrics");
 }
