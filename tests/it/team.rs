@@ -605,3 +605,122 @@ async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() 
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// Role × action × own unit / other unit, as the pages enforce it.
+#[tokio::test]
+async fn roles_reach_what_the_matrix_says_and_nothing_more() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let unit_a = unit(&app, &alpha, "شهرسازی").await;
+    let unit_b = unit(&app, &alpha, "درآمد").await;
+    let mut ids = std::collections::HashMap::new();
+    let mut tx = app.tx(&alpha).await;
+    for (username, role, unit, mobile) in [
+        ("head.a", "department_head", Some(unit_a), "+989120000011"),
+        ("clerk.a", "desk_staff", Some(unit_a), "+989120000012"),
+        ("auditor", "auditor", None, "+989120000013"),
+        ("other.a", "desk_staff", Some(unit_a), "+989120000014"),
+    ] {
+        let m = desk_db::staff::insert_staff(&mut tx, username, "عضو", Some(mobile), false)
+            .await
+            .unwrap();
+        desk_db::staff::update_member(&mut tx, m.id, false, unit)
+            .await
+            .unwrap();
+        tx.set_staff_role(m.id, role).await.unwrap();
+        ids.insert(username, m.id);
+    }
+    tx.commit().await.unwrap();
+    let app = app.rebuild().await;
+    // Work is given to a clerk of unit A who is none of the members signing in.
+    let clerk_id = ids["other.a"].to_string();
+
+    // Expected statuses: read A, read B, read intake, act A, act B, assign A, assign B,
+    // settings, team, activity, reports.
+    let ok = StatusCode::OK;
+    let done = StatusCode::SEE_OTHER;
+    let no = StatusCode::FORBIDDEN;
+    let matrix = [
+        (
+            "admin-alpha",
+            [ok, ok, ok, done, done, done, done, ok, ok, ok, ok],
+        ),
+        ("head.a", [ok, no, ok, done, no, done, no, no, no, no, ok]),
+        ("clerk.a", [ok, no, ok, done, no, no, no, no, no, no, no]),
+        ("auditor", [ok, ok, ok, no, no, no, no, no, no, ok, ok]),
+    ];
+    for (username, want) in matrix {
+        let cookie = app.staff_sign_in(&alpha, username).await;
+        let csrf = app.get_as(&cookie, "alpha.test", "/staff").await.csrf();
+        let req_a = request_in(&app, &alpha, Some(unit_a)).await;
+        let req_b = request_in(&app, &alpha, Some(unit_b)).await;
+        let req_i = request_in(&app, &alpha, None).await;
+        let read = |t: String| {
+            let (app, cookie) = (&app, &cookie);
+            async move {
+                app.get_as(cookie, "alpha.test", &format!("/staff/requests/{t}"))
+                    .await
+                    .status
+            }
+        };
+        let post = |path: String, fields: Vec<(&'static str, String)>| {
+            let (app, cookie, csrf) = (&app, &cookie, &csrf);
+            async move {
+                let mut all: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                all.push(("csrf", csrf));
+                app.post_form(Some(cookie), "alpha.test", &path, &all)
+                    .await
+                    .status
+            }
+        };
+        let got = [
+            read(req_a.clone()).await,
+            read(req_b.clone()).await,
+            read(req_i.clone()).await,
+            post(
+                format!("/staff/requests/{req_a}/act"),
+                vec![("action", "accept".into())],
+            )
+            .await,
+            post(
+                format!("/staff/requests/{req_b}/act"),
+                vec![("action", "accept".into())],
+            )
+            .await,
+            post(
+                format!(
+                    "/staff/requests/{}/assign",
+                    request_in(&app, &alpha, Some(unit_a)).await
+                ),
+                vec![("staff_id", clerk_id.clone())],
+            )
+            .await,
+            post(
+                format!(
+                    "/staff/requests/{}/assign",
+                    request_in(&app, &alpha, Some(unit_b)).await
+                ),
+                vec![("staff_id", clerk_id.clone())],
+            )
+            .await,
+            app.get_as(&cookie, "alpha.test", "/staff/settings")
+                .await
+                .status,
+            app.get_as(&cookie, "alpha.test", "/staff/team")
+                .await
+                .status,
+            app.get_as(&cookie, "alpha.test", "/staff/activity")
+                .await
+                .status,
+            app.get_as(&cookie, "alpha.test", "/staff/reports")
+                .await
+                .status,
+        ];
+        assert_eq!(
+            got, want,
+            "{username}: read A/B/intake, act A/B, assign A/B, settings, team, activity, reports"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

@@ -173,7 +173,9 @@ pub async fn create_sign_in_token(
 /// How long a one-time sign-in link stays valid.
 pub const SIGN_IN_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
 
-/// Issues a fresh one-time sign-in link for a staff member at `host`.
+/// Issues a fresh one-time sign-in link for a staff member at `host`. It skips the password and
+/// the second factor, so only operator tools on the server issue it (the demo's banner, tests);
+/// members are invited with [`issue_invitation`] and sign in with their password.
 pub async fn issue_sign_in_link(
     tx: &mut TenantTx,
     staff_id: i64,

@@ -402,7 +402,9 @@ async fn ensure_demo_requests(tx: &mut desk_db::TenantTx) -> anyhow::Result<()> 
 
 /// Fresh one-time sign-in links for the demo municipalities' first admins.
 async fn print_staff_links(config: &Config, platform: &PlatformDb) -> anyhow::Result<()> {
-    println!("  one-time staff sign-in links (fresh on every start):");
+    println!(
+        "  or skip the password once: one-time admin links (demo only, fresh on every start):"
+    );
     for (slug, _, _) in DEMO_TENANTS {
         let parsed = TenantSlug::parse(slug).map_err(|e| anyhow::anyhow!("{e}"))?;
         let Some(tenant) = platform.tenant_by_slug(&parsed).await? else {
