@@ -154,6 +154,8 @@ try {
   await clerk.goto(url('/staff/inbox'));
   await axe(clerk, 'inbox');
   await shot(clerk, 'inbox-360');
+  const wide = await clerk.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  check(wide <= 1, `the inbox fits a 360-px phone; its table scrolls inside its card (overflow ${wide}px)`);
   const mine = await links(clerk);
   await admin.goto(url('/staff/inbox'));
   const all = await links(admin);

@@ -151,7 +151,7 @@ impl FromRequestParts<WebState> for CitizenSession {
 
 /// The themed page for a domain error on a citizen page (a 5xx never shows its cause).
 pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Response {
-    crate::staff::failure(state, tenant, e)
+    crate::staff::failure_back(state, tenant, e, Some(("/", "صفحه نخست میز خدمت")))
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -436,6 +436,8 @@ struct ErrorView<'a> {
     tenant: Option<TenantView<'a>>,
     title: &'a str,
     message: &'a str,
+    /// Where to go on from here (path, label).
+    back: Option<(&'a str, &'a str)>,
 }
 
 /// A themed Persian error page.
@@ -446,6 +448,18 @@ pub(crate) fn error_page(
     title: &str,
     message: &str,
 ) -> Response {
+    error_page_back(state, status, tenant, title, message, None)
+}
+
+/// A themed Persian error page with a way on (`back`: path and label).
+pub(crate) fn error_page_back(
+    state: &WebState,
+    status: StatusCode,
+    tenant: Option<&Tenant>,
+    title: &str,
+    message: &str,
+    back: Option<(&str, &str)>,
+) -> Response {
     render(
         state,
         status,
@@ -454,6 +468,7 @@ pub(crate) fn error_page(
             tenant: tenant.map(TenantView::of),
             title,
             message,
+            back,
         },
     )
 }

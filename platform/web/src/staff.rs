@@ -279,7 +279,18 @@ fn invalid(
     )
 }
 
+/// The themed page for a domain error on a staff page, with the way back to the staff home.
 pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Response {
+    failure_back(state, tenant, e, Some(("/staff", "بازگشت به صفحه کارکنان")))
+}
+
+/// The themed page for a domain error (a 5xx never shows its cause), with an optional way on.
+pub(crate) fn failure_back(
+    state: &WebState,
+    tenant: &Tenant,
+    e: &DomainError,
+    back: Option<(&str, &str)>,
+) -> Response {
     let (status, title, message) = match e {
         DomainError::NotFound => (
             StatusCode::NOT_FOUND,
@@ -289,7 +300,9 @@ pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Res
         DomainError::Forbidden => (
             StatusCode::FORBIDDEN,
             "اجازه ندارید",
-            "اجازه این کار را ندارید.".to_owned(),
+            "این کار در دسترس نقش شما نیست (برای نمونه، درخواستی از واحدی دیگر یا تنظیماتی که \
+             فقط مدیر میز خدمت می‌بیند). اگر باید باشد، به مدیر میز خدمت بگویید."
+                .to_owned(),
         ),
         DomainError::RateLimited { message, .. } => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -323,7 +336,7 @@ pub(crate) fn failure(state: &WebState, tenant: &Tenant, e: &DomainError) -> Res
             )
         }
     };
-    crate::pages::error_page(state, status, Some(tenant), title, &message)
+    crate::pages::error_page_back(state, status, Some(tenant), title, &message, back)
 }
 
 #[derive(Serialize)]
