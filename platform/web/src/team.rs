@@ -896,18 +896,41 @@ fn activity_filter(q: &ActivityQuery) -> Result<staff::ActivityFilter, FieldErro
     })
 }
 
-fn detail_text(detail: &Value) -> String {
-    match detail.as_object() {
-        Some(map) if !map.is_empty() => map
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => format!("{k}: {s}"),
-                other => format!("{k}: {other}"),
-            })
-            .collect::<Vec<_>>()
-            .join("، "),
-        _ => String::new(),
-    }
+/// A line's details as people read them: Persian names, role and unit names, Persian digits.
+fn detail_text(detail: &Value, units: &[desk_db::requests::Unit]) -> String {
+    let Some(map) = detail.as_object() else {
+        return String::new();
+    };
+    map.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let label = match k.as_str() {
+                "member" => "عضو",
+                "role" => "نقش",
+                "unit_id" => "واحد",
+                "tracking" => "کد رهگیری",
+                "action" => "اقدام",
+                "requests_returned" => "درخواست‌های بازگشته به صف",
+                "to" => "به عضو شماره",
+                "lines" => "سطرها",
+                "step" => "مرحله",
+                other => other,
+            };
+            let value = match (k.as_str(), v) {
+                ("role", Value::String(r)) => {
+                    Role::tenant_role(r).map_or(r.clone(), |r| r.label_fa().to_owned())
+                }
+                ("unit_id", Value::Number(n)) => units
+                    .iter()
+                    .find(|u| Some(u.id) == n.as_i64())
+                    .map_or_else(|| n.to_string(), |u| u.name.clone()),
+                (_, Value::String(s)) => s.clone(),
+                (_, other) => other.to_string(),
+            };
+            format!("{label}: {}", persian_digits(&value))
+        })
+        .collect::<Vec<_>>()
+        .join("، ")
 }
 
 async fn show_activity(
@@ -923,6 +946,7 @@ async fn show_activity(
         };
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let mut rows = staff::activity(&mut tx, &filter, ACTIVITY_PAGE + 1).await?;
+        let units = desk_db::requests::units(&mut tx).await?;
         tx.commit().await?;
         let more = rows.len() > ACTIVITY_PAGE as usize;
         rows.truncate(ACTIVITY_PAGE as usize);
@@ -933,7 +957,7 @@ async fn show_activity(
                 json!({
                     "at": jalali_moment(r.at), "actor": r.actor, "action": action_label(&r.action),
                     "failed": r.action.ends_with(".failed"),
-                    "detail": detail_text(&r.detail), "address": r.address,
+                    "detail": detail_text(&r.detail, &units), "address": r.address,
                 })
             })
             .collect();
@@ -992,6 +1016,7 @@ async fn activity_csv(
         let filter = activity_filter(&q).map_err(DomainError::Validation)?;
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let rows = staff::activity(&mut tx, &filter, 50_000).await?;
+        let units = desk_db::requests::units(&mut tx).await?;
         me.log_in(&mut tx, "export.activity", json!({ "lines": rows.len() }))
             .await?;
         tx.commit().await?;
@@ -1001,7 +1026,7 @@ async fn activity_csv(
                 jalali_moment(r.at),
                 r.actor.clone(),
                 action_label(&r.action),
-                detail_text(&r.detail),
+                detail_text(&r.detail, &units),
                 r.address.clone().unwrap_or_default(),
             ]
             .iter()
