@@ -55,6 +55,9 @@ pub enum ConnectorError {
     /// The agency answered something that is not the exchange format.
     #[error("agency reply not understood")]
     Malformed,
+    /// The agency's address is not one we call (not public, or breaks the URL rules).
+    #[error("agency address refused: {0}")]
+    Forbidden(String),
 }
 
 impl ConnectorError {
@@ -69,6 +72,7 @@ impl ConnectorError {
             Self::Unavailable(why) => format!("unavailable: {why}"),
             Self::Refused(status) => format!("refused: HTTP {status}"),
             Self::Malformed => "malformed reply".to_owned(),
+            Self::Forbidden(why) => format!("address refused: {why}"),
         }
     }
 }
@@ -104,11 +108,12 @@ pub trait Connector {
     ) -> impl std::future::Future<Output = Result<Reply, ConnectorError>> + Send;
 }
 
-/// The HTTP JSON connector.
+/// The HTTP JSON connector. Calls go through the guarded [`crate::outbound::Outbound`] door:
+/// the agency's address is checked and pinned at every call, and no redirect is followed.
 #[derive(Debug, Clone)]
 pub struct HttpJson<'a> {
-    /// Shared client.
-    pub client: &'a reqwest::Client,
+    /// The guarded outbound door.
+    pub outbound: crate::outbound::Outbound,
     /// Base URL of the agency's exchange.
     pub endpoint: &'a str,
     /// Bearer token, if the agency gave one.
@@ -118,6 +123,24 @@ pub struct HttpJson<'a> {
 }
 
 impl HttpJson<'_> {
+    /// A request to `url` through a client pinned to the checked addresses.
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, ConnectorError> {
+        use crate::outbound::Refusal;
+        let (target, addrs) = self.outbound.check(url).await.map_err(|r| match r {
+            Refusal::Private(why) => ConnectorError::Forbidden(why),
+            Refusal::Unresolved(why) => ConnectorError::Unavailable(why),
+        })?;
+        let client = self
+            .outbound
+            .client(&target, &addrs, self.timeout, "Miz-Inquiries/1")
+            .map_err(ConnectorError::Unavailable)?;
+        Ok(client.request(method, target.url.as_str()))
+    }
+
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<Reply, ConnectorError> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
@@ -174,8 +197,8 @@ impl Connector for HttpJson<'_> {
             "applicant": { "national_code": q.national_code, "name": q.name },
         });
         self.call(
-            self.client
-                .post(url)
+            self.request(reqwest::Method::POST, &url)
+                .await?
                 .header("idempotency-key", &q.reference)
                 .json(&body),
         )
@@ -188,7 +211,8 @@ impl Connector for HttpJson<'_> {
             "{}/inquiries/{encoded}",
             self.endpoint.trim_end_matches('/')
         );
-        self.call(self.client.get(url)).await
+        self.call(self.request(reqwest::Method::GET, &url).await?)
+            .await
     }
 }
 
@@ -253,7 +277,9 @@ async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
         (Some(_), None) => return Err("no master key configured (secrets.master_key)".into()),
     };
     let connector = HttpJson {
-        client: &ctx.sms_client,
+        outbound: crate::outbound::Outbound {
+            allow_private: ctx.allow_private_webhooks,
+        },
         endpoint: agency.endpoint.as_deref().unwrap_or_default(),
         token,
         timeout: Duration::from_secs(u64::try_from(agency.timeout_secs).unwrap_or(10)),

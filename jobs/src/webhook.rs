@@ -8,6 +8,7 @@
 //! lookup; redirects are not followed. No database connection is held during the call.
 
 use crate::JobContext;
+use crate::outbound::{Outbound, Refusal};
 use apalis::prelude::*;
 use desk_core::jobs::DeliverWebhook;
 use desk_core::webhook::{self, TargetUrl};
@@ -98,11 +99,10 @@ async fn try_once(
         Ok(s) => s,
         Err(_) => return gave_up("the signing secret cannot be opened"),
     };
-    let target = match webhook::parse_target(&out.url, ctx.allow_private_webhooks) {
-        Ok(t) => t,
-        Err(e) => return gave_up(&format!("target refused: {e}")),
+    let outbound = Outbound {
+        allow_private: ctx.allow_private_webhooks,
     };
-    let addrs = match checked_addresses(&target, ctx.allow_private_webhooks).await {
+    let (target, addrs) = match outbound.check(&out.url).await {
         Ok(a) => a,
         Err(Refusal::Private(why)) => return gave_up(&why),
         Err(Refusal::Unresolved(why)) => {
@@ -118,7 +118,7 @@ async fn try_once(
         Err(_) => return gave_up("payload cannot be encoded"),
     };
     let signature = webhook::signature_header(&secret, chrono::Utc::now().timestamp(), &body);
-    match post(&target, &addrs, &out.delivery, &signature, body).await {
+    match post(&outbound, &target, &addrs, &out.delivery, &signature, body).await {
         Ok((status, excerpt)) => {
             let ok = (200..300).contains(&status);
             Attempt {
@@ -139,63 +139,17 @@ async fn try_once(
     }
 }
 
-/// Why a target was not tried.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// It points at a loopback, private or otherwise non-public address (never retried).
-    Private(String),
-    /// Its name did not resolve (retried: DNS may be down).
-    Unresolved(String),
-}
-
-/// The addresses to connect to: the IP of the URL, or every address its name resolves to, each
-/// of which must be public unless `allow_private`.
-pub async fn checked_addresses(
-    target: &TargetUrl,
-    allow_private: bool,
-) -> Result<Vec<SocketAddr>, Refusal> {
-    let addrs: Vec<SocketAddr> = match target.ip() {
-        Some(ip) => vec![SocketAddr::new(ip, target.port)],
-        None => tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|e| Refusal::Unresolved(format!("cannot resolve {}: {e}", target.host)))?
-            .collect(),
-    };
-    if addrs.is_empty() {
-        return Err(Refusal::Unresolved(format!(
-            "{} has no address",
-            target.host
-        )));
-    }
-    if !allow_private && let Some(bad) = addrs.iter().find(|a| !webhook::is_public_ip(a.ip())) {
-        return Err(Refusal::Private(format!(
-            "{} resolves to {}, which is not a public address",
-            target.host,
-            bad.ip()
-        )));
-    }
-    Ok(addrs)
-}
-
 /// POSTs `body` to the target, connecting only to `addrs`; returns the status and the start of
 /// the answer, or why there was none.
 async fn post(
+    outbound: &Outbound,
     target: &TargetUrl,
     addrs: &[SocketAddr],
     delivery: &webhooks::Delivery,
     signature: &str,
     body: Vec<u8>,
 ) -> Result<(u16, String), String> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent("Miz-Webhooks/1");
-    if target.ip().is_none() {
-        // Pin the name to the checked addresses: no second lookup can change where we connect.
-        builder = builder.resolve_to_addrs(&target.host, addrs);
-    }
-    let client = builder.build().map_err(|e| format!("client: {e}"))?;
+    let client = outbound.client(target, addrs, TIMEOUT, "Miz-Webhooks/1")?;
     let mut res = client
         .post(&target.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -230,6 +184,7 @@ async fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::checked_addresses;
 
     #[tokio::test]
     async fn loopback_and_private_targets_are_refused_unless_allowed() {

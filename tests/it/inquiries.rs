@@ -116,7 +116,11 @@ async fn wait_for_status(
 
 #[tokio::test]
 async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to_review() {
-    let (app, alpha, beta) = desk_tests::two_municipalities().await;
+    // The fake agency is on loopback: allowed here as in the demo (never in production).
+    let (app, alpha, beta) = desk_tests::two_municipalities_with(|c| {
+        c.webhooks.allow_private_targets = true;
+    })
+    .await;
     let (base, agency) = fake_agency::spawn("agency-token", Mode::Defer { polls: 1 })
         .await
         .unwrap();
@@ -278,7 +282,10 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
 
 #[tokio::test]
 async fn busy_agencies_are_retried_refusals_fail_at_once_and_letters_are_answered_by_staff() {
-    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let (app, alpha, _beta) = desk_tests::two_municipalities_with(|c| {
+        c.webhooks.allow_private_targets = true;
+    })
+    .await;
     let (base, agency) = fake_agency::spawn("agency-token", Mode::Fail(503))
         .await
         .unwrap();
@@ -405,6 +412,106 @@ async fn busy_agencies_are_retried_refusals_fail_at_once_and_letters_are_answere
     .await;
     assert_eq!(res.status, StatusCode::CONFLICT);
 
+    workers.stop().await;
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
+
+/// An agency address inside the machine or its network is refused when it is saved, and an
+/// agency that points there anyway (an address changed behind our back, a row written before the
+/// rule) is never called: the job gives up, the applicant's data stays home, no redirect is
+/// followed.
+#[tokio::test]
+async fn agencies_on_internal_addresses_are_refused_and_never_called() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let (base, agency) = fake_agency::spawn("agency-token", Mode::Answer)
+        .await
+        .unwrap();
+    let staff = app.staff_sign_in(&alpha, "admin-alpha").await;
+    for endpoint in [
+        base.clone(),
+        "http://[::1]:9/".to_owned(),
+        "http://localhost:5432/".to_owned(),
+        "http://169.254.169.254/latest/".to_owned(),
+        "http://10.0.0.1:5432/".to_owned(),
+        "http://0x7f000001/".to_owned(),
+        "http://0177.0.0.1/".to_owned(),
+    ] {
+        let page = app
+            .get_as(&staff, "alpha.test", "/staff/settings/agencies")
+            .await;
+        let res = app
+            .post_form(
+                Some(&staff),
+                "alpha.test",
+                "/staff/settings/agencies",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("name", "دستگاه درونی"),
+                    ("kind", "http_json"),
+                    ("endpoint", &endpoint),
+                    ("token", "agency-token"),
+                    ("timeout_secs", "2"),
+                    ("sla_days", "5"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{endpoint}: {}",
+            res.text
+        );
+    }
+    assert_eq!(app.scalar(&alpha, "select count(*) from agencies").await, 0);
+
+    // A row that points inside anyway: the job refuses to call it.
+    let mut tx = app.tx(&alpha).await;
+    sqlx::query(
+        "insert into agencies (name, kind, endpoint, timeout_secs, sla_days)
+         values ('دستگاه درونی', 'http_json', $1, 2, 5)",
+    )
+    .bind(&base)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let agency_id = app.scalar(&alpha, "select id from agencies").await;
+    let today = desk_db::intake::local_today();
+    let r = filed(
+        &app,
+        &alpha,
+        "+989121112345",
+        Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let res = post_on_request(
+        &app,
+        &staff,
+        &r.tracking_code,
+        "/act",
+        &[("action", "accept")],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let workers = app.db.start_workers_with("http://127.0.0.1:9", false).await;
+    let id_text = agency_id.to_string();
+    let res = post_on_request(
+        &app,
+        &staff,
+        &r.tracking_code,
+        "/inquiries",
+        &[("agency_id", &id_text), ("subject", "استعلام")],
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let inquiry = app.scalar(&alpha, "select max(id) from inquiries").await;
+    let (status, _, error) = wait_for_status(&app, &alpha, inquiry, "failed").await;
+    assert_eq!(status, "failed");
+    assert!(error.contains("address refused"), "{error}");
+    assert_eq!(agency.calls(), 0, "the agency inside was never called");
     workers.stop().await;
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;

@@ -266,6 +266,14 @@ async fn add_agency(
                 .parse()
                 .unwrap_or(-1),
         };
+        // The address is checked by the rules every outbound call obeys (public addresses
+        // only, no numeric tricks, no internal names); the job checks it again at each call.
+        if new.kind == "http_json" && !new.endpoint.trim().is_empty() {
+            desk_core::webhook::parse_target(new.endpoint.trim(), state.allow_private_webhooks)
+                .map_err(|e| {
+                    DomainError::from(FieldErrors::single("endpoint", e.code(), e.message_fa()))
+                })?;
+        }
         let token = form.token.trim();
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         inquiries::add_agency(&mut tx, &new, |id| {
