@@ -8,6 +8,7 @@ mod authz;
 mod catalog;
 mod developers;
 mod fuzz;
+mod hardening;
 mod hosts;
 mod inquiries;
 mod jobs;

@@ -279,6 +279,8 @@ pub struct TestResponse {
     pub retry_after: Option<String>,
     /// `name=value` of every `Set-Cookie`.
     pub cookies: Vec<String>,
+    /// Every header of the answer.
+    pub headers: axum::http::HeaderMap,
 }
 
 impl TestResponse {
@@ -521,8 +523,10 @@ impl TestApp {
             .filter_map(|v| v.to_str().ok())
             .map(|c| c.split(';').next().unwrap_or_default().to_owned())
             .collect();
+        let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         TestResponse {
+            headers,
             status,
             text: String::from_utf8_lossy(&bytes).into_owned(),
             location,

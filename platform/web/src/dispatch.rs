@@ -89,7 +89,101 @@ fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn dispatch_by_host(State(d): State<Dispatch>, mut req: Request) -> Response {
+/// Whether a browser says this request comes from another site or a sibling host: its
+/// `Sec-Fetch-Site` is `cross-site` or `same-site` (another municipality under the same domain is
+/// same-site, not same-origin), or its `Origin` names a host other than the request's own.
+/// Requests without either header are not from a browser's page.
+pub(crate) fn foreign_origin(headers: &axum::http::HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    !matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+}
+
+/// A state change a browser page of another site (or a sibling municipality) asks for: refused
+/// for every unsafe method, sign-in forms included. Token-authenticated API calls without
+/// cookies (a municipality's app calling GraphQL or Open311 from its own origin) are not
+/// cookie-borne, so not forgeable this way, and pass.
+fn forged(req: &Request) -> bool {
+    let unsafe_method = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let token_api = is_api_path(req.uri().path()) && !req.headers().contains_key(header::COOKIE);
+    unsafe_method && !token_api && foreign_origin(req.headers())
+}
+
+/// Headers every answer carries: no framing (clickjacking), no content sniffing, no referrer
+/// to other sites, no powerful browser features, and HSTS behind HTTPS.
+fn secure_headers(res: &mut Response, https: bool) {
+    use axum::http::HeaderValue;
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'",
+            ),
+        );
+    }
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+}
+
+async fn dispatch_by_host(State(d): State<Dispatch>, req: Request) -> Response {
+    let https = d.web.secure_cookies;
+    let mut res = if forged(&req) {
+        tracing::info!(http.path = %loggable_path(req.uri().path()), "cross-origin state change refused");
+        if is_api_path(req.uri().path()) {
+            api_error(
+                StatusCode::FORBIDDEN,
+                "CROSS_ORIGIN",
+                "state changes from another site's page are refused",
+            )
+        } else {
+            error_page(
+                &d.web,
+                StatusCode::FORBIDDEN,
+                None,
+                "درخواست پذیرفته نشد",
+                "این فرم از صفحه سایت دیگری فرستاده شده است. صفحه را از نشانی خود میز خدمت باز کنید و دوباره بفرستید.",
+            )
+        }
+    } else {
+        route_by_host(d, req).await
+    };
+    secure_headers(&mut res, https);
+    res
+}
+
+async fn route_by_host(d: Dispatch, mut req: Request) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4();
     let api = is_api_path(req.uri().path());

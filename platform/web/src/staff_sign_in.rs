@@ -82,30 +82,14 @@ impl Pre {
     }
 }
 
-/// Whether a browser says the request comes from this very host (no `Origin` and no
-/// `Sec-Fetch-Site`: not a browser, and the CSRF token still has to match).
-pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
-        return false;
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest);
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
-}
-
 /// `Forbidden` unless the form's token matches the pre-session cookie and the request is
 /// same-origin.
 fn check_pre(headers: &HeaderMap, sent: &str) -> Result<(), DomainError> {
     let cookie = crate::cookies::session_token(headers, PRE_COOKIE);
-    if same_origin(headers) && !sent.is_empty() && cookie.as_deref() == Some(sent) {
+    if !crate::dispatch::foreign_origin(headers)
+        && !sent.is_empty()
+        && cookie.as_deref() == Some(sent)
+    {
         Ok(())
     } else {
         Err(DomainError::Forbidden)
@@ -1017,6 +1001,7 @@ mod tests {
 
     #[test]
     fn only_this_host_is_same_origin() {
+        let same_origin = |h: &HeaderMap| !crate::dispatch::foreign_origin(h);
         let mut h = HeaderMap::new();
         h.insert(header::HOST, "alpha.test".parse().unwrap());
         assert!(same_origin(&h), "no browser headers");

@@ -1,0 +1,151 @@
+//! Defence in depth outside tenancy (issue #19): a page of another site or of a sibling
+//! municipality cannot post anything, sign-in forms included (login CSRF); every answer carries
+//! the security headers (no framing, no sniffing, no referrer to other sites).
+
+use axum::http::StatusCode;
+use desk_tests::TestApp;
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Posts `body` to `path` of `host` as a browser page of `origin` would (`fetch_site` as the
+/// browser would say it, if at all).
+async fn post_from(
+    app: &TestApp,
+    host: &str,
+    path: &str,
+    body: &str,
+    origin: Option<&str>,
+    fetch_site: Option<&str>,
+) -> desk_tests::TestResponse {
+    let mut headers = vec![("content-type", FORM)];
+    if let Some(o) = origin {
+        headers.push(("origin", o));
+    }
+    if let Some(f) = fetch_site {
+        headers.push(("sec-fetch-site", f));
+    }
+    app.send("POST", host, path, Some(body), &headers).await
+}
+
+#[tokio::test]
+async fn pages_of_other_sites_and_sibling_municipalities_cannot_post() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    app.ensure_sms_account(&alpha).await;
+    // The citizen of the attacker's choice asks for a code on alpha, then a sibling's page
+    // posts the code form so the victim's browser signs into the attacker's account.
+    let res = app
+        .post_form(None, "alpha.test", "/sign-in", &[("mobile", "09121234567")])
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    let code = app.last_sign_in_code(&alpha, "09121234567").await;
+    let body = format!("mobile=09121234567&code={code}&next=%2Fmy-requests");
+    for (origin, site) in [
+        (Some("http://beta.test"), Some("same-site")),
+        (Some("http://beta.test"), None),
+        (Some("https://evil.example"), Some("cross-site")),
+        (None, Some("same-site")),
+        (Some("null"), None),
+    ] {
+        let res = post_from(&app, "alpha.test", "/sign-in/code", &body, origin, site).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{origin:?} {site:?}");
+        assert!(
+            res.cookies.is_empty(),
+            "no session handed out: {:?}",
+            res.cookies
+        );
+        assert!(res.text.contains("سایت دیگری"), "{}", res.text);
+    }
+    // The very same form from alpha's own page still works.
+    let res = post_from(
+        &app,
+        "alpha.test",
+        "/sign-in/code",
+        &body,
+        Some("http://alpha.test"),
+        Some("same-origin"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+
+    // The staff sign-in and the platform portal's login alike.
+    for (host, path) in [
+        ("alpha.test", "/staff/sign-in"),
+        ("alpha.test", "/staff/forgot"),
+        ("admin.test", "/login"),
+    ] {
+        let res = post_from(
+            &app,
+            host,
+            path,
+            "username=admin&password=whatever-long-1&csrf=x",
+            Some("http://beta.test"),
+            Some("same-site"),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{host}{path}");
+        let res = post_from(
+            &app,
+            host,
+            path,
+            "username=admin&password=whatever-long-1&csrf=x",
+            Some("https://evil.example"),
+            None,
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{host}{path}");
+    }
+    // An app of the municipality calling GraphQL with a key from its own origin is not a
+    // cookie-borne request: it passes (and is judged by its key).
+    let res = app
+        .send(
+            "POST",
+            "alpha.test",
+            "/graphql",
+            Some(r#"{"query":"{ services(first: 1) { edges { node { code } } } }"}"#),
+            &[
+                ("content-type", "application/json"),
+                ("origin", "https://app.alpha.example"),
+            ],
+        )
+        .await;
+    assert_ne!(res.status, StatusCode::FORBIDDEN, "{}", res.text);
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
+
+#[tokio::test]
+async fn every_page_carries_the_security_headers() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let staff = app.staff_sign_in(&alpha, "admin-alpha").await;
+    for (cookie, host, path) in [
+        (None, "alpha.test", "/"),
+        (None, "alpha.test", "/services"),
+        (None, "alpha.test", "/staff/sign-in"),
+        (Some(staff.as_str()), "alpha.test", "/staff"),
+        (Some(staff.as_str()), "alpha.test", "/staff/team"),
+        (None, "admin.test", "/login"),
+        (None, "nowhere.test", "/"),
+    ] {
+        let res = match cookie {
+            Some(c) => app.get_as(c, host, path).await,
+            None => app.get(host, path).await,
+        };
+        let h = |name: &str| {
+            res.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert_eq!(h("x-frame-options"), "DENY", "{host}{path}");
+        assert!(
+            h("content-security-policy").contains("frame-ancestors 'none'"),
+            "{host}{path}"
+        );
+        assert_eq!(h("x-content-type-options"), "nosniff", "{host}{path}");
+        assert_eq!(h("referrer-policy"), "same-origin", "{host}{path}");
+        assert!(!h("permissions-policy").is_empty(), "{host}{path}");
+    }
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}
