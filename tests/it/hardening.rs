@@ -149,3 +149,51 @@ async fn every_page_carries_the_security_headers() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// A title a municipality typed that a spreadsheet would run as a formula is plain text in the
+/// report's CSV.
+#[tokio::test]
+async fn report_csv_cells_never_run_as_formulas() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let today = desk_db::intake::local_today();
+    let r = crate::surveys::filed(
+        &app,
+        &alpha,
+        "+989121112345",
+        desk_db::requests::Channel::Web,
+        (today, today),
+        None,
+    )
+    .await;
+    let mut tx = app.tx(&alpha).await;
+    sqlx::query("update services set title = $1 where id = $2")
+        .bind("=HYPERLINK(\"http://evil.example/x\",\"بیشتر\")")
+        .bind(r.service_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let staff = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let period = desk_core::report::Period::month_of(today).key();
+    let (status, _, body) = app
+        .get_bytes_as(
+            &staff,
+            "alpha.test",
+            &format!("/staff/reports.csv?period={period}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("HYPERLINK"), "{text}");
+    for line in text.lines() {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('\u{feff}').trim_start_matches('"');
+            assert!(
+                !cell.starts_with(['=', '+', '@']),
+                "a cell runs as a formula: {line}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

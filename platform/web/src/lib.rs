@@ -11,6 +11,7 @@ mod appointments;
 mod catalog_editor;
 mod citizen;
 pub mod cookies;
+mod csv;
 mod desk;
 mod developers;
 mod dispatch;

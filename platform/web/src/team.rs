@@ -995,16 +995,6 @@ async fn show_activity(
     result.unwrap_or_else(|e| failure(&state, &me.tenant, &e))
 }
 
-/// A CSV cell: quoted, and text a spreadsheet would run as a formula made plain text.
-pub(crate) fn csv_cell(text: &str) -> String {
-    let neutral = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_owned()
-    };
-    format!("\"{}\"", neutral.replace('"', "\"\""))
-}
-
 async fn activity_csv(
     State(state): State<WebState>,
     me: StaffSession,
@@ -1030,7 +1020,7 @@ async fn activity_csv(
                 r.address.clone().unwrap_or_default(),
             ]
             .iter()
-            .map(|c| csv_cell(c))
+            .map(|c| crate::csv::field(c))
             .collect::<Vec<_>>()
             .join(",");
             out.push_str(&line);
@@ -1054,16 +1044,5 @@ async fn activity_csv(
             res
         }
         Err(e) => failure(&state, &me.tenant, &e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_cells_never_run_as_formulas() {
-        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_cell("ali"), "\"ali\"");
     }
 }
