@@ -552,10 +552,16 @@ async fn execute(
     .await
     {
         Ok(caller) => {
-            if let Err(seconds) = state.services.rates.take(
+            // Each operation of a batch counts, as separate requests would.
+            let operations = match &batch {
+                async_graphql::BatchRequest::Single(_) => 1,
+                async_graphql::BatchRequest::Batch(v) => u32::try_from(v.len()).unwrap_or(u32::MAX),
+            };
+            if let Err(seconds) = state.services.rates.take_many(
                 tenant.id,
                 caller.key.as_ref().map(|k| k.id),
                 &caller.source,
+                operations,
             ) {
                 return rate_limited(seconds);
             }

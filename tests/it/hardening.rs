@@ -197,3 +197,36 @@ async fn report_csv_cells_never_run_as_formulas() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// A batch of GraphQL operations in one POST counts each operation against the rate, as
+/// separate requests would.
+#[tokio::test]
+async fn each_operation_of_a_graphql_batch_counts_against_the_rate() {
+    let (app, _alpha, _beta) = desk_tests::two_municipalities().await;
+    let one = r#"{"query":"{ services(first: 1) { edges { node { code } } } }"}"#;
+    let batch = |n: usize| format!("[{}]", vec![one; n].join(","));
+    let post = |body: String| {
+        let app = &app;
+        async move {
+            app.send(
+                "POST",
+                "alpha.test",
+                "/graphql",
+                Some(&body),
+                &[("content-type", "application/json")],
+            )
+            .await
+        }
+    };
+    let small = post(batch(5)).await;
+    assert_eq!(small.status, StatusCode::OK, "{}", small.text);
+    let big = post(batch(300)).await;
+    assert_eq!(big.status, StatusCode::TOO_MANY_REQUESTS, "{}", big.text);
+    assert!(big.text.contains("RATE_LIMITED"));
+    // What is left of the minute's allowance (60 for callers without a key) is spent by
+    // operations, not by posts: 55 more pass, the next does not.
+    assert_eq!(post(batch(55)).await.status, StatusCode::OK);
+    assert_eq!(post(batch(1)).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

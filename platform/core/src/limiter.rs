@@ -234,7 +234,17 @@ impl RateLimiter {
 
     /// [`RateLimiter::take`] as of `now` (tests pass their own clock).
     pub fn take_at(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), u64> {
+        self.take_n_at(key, 1, per_minute, now)
+    }
+
+    /// Takes `n` requests at once (each operation of a batch counts); more than a minute's
+    /// allowance can never pass and waits a minute.
+    pub fn take_n_at(&self, key: &str, n: u32, per_minute: u32, now: Instant) -> Result<(), u64> {
         let capacity = f64::from(per_minute.max(1));
+        let need = f64::from(n.max(1));
+        if need > capacity {
+            return Err(60);
+        }
         let per_sec = capacity / 60.0;
         let Ok(mut map) = self.buckets.lock() else {
             return Err(1);
@@ -247,13 +257,13 @@ impl RateLimiter {
         let refilled =
             (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_sec).min(capacity);
         *at = now;
-        if refilled >= 1.0 {
-            *tokens = refilled - 1.0;
+        if refilled >= need {
+            *tokens = refilled - need;
             Ok(())
         } else {
             *tokens = refilled;
-            // Whole seconds until one token is back, rounded up.
-            let wait = ((1.0 - refilled) / per_sec).ceil();
+            // Whole seconds until enough tokens are back, rounded up.
+            let wait = ((need - refilled) / per_sec).ceil();
             Err(if wait.is_finite() && wait >= 1.0 {
                 wait as u64
             } else {
@@ -298,13 +308,27 @@ impl ApiRates {
         key_id: Option<i64>,
         source: &str,
     ) -> Result<(), u64> {
+        self.take_many(tenant, key_id, source, 1)
+    }
+
+    /// Takes `n` requests at once (a GraphQL batch counts each of its operations).
+    pub fn take_many(
+        &self,
+        tenant: impl std::fmt::Display,
+        key_id: Option<i64>,
+        source: &str,
+        n: u32,
+    ) -> Result<(), u64> {
+        let now = Instant::now();
         match key_id {
-            Some(id) => self
-                .limiter
-                .take(&format!("t{tenant}:key:{id}"), self.per_key),
-            None => self
-                .limiter
-                .take(&format!("t{tenant}:addr:{source}"), self.anonymous),
+            Some(id) => {
+                self.limiter
+                    .take_n_at(&format!("t{tenant}:key:{id}"), n, self.per_key, now)
+            }
+            None => {
+                self.limiter
+                    .take_n_at(&format!("t{tenant}:addr:{source}"), n, self.anonymous, now)
+            }
         }
     }
 }
@@ -385,6 +409,10 @@ mod tests {
             assert_eq!(limiter.take_at("slow", 6, t0), Ok(()));
         }
         assert_eq!(limiter.take_at("slow", 6, t0), Err(10));
+        // A batch takes one token per operation; more than a minute's worth never passes.
+        assert_eq!(limiter.take_n_at("batch", 50, 60, t0), Ok(()));
+        assert_eq!(limiter.take_n_at("batch", 20, 60, t0), Err(10));
+        assert_eq!(limiter.take_n_at("huge", 300, 60, t0), Err(60));
     }
 
     #[test]
