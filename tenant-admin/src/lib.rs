@@ -99,14 +99,7 @@ pub async fn onboard(
                 true,
             )
             .await?;
-            jobs::enqueue(
-                &mut tx,
-                &WelcomeStaff {
-                    tenant_id: tenant.id,
-                    staff_id: member.id,
-                },
-            )
-            .await?;
+            jobs::enqueue(&mut tx, &WelcomeStaff::new(tenant.id, member.id)).await?;
             Some(member)
         }
         None => None,

@@ -831,10 +831,7 @@ async fn resend_invitation(
         desk_db::staff::revoke_invitations(&mut tx, member.id).await?;
         desk_db::jobs::enqueue(
             &mut tx,
-            &desk_core::jobs::WelcomeStaff {
-                tenant_id: tenant.id,
-                staff_id: member.id,
-            },
+            &desk_core::jobs::WelcomeStaff::new(tenant.id, member.id),
         )
         .await?;
         tx.commit().await?;

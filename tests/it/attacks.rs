@@ -2857,6 +2857,7 @@ async fn job_payloads(s: &mut Suite<'_>, f: &Fixture, alpha: &Tenant, beta: &Ten
                 &WelcomeStaff {
                     tenant_id: tid,
                     staff_id: f.clerk,
+                    round: 0,
                 },
                 once,
             )

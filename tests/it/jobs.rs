@@ -219,6 +219,7 @@ async fn a_rolled_back_onboarding_leaves_nothing_behind() {
         &desk_core::jobs::WelcomeStaff {
             tenant_id: tenant.id,
             staff_id: member.id,
+            round: 0,
         },
     )
     .await

@@ -340,6 +340,40 @@ async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() 
         StatusCode::GONE
     );
 
+    // The head's SMS went astray: the admin sends a new invitation; the old link stops.
+    let head_link = invitation_link(&outbox, "9124445566").await;
+    let head_id = app
+        .scalar(&alpha, "select id from staff where username = 'head.b'")
+        .await;
+    let team = admin.get("/staff/team").await;
+    let resent = admin
+        .post(
+            &format!("/staff/team/{head_id}/invite"),
+            &[("csrf", &team.csrf())],
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::SEE_OTHER, "{}", resent.text);
+    let mut fresh = head_link.clone();
+    for _ in 0..300 {
+        fresh = invitation_link(&outbox, "9124445566").await;
+        if fresh != head_link {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(fresh, head_link, "a second invitation SMS went out");
+    assert_eq!(
+        Browser::new(&app, "alpha.test")
+            .get(&head_link)
+            .await
+            .status,
+        StatusCode::GONE
+    );
+    assert_eq!(
+        Browser::new(&app, "alpha.test").get(&fresh).await.status,
+        StatusCode::OK
+    );
+
     // Signs out; the next day, password + SMS code.
     let home = clerk.get("/staff").await;
     assert_eq!(home.status, StatusCode::OK);
@@ -447,6 +481,73 @@ async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() 
         )
         .await;
     assert_eq!(claimed.status, StatusCode::SEE_OTHER, "{}", claimed.text);
+
+    // The clerk moves to an authenticator app: the code comes from it, not by SMS.
+    let account = clerk.get("/staff/account").await;
+    let setup = clerk
+        .post("/staff/account/totp", &[("csrf", &account.csrf())])
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.text);
+    let at = setup.text.find("id=\"totp-key\"").unwrap();
+    let key_start = at + setup.text[at..].find('>').unwrap() + 1;
+    let key: String = setup.text[key_start..]
+        .chars()
+        .take_while(|c| *c != '<')
+        .collect();
+    let secret = desk_core::totp::from_base32(&key).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let wrong = clerk
+        .post(
+            "/staff/account/totp/confirm",
+            &[("code", "000000"), ("csrf", &account.csrf())],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        wrong.text.contains(&key),
+        "a wrong code keeps the same key on the page"
+    );
+    let code = desk_core::totp::code_at(&secret, now).unwrap();
+    let on = clerk
+        .post(
+            "/staff/account/totp/confirm",
+            &[("code", &code), ("csrf", &account.csrf())],
+        )
+        .await;
+    assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.text);
+    let sms_before = outbox.len();
+    let mut app_user = Browser::new(&app, "alpha.test");
+    let page = app_user.get("/staff/sign-in").await;
+    let res = app_user
+        .post(
+            "/staff/sign-in",
+            &[
+                ("username", "clerk.a"),
+                ("password", PASSWORD),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let page = app_user.get("/staff/sign-in/code").await;
+    assert!(page.text.contains("برنامه احراز هویت"), "{}", page.text);
+    // The code just used to enable the app does not work twice; the next one does.
+    let replay = app_user
+        .post(
+            "/staff/sign-in/code",
+            &[("code", &code), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(replay.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let next = desk_core::totp::code_at(&secret, now + 30).unwrap();
+    let res = app_user
+        .post(
+            "/staff/sign-in/code",
+            &[("code", &next), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(outbox.len(), sms_before, "no SMS for a member with an app");
 
     // A wrong code is refused; after too many, the challenge is gone.
     let mut stranger = Browser::new(&app, "alpha.test");

@@ -145,11 +145,13 @@ async fn a_transaction_refuses_to_enqueue_another_tenants_job() {
     let foreign = WelcomeStaff {
         tenant_id: b.id,
         staff_id: 1,
+        round: 0,
     };
     assert!(desk_db::jobs::enqueue(&mut tx, &foreign).await.is_err());
     let own = WelcomeStaff {
         tenant_id: a.id,
         staff_id: 1,
+        round: 0,
     };
     desk_db::jobs::enqueue(&mut tx, &own).await.unwrap();
     tx.commit().await.unwrap();

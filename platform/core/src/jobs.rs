@@ -42,6 +42,20 @@ pub struct WelcomeStaff {
     pub tenant_id: TenantId,
     /// Id of the row in the tenant's `staff` table.
     pub staff_id: i64,
+    /// Which invitation of the member this is (a resend is a new one; 0 for the first).
+    #[serde(default)]
+    pub round: i64,
+}
+
+impl WelcomeStaff {
+    /// A new invitation of `staff_id` (its round from the clock, so each resend is its own job).
+    pub fn new(tenant_id: TenantId, staff_id: i64) -> Self {
+        Self {
+            tenant_id,
+            staff_id,
+            round: chrono::Utc::now().timestamp_micros(),
+        }
+    }
 }
 
 impl JobPayload for WelcomeStaff {
@@ -50,7 +64,7 @@ impl JobPayload for WelcomeStaff {
         self.tenant_id
     }
     fn idempotency_key(&self) -> String {
-        format!("{}:{}", self.tenant_id, self.staff_id)
+        format!("{}:{}:{}", self.tenant_id, self.staff_id, self.round)
     }
 }
 

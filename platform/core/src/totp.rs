@@ -24,6 +24,25 @@ pub fn base32(secret: &[u8]) -> String {
     data_encoding::BASE32_NOPAD.encode(secret)
 }
 
+/// The secret from its base32 form (spaces and case ignored), as an app holds it.
+pub fn from_base32(text: &str) -> Option<Vec<u8>> {
+    let clean: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).ok()
+}
+
+/// The key grouped in fours, as people copy it (`GEZD GNBV ...`).
+pub fn grouped(key: &str) -> String {
+    key.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The `otpauth://` URI an app imports (issuer and account shown in the app).
 pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();

@@ -264,14 +264,7 @@ async fn invite(
         .await?;
         staff::update_member(&mut tx, member.id, role == Role::TenantAdmin, unit).await?;
         tx.set_staff_role(member.id, &role.key()).await?;
-        desk_db::jobs::enqueue(
-            &mut tx,
-            &WelcomeStaff {
-                tenant_id: me.tenant.id,
-                staff_id: member.id,
-            },
-        )
-        .await?;
+        desk_db::jobs::enqueue(&mut tx, &WelcomeStaff::new(me.tenant.id, member.id)).await?;
         me.log_in(
             &mut tx,
             "team.invite",
@@ -449,14 +442,7 @@ async fn resend_invitation(
         if member.has_password {
             return Err(DomainError::Conflict("already joined".into()));
         }
-        desk_db::jobs::enqueue(
-            &mut tx,
-            &WelcomeStaff {
-                tenant_id: me.tenant.id,
-                staff_id: member.id,
-            },
-        )
-        .await?;
+        desk_db::jobs::enqueue(&mut tx, &WelcomeStaff::new(me.tenant.id, member.id)).await?;
         me.log_in(
             &mut tx,
             "team.reinvite",
@@ -534,6 +520,36 @@ async fn account_page_with(
     ))
 }
 
+fn totp_setup(me: &StaffSession, secret: &[u8]) -> TotpSetup {
+    let issuer = format!("میز خدمت {}", me.tenant.name_fa);
+    TotpSetup {
+        key: desk_core::totp::grouped(&desk_core::totp::base32(secret)),
+        uri: desk_core::totp::otpauth_uri(&issuer, &me.staff.username, secret),
+    }
+}
+
+/// The app being set up (stored, not yet enabled), to show again after a wrong code.
+async fn pending_totp(
+    state: &WebState,
+    me: &StaffSession,
+) -> Result<Option<TotpSetup>, DomainError> {
+    let Some(key) = &state.secrets else {
+        return Ok(None);
+    };
+    let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+    let stored = staff::totp_secret(&mut tx, me.staff.id).await?;
+    tx.commit().await?;
+    let Some((sealed, false, _)) = stored else {
+        return Ok(None);
+    };
+    let secret = key.open(
+        me.tenant.id,
+        &format!("staff_totp:{}", me.staff.id),
+        &sealed,
+    )?;
+    Ok(Some(totp_setup(me, &secret)))
+}
+
 async fn start_totp(
     State(state): State<WebState>,
     me: StaffSession,
@@ -551,11 +567,7 @@ async fn start_totp(
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         staff::set_totp_pending(&mut tx, me.staff.id, &sealed).await?;
         tx.commit().await?;
-        let issuer = format!("میز خدمت {}", me.tenant.name_fa);
-        Ok::<_, DomainError>(TotpSetup {
-            key: desk_core::totp::base32(&secret),
-            uri: desk_core::totp::otpauth_uri(&issuer, &me.staff.username, &secret),
-        })
+        Ok::<_, DomainError>(totp_setup(&me, &secret))
     }
     .await;
     match result {
@@ -608,15 +620,23 @@ async fn confirm_totp(
     .await;
     match result {
         Ok(()) => Redirect::to("/staff/account?done=totp").into_response(),
-        Err(DomainError::Validation(errors)) => account_page(
-            &state,
-            &me,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some(&errors),
-        )
-        .await
-        .unwrap_or_else(|e| failure(&state, &me.tenant, &e)),
+        Err(DomainError::Validation(errors)) => {
+            let shown = async {
+                let setup = pending_totp(&state, &me).await?;
+                account_page_with(
+                    &state,
+                    &me,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    None,
+                    Some(&errors),
+                    setup,
+                )
+                .await
+            };
+            shown
+                .await
+                .unwrap_or_else(|e| failure(&state, &me.tenant, &e))
+        }
         Err(e) => failure(&state, &me.tenant, &e),
     }
 }
