@@ -52,6 +52,10 @@ impl Views {
                 include_str!("../templates/municipality.html.j2"),
             ),
             (
+                "invitation.html.j2",
+                include_str!("../templates/invitation.html.j2"),
+            ),
+            (
                 "provinces.html.j2",
                 include_str!("../templates/provinces.html.j2"),
             ),
@@ -105,6 +109,8 @@ pub struct PlatformPortal {
     pub trust_forwarded_for: bool,
     pub(crate) views: Arc<Views>,
     guesses: Arc<desk_core::limiter::SignInDelays>,
+    /// How links to municipalities' hosts look (scheme, port).
+    pub urls: desk_core::PublicUrls,
     /// Password hashing is CPU- and memory-heavy: at most two at once, off the async workers.
     hashing: Arc<tokio::sync::Semaphore>,
 }
@@ -126,6 +132,10 @@ impl PlatformPortal {
             views: Arc::new(Views::new()?),
             trust_forwarded_for,
             guesses: Arc::new(desk_core::limiter::SignInDelays::default()),
+            urls: desk_core::PublicUrls {
+                scheme: if secure_cookies { "https" } else { "http" }.to_owned(),
+                port: None,
+            },
             hashing: Arc::new(tokio::sync::Semaphore::new(2)),
         })
     }
@@ -823,33 +833,66 @@ async fn resend_invitation(
         {
             return Err(DomainError::Forbidden);
         }
+        let host = portal
+            .db
+            .tenant_domains(tenant.id)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(DomainError::NotFound)?;
         let mut tx = portal.db.tenant_db().begin(tenant.scope()).await?;
         let member = desk_db::staff::staff_by_id(&mut tx, staff_id)
             .await?
             .filter(|m| m.is_admin && m.active && !m.has_password)
             .ok_or(DomainError::NotFound)?;
         desk_db::staff::revoke_invitations(&mut tx, member.id).await?;
-        desk_db::jobs::enqueue(
-            &mut tx,
-            &desk_core::jobs::WelcomeStaff::new(tenant.id, member.id),
-        )
-        .await?;
+        let sms_ready = desk_db::settings::list_sms_accounts(&mut tx)
+            .await?
+            .iter()
+            .any(|a| a.enabled);
+        // Without an SMS account the invitation cannot travel by SMS: the operator sees the
+        // link once, to hand it to the admin in person (the audit line says so, not the link).
+        let handed = if sms_ready {
+            desk_db::jobs::enqueue(
+                &mut tx,
+                &desk_core::jobs::WelcomeStaff::new(tenant.id, member.id),
+            )
+            .await?;
+            None
+        } else {
+            Some(desk_db::staff::issue_invitation(&mut tx, member.id, &host, &portal.urls).await?)
+        };
         tx.commit().await?;
         portal
             .db
             .audit(desk_db::AuditEntry {
                 actor: &who.label(),
-                action: "tenant.admin_reinvite",
+                action: if handed.is_some() {
+                    "tenant.admin_invitation_shown"
+                } else {
+                    "tenant.admin_reinvite"
+                },
                 tenant: Some(tenant.id),
                 source: &source,
                 detail: serde_json::json!({ "slug": slug.as_str(), "username": member.username }),
             })
             .await?;
-        Ok(tenant.slug)
+        Ok((tenant, member, handed))
     }
     .await;
     match result {
-        Ok(slug) => Redirect::to(&format!("/municipalities/{slug}?reinvited=1")).into_response(),
+        Ok((tenant, _, None)) => {
+            Redirect::to(&format!("/municipalities/{}?reinvited=1", tenant.slug)).into_response()
+        }
+        Ok((tenant, member, Some(link))) => portal.views.render(
+            StatusCode::OK,
+            "invitation.html.j2",
+            context! {
+                me => Serde(user_view(&me)), tenant_name => tenant.name_fa.clone(),
+                slug => tenant.slug.as_str(), admin_name => member.display_name,
+                username => member.username, link,
+            },
+        ),
         Err(e) => error_response(&portal.views, &e),
     }
 }

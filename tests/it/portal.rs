@@ -297,6 +297,73 @@ async fn the_onboarding_form_creates_a_municipality_or_says_what_is_wrong() {
     assert!(page.text.contains("khedmat.najafabad.ir"));
     let site = app.get("khedmat.najafabad.ir", "/").await;
     assert_eq!(site.status, StatusCode::OK);
+
+    // Go-live: the operator sees the first admin's invitation; the municipality has no SMS
+    // account yet, so a new invitation is shown once to hand over in person, and works.
+    assert!(
+        page.text.contains("admin-n") && page.text.contains("حساب پیامک"),
+        "{}",
+        page.text
+    );
+    let najafabad = app
+        .db
+        .platform
+        .tenant_by_slug(&desk_core::TenantSlug::parse("najafabad").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let admin_id = app
+        .scalar(
+            &najafabad,
+            "select id from staff where username = 'admin-n'",
+        )
+        .await;
+    let handed = app
+        .post_form(
+            Some(&op),
+            HOST,
+            &format!("/municipalities/najafabad/invitations/{admin_id}"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(handed.status, StatusCode::OK, "{}", handed.text);
+    let shown = handed.text.replace("&#x2f;", "/");
+    let at = shown.find("/staff/welcome/").expect(&shown);
+    let path: String = shown[at..]
+        .chars()
+        .take_while(|c| *c != '<' && *c != '"')
+        .collect();
+    let welcome = app.get("khedmat.najafabad.ir", &path).await;
+    assert_eq!(welcome.status, StatusCode::OK, "{}", welcome.text);
+    assert!(welcome.text.contains("admin-n"));
+    // Another province's operator cannot, nor can anyone for a member who is not an admin.
+    assert_eq!(
+        app.post_form(
+            Some(&op),
+            HOST,
+            "/municipalities/najafabad/invitations/999",
+            &[("csrf", &csrf)],
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    // With an SMS account, it goes by SMS again (a job), and the page says so.
+    desk_tests::add_sms_account(&app.db.platform, &najafabad, "kavenegar", "k").await;
+    let sent = app
+        .post_form(
+            Some(&op),
+            HOST,
+            &format!("/municipalities/najafabad/invitations/{admin_id}"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.text);
+    assert_eq!(
+        app.get("khedmat.najafabad.ir", &path).await.status,
+        StatusCode::GONE,
+        "the handed link is revoked by the new invitation"
+    );
     app.db.finish().await;
 }
 

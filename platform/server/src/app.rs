@@ -76,13 +76,14 @@ pub async fn build_all(
             trust_forwarded_for: config.http.trust_forwarded_for,
         },
     ));
-    let portal = desk_tenant_admin::PlatformPortal::new(
+    let mut portal = desk_tenant_admin::PlatformPortal::new(
         platform.clone(),
         authz,
         config.http.base_domain.clone(),
         config.http.secure_cookies,
         config.http.trust_forwarded_for,
     )?;
+    portal.urls = config.public_urls();
     let platform_app = desk_tenant_admin::platform_router(portal);
     let ops = desk_web::ops_app(web.clone());
     Ok((desk_web::app(web, tenant_app, platform_app), ops))
