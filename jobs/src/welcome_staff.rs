@@ -70,7 +70,7 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
     )?;
     // The link lives only sealed; the `send_sms` job opens it and fills in `{link}`.
     let body = format!(
-        "{} گرامی، به میز خدمت {} دعوت شده‌اید. نام کاربری: {}. برای تعیین گذرواژه (تا سه روز): {{link}}",
+        "{} گرامی، به میز خدمت {} دعوت شده‌اید.\nنام کاربری: {}\nبرای تعیین گذرواژه (تا سه روز):\n{{link}}",
         member.display_name, tenant.name_fa, member.username
     );
     let written = staff::record_welcome(&mut tx, &member, &body, &sealed, &task_id.to_string())

@@ -795,7 +795,7 @@ async fn municipality_settings(
     let accounts: Vec<_> = accounts
         .iter()
         .map(|a| {
-            let day = desk_core::jalali::JalaliDate::from_gregorian(a.credentials_set_at.date_naive());
+            let day = desk_core::jalali::JalaliDate::from_gregorian((a.credentials_set_at + chrono::Duration::minutes(210)).date_naive());
             serde_json::json!({ "label": a.label, "provider": a.provider, "set_on": persian_digits(&day.to_string()) })
         })
         .collect();

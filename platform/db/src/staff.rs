@@ -1020,7 +1020,7 @@ pub struct ActivityRow {
 pub struct ActivityFilter {
     /// Actions starting with this (`sign_in`, `team`, `request`, ...).
     pub action_prefix: Option<String>,
-    /// This actor only.
+    /// Actors whose name starts with this.
     pub actor: Option<String>,
     /// From this instant.
     pub from: Option<chrono::DateTime<chrono::Utc>>,
@@ -1039,7 +1039,7 @@ pub async fn activity(
     let rows = sqlx::query(
         "select id, at, actor, action, detail, address from audit_log
           where ($1::text is null or action like $1 || '%')
-            and ($2::text is null or actor = $2)
+            and ($2::text is null or actor like $2 || '%')
             and ($3::timestamptz is null or at >= $3)
             and ($4::timestamptz is null or at < $4)
             and ($5::bigint is null or id < $5)

@@ -142,12 +142,23 @@ fn sign_in_page_with(
     pre.keep(res, state.secure_cookies)
 }
 
+#[derive(Debug, Deserialize, Default)]
+struct SignInQuery {
+    #[serde(default)]
+    reset: Option<u8>,
+}
+
 async fn show_sign_in(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<SignInQuery>,
 ) -> Response {
-    sign_in_page(&state, &tenant, &headers, StatusCode::OK, None)
+    let notice = q
+        .reset
+        .is_some()
+        .then_some("گذرواژه تازه ثبت شد و نشست‌های پیشین بسته شد. اکنون با آن وارد شوید.");
+    sign_in_page_with(&state, &tenant, &headers, StatusCode::OK, None, "", notice)
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,14 +218,23 @@ async fn send_code(
         &format!("sign_in_code:{}", mobile.as_str()),
         code.as_bytes(),
     )?;
-    // The sender fills in the sealed code.
-    let body = desk_db::sms_templates::render(
-        tx,
-        desk_core::sms_templates::Event::SignInCode,
-        &json!({ "municipality": tenant.name_fa, "code": "{code}" }),
-    )
-    .await?;
-    notifications::queue_sms(tx, Kind::SignInCode, mobile.as_str(), &body, Some(&sealed)).await?;
+    // The sender fills in the sealed code. A reset says what it is for, so someone who did not
+    // ask for one knows to ignore it (and to tell the admin).
+    let body = match purpose {
+        ChallengePurpose::SignIn => {
+            desk_db::sms_templates::render(
+                tx,
+                desk_core::sms_templates::Event::SignInCode,
+                &json!({ "municipality": tenant.name_fa, "code": "{code}" }),
+            )
+            .await?
+        }
+        ChallengePurpose::Reset => desk_core::sms_templates::SmsBody::from(format!(
+            "کد بازنشانی گذرواژه شما در میز خدمت {}: {{code}}\nاگر شما نخواسته‌اید، این پیامک را نادیده بگیرید و به مدیر میز خدمت خبر دهید.",
+            tenant.name_fa
+        )),
+    };
+    notifications::queue_sms(tx, Kind::SignInCode, mobile.as_str(), body, Some(&sealed)).await?;
     Ok(token)
 }
 

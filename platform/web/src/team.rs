@@ -77,6 +77,9 @@ struct InviteForm {
 struct TeamQuery {
     #[serde(default)]
     done: String,
+    /// The member the change was about (their username).
+    #[serde(default)]
+    who: String,
 }
 
 fn status_label(m: &staff::Staff, invitation: InvitationState) -> &'static str {
@@ -153,17 +156,30 @@ async fn team_page(
     ))
 }
 
-fn done_notice(done: &str) -> Option<&'static str> {
+fn done_notice(done: &str, who: &str) -> Option<String> {
+    let who = if who.is_empty() {
+        "عضو".to_owned()
+    } else {
+        format!("«{who}»")
+    };
     Some(match done {
-        "invited" => "دعوت‌نامه ساخته شد و با پیامک فرستاده می‌شود (اعتبار: سه روز).",
-        "changed" => "نقش و واحد به‌روز شد.",
-        "deactivated" => {
-            "عضو غیرفعال شد: نشست‌ها و کلیدهای API او بسته شد و درخواست‌های باز او به صف واحد بازگشت."
+        "invited" => {
+            format!("دعوت‌نامه {who} ساخته شد و با پیامک فرستاده می‌شود (اعتبار: سه روز).")
         }
-        "reactivated" => "عضو دوباره فعال شد.",
-        "resent" => "دعوت‌نامه تازه فرستاده شد؛ پیوند پیشین دیگر کار نمی‌کند.",
+        "changed" => format!("نقش و واحد {who} به‌روز شد."),
+        "deactivated" => format!(
+            "{who} غیرفعال شد: نشست‌ها و کلیدهای API او بسته شد و درخواست‌های باز او به صف واحد بازگشت."
+        ),
+        "reactivated" => format!("{who} دوباره فعال شد."),
+        "resent" => format!("دعوت‌نامه تازه {who} فرستاده شد؛ پیوند پیشین دیگر کار نمی‌کند."),
         _ => return None,
     })
+}
+
+/// The team page after a change, naming the member.
+fn team_done(done: &str, username: &str) -> Response {
+    let who: String = form_urlencoded::byte_serialize(username.as_bytes()).collect();
+    Redirect::to(&format!("/staff/team?done={done}&who={who}")).into_response()
 }
 
 async fn show_team(
@@ -175,7 +191,7 @@ async fn show_team(
         &state,
         &me,
         StatusCode::OK,
-        done_notice(&q.done),
+        done_notice(&q.done, &q.who).as_deref(),
         None,
         &InviteForm::default(),
     )
@@ -190,6 +206,17 @@ fn parse_role(raw: &str, errors: &mut FieldErrors) -> Option<Role> {
         errors.push("role", "unknown_role", "یکی از نقش‌های فهرست را برگزینید.");
     }
     role
+}
+
+/// A department head heads a unit: without one their inbox would stay empty.
+fn require_unit(role: Option<Role>, unit: Option<i64>, errors: &mut FieldErrors) {
+    if role == Some(Role::DepartmentHead) && unit.is_none() {
+        errors.push(
+            "unit_id",
+            "unit_required",
+            "رئیس واحد باید واحدی داشته باشد؛ واحد او را برگزینید.",
+        );
+    }
 }
 
 fn parse_unit(raw: &str, errors: &mut FieldErrors) -> Option<i64> {
@@ -273,11 +300,11 @@ async fn invite(
         .await?;
         tx.commit().await?;
         state.authz.reload().await;
-        Ok(())
+        Ok(username)
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/staff/team?done=invited").into_response(),
+        Ok(who) => team_done("invited", &who),
         Err(DomainError::Validation(errors)) => team_page(
             &state,
             &me,
@@ -323,6 +350,7 @@ async fn change_member(
         let mut errors = FieldErrors::default();
         let role = parse_role(&form.role, &mut errors);
         let unit = parse_unit(&form.unit_id, &mut errors);
+        require_unit(role, unit, &mut errors);
         let Some(role) = role.filter(|_| errors.0.is_empty()) else {
             return Err(DomainError::Validation(errors));
         };
@@ -348,11 +376,11 @@ async fn change_member(
         .await?;
         tx.commit().await?;
         state.authz.reload().await;
-        Ok(())
+        Ok(member.username)
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/staff/team?done=changed").into_response(),
+        Ok(who) => team_done("changed", &who),
         Err(e) => failure(&state, &me.tenant, &e),
     }
 }
@@ -383,11 +411,11 @@ async fn deactivate(
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(member.username)
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/staff/team?done=deactivated").into_response(),
+        Ok(who) => team_done("deactivated", &who),
         Err(e) => failure(&state, &me.tenant, &e),
     }
 }
@@ -415,11 +443,11 @@ async fn reactivate(
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(member.username)
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/staff/team?done=reactivated").into_response(),
+        Ok(who) => team_done("reactivated", &who),
         Err(e) => failure(&state, &me.tenant, &e),
     }
 }
@@ -450,11 +478,11 @@ async fn resend_invitation(
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(member.username)
     }
     .await;
     match result {
-        Ok(()) => Redirect::to("/staff/team?done=resent").into_response(),
+        Ok(who) => team_done("resent", &who),
         Err(e) => failure(&state, &me.tenant, &e),
     }
 }
@@ -897,6 +925,11 @@ fn activity_filter(q: &ActivityQuery) -> Result<staff::ActivityFilter, FieldErro
     };
     let from = day(&q.from, "from");
     let to = day(&q.to, "to");
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        errors.push("to", "date_order", "«تا تاریخ» پیش از «از تاریخ» است.");
+    }
     if !errors.0.is_empty() {
         return Err(errors);
     }
@@ -917,7 +950,12 @@ fn activity_filter(q: &ActivityQuery) -> Result<staff::ActivityFilter, FieldErro
 }
 
 /// A line's details as people read them: Persian names, role and unit names, Persian digits.
-fn detail_text(detail: &Value, units: &[desk_db::requests::Unit]) -> String {
+fn detail_text(
+    detail: &Value,
+    units: &[desk_db::requests::Unit],
+    members: &[staff::Staff],
+) -> String {
+    let workflow = desk_core::workflow::Workflow::default_municipal();
     let Some(map) = detail.as_object() else {
         return String::new();
     };
@@ -931,7 +969,7 @@ fn detail_text(detail: &Value, units: &[desk_db::requests::Unit]) -> String {
                 "tracking" => "کد رهگیری",
                 "action" => "اقدام",
                 "requests_returned" => "درخواست‌های بازگشته به صف",
-                "to" => "به عضو شماره",
+                "to" => "به",
                 "lines" => "سطرها",
                 "step" => "مرحله",
                 other => other,
@@ -940,6 +978,15 @@ fn detail_text(detail: &Value, units: &[desk_db::requests::Unit]) -> String {
                 ("role", Value::String(r)) => {
                     Role::tenant_role(r).map_or(r.clone(), |r| r.label_fa().to_owned())
                 }
+                ("action", Value::String(a)) => workflow
+                    .transitions
+                    .iter()
+                    .find(|t| &t.action == a)
+                    .map_or_else(|| a.clone(), |t| t.label_fa.clone()),
+                ("to", Value::Number(n)) => members
+                    .iter()
+                    .find(|m| Some(m.id) == n.as_i64())
+                    .map_or_else(|| n.to_string(), |m| m.display_name.clone()),
                 ("unit_id", Value::Number(n)) => units
                     .iter()
                     .find(|u| Some(u.id) == n.as_i64())
@@ -967,6 +1014,7 @@ async fn show_activity(
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let mut rows = staff::activity(&mut tx, &filter, ACTIVITY_PAGE + 1).await?;
         let units = desk_db::requests::units(&mut tx).await?;
+        let members = staff::list_staff(&mut tx).await?;
         tx.commit().await?;
         let more = rows.len() > ACTIVITY_PAGE as usize;
         rows.truncate(ACTIVITY_PAGE as usize);
@@ -977,7 +1025,7 @@ async fn show_activity(
                 json!({
                     "at": jalali_moment(r.at), "actor": r.actor, "action": action_label(&r.action),
                     "failed": r.action.ends_with(".failed"),
-                    "detail": detail_text(&r.detail, &units), "address": r.address,
+                    "detail": detail_text(&r.detail, &units, &members), "address": r.address,
                 })
             })
             .collect();
@@ -1027,6 +1075,7 @@ async fn activity_csv(
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
         let rows = staff::activity(&mut tx, &filter, 50_000).await?;
         let units = desk_db::requests::units(&mut tx).await?;
+        let members = staff::list_staff(&mut tx).await?;
         me.log_in(&mut tx, "export.activity", json!({ "lines": rows.len() }))
             .await?;
         tx.commit().await?;
@@ -1036,7 +1085,7 @@ async fn activity_csv(
                 jalali_moment(r.at),
                 r.actor.clone(),
                 action_label(&r.action),
-                detail_text(&r.detail, &units),
+                detail_text(&r.detail, &units, &members),
                 r.address.clone().unwrap_or_default(),
             ]
             .iter()
