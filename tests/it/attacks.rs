@@ -740,6 +740,14 @@ async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
     .await
     .unwrap()
     .id;
+    // A member who joined (set a password), so beta's admin may give them work.
+    desk_db::staff::set_password(
+        &mut tx,
+        clerk,
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+    )
+    .await
+    .unwrap();
     let unit = desk_db::requests::add_unit(&mut tx, BETA_UNIT)
         .await
         .unwrap()

@@ -230,3 +230,56 @@ async fn each_operation_of_a_graphql_batch_counts_against_the_rate() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// Publish A, withdraw it, publish B: the site serves B, never A again (the sandbox cache was
+/// keyed by a version that a withdrawal reset to 0).
+#[tokio::test]
+async fn a_withdrawn_override_never_comes_back() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let csrf = app
+        .get_as(&admin, "alpha.test", "/staff/settings/templates")
+        .await
+        .csrf();
+    let home = |marker: &str| {
+        format!(
+            "{{% extends \"layout.html.j2\" %}}{{% block content %}}<p>{marker}</p>{{% endblock %}}"
+        )
+    };
+    let save = |source: String| {
+        let (app, admin, csrf) = (&app, &admin, &csrf);
+        async move {
+            let res = app
+                .post_form(
+                    Some(admin),
+                    "alpha.test",
+                    "/staff/settings/templates/home.html.j2",
+                    &[("csrf", csrf), ("source", &source)],
+                )
+                .await;
+            assert!(res.status.is_redirection(), "{}", res.text);
+            let res = app
+                .post_form(
+                    Some(admin),
+                    "alpha.test",
+                    "/staff/settings/templates/publish",
+                    &[("csrf", csrf)],
+                )
+                .await;
+            assert!(res.status.is_redirection(), "{}", res.text);
+        }
+    };
+    save(home("MARKER-A")).await;
+    assert!(app.get("alpha.test", "/").await.text.contains("MARKER-A"));
+    save(String::new()).await;
+    let theme = app.get("alpha.test", "/").await.text;
+    assert!(!theme.contains("MARKER-A"), "withdrawn");
+    save(home("MARKER-B")).await;
+    let page = app.get("alpha.test", "/").await.text;
+    assert!(
+        page.contains("MARKER-B") && !page.contains("MARKER-A"),
+        "{page}"
+    );
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

@@ -46,7 +46,8 @@ pub struct Design {
     pub logo: bool,
     /// Whether a header image was uploaded.
     pub header: bool,
-    /// Published version of its template overrides (0: none).
+    /// Published version of its template overrides; zero or negative: none. Versions never
+    /// repeat (a withdrawal counts too), so a cache keyed by version cannot serve withdrawn text.
     pub overrides: i64,
 }
 
@@ -150,7 +151,8 @@ impl PlatformDb {
     pub async fn bump_overrides(&self, tenant: TenantId, any: bool) -> Result<i64, DomainError> {
         sqlx::query_scalar(
             "update platform.tenants
-                set overrides_version = case when $2 then overrides_version + 1 else 0 end
+                set overrides_version = case when $2 then abs(overrides_version) + 1
+                                             else -(abs(overrides_version) + 1) end
               where id = $1 returning overrides_version",
         )
         .bind(tenant.0)

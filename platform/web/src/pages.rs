@@ -307,7 +307,7 @@ async fn site_html(
     view: &serde_json::Value,
 ) -> Result<String, minijinja::Error> {
     let version = tenant.design.overrides;
-    if version == 0 {
+    if version <= 0 {
         return state.themes.render(name, view);
     }
     let env = match state.themes.cached(tenant.id.0, version) {
