@@ -212,7 +212,7 @@ async fn status(
     };
     Ok(RequestStatus {
         state_label: label(&request.state),
-        overdue: request.promised_on < intake::local_today()
+        overdue: desk_core::calendar::is_overdue(request.promised_on, intake::local_today())
             && !workflow.state(&request.state).is_some_and(|s| s.terminal),
         tracking_code: request.tracking_code,
         service_code: request.service_code,

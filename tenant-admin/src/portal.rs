@@ -795,7 +795,7 @@ async fn municipality_settings(
     let accounts: Vec<_> = accounts
         .iter()
         .map(|a| {
-            let day = desk_core::jalali::JalaliDate::from_gregorian((a.credentials_set_at + chrono::Duration::minutes(210)).date_naive());
+            let day = desk_core::jalali::JalaliDate::from_gregorian(desk_core::calendar::iran_time(a.credentials_set_at).date());
             serde_json::json!({ "label": a.label, "provider": a.provider, "set_on": persian_digits(&day.to_string()) })
         })
         .collect();
@@ -1181,9 +1181,7 @@ async fn keys_page(portal: &PlatformPortal, me: &SignedIn, new_key: Option<&str>
         Ok(keys) => {
             let now = chrono::Utc::now();
             let day = |d: chrono::DateTime<chrono::Utc>| {
-                desk_core::jalali::JalaliDate::persian_of(
-                    (d + chrono::Duration::minutes(210)).date_naive(),
-                )
+                desk_core::jalali::JalaliDate::persian_of(desk_core::calendar::iran_time(d).date())
             };
             let rows: Vec<_> = keys
                 .iter()

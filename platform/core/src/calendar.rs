@@ -1,10 +1,38 @@
-//! The working calendar of a municipality: which days count towards a promised answer date.
+//! The clock and calendar of Miz: what day and time it is in Iran (from the time-zone
+//! database, since Iran's offset rules have changed before: daylight saving ended in 2022), and
+//! the working calendar of a municipality: which days count towards a promised answer date.
 //!
 //! Weekly days off are configurable (Friday everywhere; many municipalities also close on
 //! Thursday), and official holidays are passed in as Gregorian dates by the caller.
 
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday};
 use std::collections::BTreeSet;
+
+/// Iran's time zone (every municipality is in it).
+pub const IRAN: chrono_tz::Tz = chrono_tz::Asia::Tehran;
+
+/// The wall-clock date and time in Iran at instant `at`.
+pub fn iran_time(at: DateTime<Utc>) -> NaiveDateTime {
+    at.with_timezone(&IRAN).naive_local()
+}
+
+/// Today's date in Iran.
+pub fn today_in_iran() -> NaiveDate {
+    iran_time(Utc::now()).date()
+}
+
+/// The instant day `d` begins in Iran (midnight there).
+pub fn start_of_iran_day(d: NaiveDate) -> DateTime<Utc> {
+    let midnight = d.and_time(chrono::NaiveTime::MIN);
+    IRAN.from_local_datetime(&midnight)
+        .earliest()
+        .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+/// Whether an answer promised for `promised_on` is late on `today` (both Iranian dates).
+pub fn is_overdue(promised_on: NaiveDate, today: NaiveDate) -> bool {
+    promised_on < today
+}
 
 /// How far [`WorkingCalendar::promised_date`] looks ahead before giving up (about ten years).
 const SEARCH_LIMIT_DAYS: u32 = 3660;
@@ -81,6 +109,27 @@ impl Default for WorkingCalendar {
 /// stores days off.
 pub fn weekday_from_iso(n: u32) -> Option<Weekday> {
     Weekday::try_from(u8::try_from(n.checked_sub(1)?).ok()?).ok()
+}
+
+#[cfg(test)]
+mod clock_tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+    use super::*;
+
+    #[test]
+    fn iran_time_follows_the_time_zone_database() {
+        // Since 2022 no daylight saving: +03:30 all year.
+        let winter = Utc.with_ymd_and_hms(2026, 12, 7, 21, 0, 0).unwrap();
+        assert_eq!(iran_time(winter).to_string(), "2026-12-08 00:30:00");
+        let summer = Utc.with_ymd_and_hms(2026, 7, 1, 20, 0, 0).unwrap();
+        assert_eq!(iran_time(summer).to_string(), "2026-07-01 23:30:00");
+        // In 2021 summer clocks were at +04:30.
+        let old_summer = Utc.with_ymd_and_hms(2021, 7, 1, 20, 0, 0).unwrap();
+        assert_eq!(iran_time(old_summer).to_string(), "2021-07-02 00:30:00");
+        let d = NaiveDate::from_ymd_opt(2026, 12, 8).unwrap();
+        assert_eq!(start_of_iran_day(d).to_string(), "2026-12-07 20:30:00 UTC");
+        assert!(is_overdue(d, d.succ_opt().unwrap()) && !is_overdue(d, d));
+    }
 }
 
 #[cfg(test)]

@@ -82,9 +82,27 @@ impl From<MobileNumber> for String {
     }
 }
 
+/// `+989121234567` → `0912***4567`: enough to tell which phone, not a number to copy.
+pub fn masked(mobile: &str) -> String {
+    let local = local_form(mobile);
+    let chars: Vec<char> = local.chars().collect();
+    if chars.len() < 8 {
+        return "***".to_owned();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{head}***{tail}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mobiles_are_masked_for_display() {
+        assert_eq!(masked("+989131234567"), "0913***4567");
+        assert_eq!(masked("12"), "***");
+    }
 
     #[test]
     fn accepts_the_usual_forms() {

@@ -8,7 +8,7 @@ use crate::catalog::PublishedService;
 use crate::files::FileStore;
 use crate::requests::{self, Actor, Change, Channel, EventInput, NewFile, Request, Submitted};
 use crate::{PlatformDb, Tenant};
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use desk_core::form::{FieldKind, FormField, FormSchema, StoredFileMeta};
 use desk_core::jalali::JalaliDate;
 use desk_core::sms_templates::Event;
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 /// Today in the municipality's calendar (Iran Standard Time, UTC+03:30, no daylight saving).
 pub fn local_today() -> NaiveDate {
-    (Utc::now() + chrono::Duration::minutes(210)).date_naive()
+    desk_core::calendar::today_in_iran()
 }
 
 /// A form as sent: text values per name, and files (name as sent, bytes) per field.

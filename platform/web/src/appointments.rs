@@ -41,7 +41,7 @@ fn hhmm(t: NaiveTime) -> String {
 
 /// Iran time of day now.
 fn local_now() -> NaiveTime {
-    (chrono::Utc::now() + chrono::Duration::minutes(210)).time()
+    desk_core::calendar::iran_time(chrono::Utc::now()).time()
 }
 
 /// The hours that apply to one service, the pool of places they share, and the working calendar.

@@ -32,24 +32,7 @@ struct Filter {
 
 /// `+989121234567` → `۰۹۱۲***۴۵۶۷`.
 fn masked(mobile: &str) -> String {
-    let local = desk_core::mobile::local_form(mobile);
-    let chars: Vec<char> = local.chars().collect();
-    if chars.len() < 8 {
-        return "***".to_owned();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    persian_digits(&format!("{head}***{tail}"))
-}
-
-/// Iran date and time of a moment, in Persian digits.
-fn at(t: chrono::DateTime<chrono::Utc>) -> String {
-    let local = t + chrono::Duration::minutes(210);
-    format!(
-        "{} {}",
-        crate::requests::jalali_fa(local.date_naive()),
-        persian_digits(&local.format("%H:%M").to_string())
-    )
+    persian_digits(&desk_core::mobile::masked(mobile))
 }
 
 fn kind_fa(kind: &str) -> &'static str {
@@ -108,7 +91,7 @@ async fn show_outbox(
                     "error": r.error_code,
                     "attempts": persian_digits(&r.attempts.to_string()),
                     "account": r.account,
-                    "at": at(r.created_at),
+                    "at": crate::requests::jalali_moment(r.created_at),
                 })).collect::<Vec<_>>(),
             }),
         ),

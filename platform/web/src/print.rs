@@ -81,7 +81,7 @@ fn decision(d: &Detail) -> Option<Value> {
         .find(|e| e.to_state == d.request.state)?;
     Some(json!({
         "label": state.label_fa,
-        "on": jalali_fa((last.at + chrono::Duration::minutes(210)).date_naive()),
+        "on": jalali_fa(desk_core::calendar::iran_time(last.at).date()),
         "note": last.note,
         "unit": last.unit_name.clone().or_else(|| d.request.unit.as_ref().map(|u| u.1.clone())),
         "by": last.staff_name,

@@ -51,6 +51,16 @@ pub(crate) fn jalali_fa(d: NaiveDate) -> String {
     JalaliDate::persian_of(d)
 }
 
+/// The Jalali date and time in Iran of an instant, in Persian digits (`۱۴۰۵/۰۹/۱۶ ۲۱:۳۰`).
+pub(crate) fn jalali_moment(at: chrono::DateTime<chrono::Utc>) -> String {
+    let t = desk_core::calendar::iran_time(at);
+    persian_digits(&format!(
+        "{} {}",
+        JalaliDate::from_gregorian(t.date()),
+        t.format("%H:%M")
+    ))
+}
+
 fn state_label(workflow: &Workflow, key: &str) -> String {
     workflow
         .state(key)
@@ -66,7 +76,7 @@ pub(crate) fn summary_view(r: &Request) -> Value {
         "state": r.state,
         "submitted": jalali_fa(r.submitted_on),
         "promised": jalali_fa(r.promised_on),
-        "overdue": r.promised_on < local_today(),
+        "overdue": desk_core::calendar::is_overdue(r.promised_on, local_today()),
         "channel": desk_db::requests::Channel::label_fa(&r.channel),
         "assignee": r.assignee.as_ref().map(|a| &a.1),
         "unit": r.unit.as_ref().map(|u| &u.1),
@@ -127,11 +137,7 @@ pub(crate) fn detail_view(d: &Detail, for_staff: bool) -> Value {
         .iter()
         .map(|e| {
             json!({
-                "at": persian_digits(&format!(
-                    "{} {}",
-                    JalaliDate::from_gregorian((e.at + chrono::Duration::minutes(210)).date_naive()),
-                    (e.at + chrono::Duration::minutes(210)).format("%H:%M")
-                )),
+                "at": jalali_moment(e.at),
                 "action": action_label(&d.workflow, &e.action),
                 "state": state_label(&d.workflow, &e.to_state),
                 "note": e.note,
@@ -197,7 +203,7 @@ pub(crate) fn detail_view(d: &Detail, for_staff: bool) -> Value {
         "submitted": jalali_fa(r.submitted_on),
         "promised": jalali_fa(r.promised_on),
         "duration": persian_digits(&d.card.duration_days.to_string()),
-        "overdue": r.promised_on < local_today(),
+        "overdue": desk_core::calendar::is_overdue(r.promised_on, local_today()),
         "channel": desk_db::requests::Channel::label_fa(&r.channel),
         "fee": d.card.fee_description_fa,
         "steps": d.card.steps,

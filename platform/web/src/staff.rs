@@ -615,7 +615,7 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
             .map(|a| {
                 json!({
                     "id": a.id, "label": a.label, "provider": provider_name(&a.provider), "sender": a.sender_line,
-                    "set_on": persian_digits(&JalaliDate::from_gregorian((a.credentials_set_at + chrono::Duration::minutes(210)).date_naive()).to_string()),
+                    "set_on": persian_digits(&JalaliDate::from_gregorian(desk_core::calendar::iran_time(a.credentials_set_at).date()).to_string()),
                     "enabled": a.enabled,
                     "test": tests.iter().find(|(id, _, _)| *id == a.id).map(|(_, outcome, error)| match outcome.as_str() {
                         "sent" => "پیام آزمایشی فرستاده شد.".to_owned(),

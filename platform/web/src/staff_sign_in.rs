@@ -422,7 +422,7 @@ fn code_page(
     let mobile = member
         .mobile
         .as_deref()
-        .map(|m| desk_core::text::persian_digits(&mask(m)))
+        .map(|m| desk_core::text::persian_digits(&desk_core::mobile::masked(m)))
         .unwrap_or_default();
     let res = render(
         state,
@@ -432,18 +432,6 @@ fn code_page(
                 "app": *method == ChallengeMethod::Totp, "errors": errors.map(|e| &e.0) }),
     );
     pre.keep(res, state.secure_cookies)
-}
-
-/// `09xx***1234`: enough for the member to know which phone, not a number to copy.
-pub(crate) fn mask(mobile: &str) -> String {
-    let local = desk_core::mobile::local_form(mobile);
-    let chars: Vec<char> = local.chars().collect();
-    if chars.len() < 8 {
-        return "***".to_owned();
-    }
-    let head: String = chars[..4].iter().collect();
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{head}***{tail}")
 }
 
 async fn live_challenge(
@@ -1052,10 +1040,5 @@ mod tests {
         assert!(!same_origin(&h), "same-site is a sibling, not us");
         h.insert("sec-fetch-site", "same-origin".parse().unwrap());
         assert!(same_origin(&h));
-    }
-
-    #[test]
-    fn mobiles_are_masked() {
-        assert_eq!(mask("+989131234567"), "0913***4567");
     }
 }

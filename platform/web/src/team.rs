@@ -13,7 +13,6 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
 use desk_authz::{Action, Resource, Role};
 use desk_core::jalali::JalaliDate;
 use desk_core::jobs::WelcomeStaff;
@@ -40,20 +39,7 @@ pub(crate) fn team_routes() -> Router<WebState> {
         .route("/staff/activity.csv", get(activity_csv))
 }
 
-/// Iran Standard Time (UTC+03:30) for the times people read.
-fn local(at: DateTime<Utc>) -> chrono::NaiveDateTime {
-    (at + chrono::Duration::minutes(210)).naive_utc()
-}
-
-/// `۱۴۰۵/۰۹/۱۶ ۲۱:۳۰`.
-pub(crate) fn jalali_moment(at: DateTime<Utc>) -> String {
-    let t = local(at);
-    persian_digits(&format!(
-        "{} {}",
-        JalaliDate::from_gregorian(t.date()),
-        t.format("%H:%M")
-    ))
-}
+use crate::requests::jalali_moment;
 
 // ----- the team page -----
 
@@ -934,9 +920,7 @@ fn activity_filter(q: &ActivityQuery) -> Result<staff::ActivityFilter, FieldErro
         return Err(errors);
     }
     // Days start at midnight in Iran (UTC+03:30).
-    let start = |d: chrono::NaiveDate| {
-        d.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::minutes(210)
-    };
+    let start = |d: chrono::NaiveDate| desk_core::calendar::start_of_iran_day(d);
     Ok(staff::ActivityFilter {
         action_prefix: ACTION_GROUPS
             .iter()
