@@ -354,11 +354,10 @@ async fn give_up(
     Ok(())
 }
 
-/// The first second after `day` ends in Tehran (UTC+3:30), as Unix seconds.
+/// The first second after `day` ends in Iran, as Unix seconds.
 fn end_of(day: chrono::NaiveDate) -> i64 {
     day.succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map_or(0, |t| t.and_utc().timestamp() - 12_600)
+        .map_or(0, |d| desk_core::calendar::start_of_iran_day(d).timestamp())
 }
 
 #[cfg(test)]

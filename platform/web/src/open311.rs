@@ -270,7 +270,12 @@ fn request_view(r: &DeskRequest) -> Value {
         "agency_responsible": r.unit.as_ref().map(|u| u.1.clone()),
         "requested_datetime": r.submitted_at.to_rfc3339(),
         "updated_datetime": r.updated_at.to_rfc3339(),
-        "expected_datetime": format!("{}T23:59:59+03:30", r.promised_on),
+        "expected_datetime": r
+            .promised_on
+            .succ_opt()
+            .map(|d| (desk_core::calendar::start_of_iran_day(d) - chrono::Duration::seconds(1))
+                    .with_timezone(&desk_core::calendar::IRAN)
+                    .to_rfc3339()),
     })
 }
 
