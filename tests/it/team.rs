@@ -854,3 +854,174 @@ async fn roles_reach_what_the_matrix_says_and_nothing_more() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// The newest SMS to a number ending in `tail` that matches `pred`, after `skip` messages.
+async fn sms_to(
+    outbox: &desk_jobs::fake_sms::Outbox,
+    tail: &str,
+    skip: usize,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    for _ in 0..300 {
+        if let Some(m) = outbox.messages()[skip..]
+            .iter()
+            .rev()
+            .find(|m| m.to.ends_with(tail) && pred(&m.text))
+        {
+            return m.text.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no SMS to …{tail}");
+}
+
+/// A head needs a unit; a member deactivated before joining gets a fresh invitation when
+/// reactivated; a forgotten password is reset by an SMS code that says what it is for.
+#[tokio::test]
+async fn stuck_invitations_and_forgotten_passwords_have_a_way_out() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    app.ensure_sms_account(&alpha).await;
+    let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
+    let workers = app.db.start_workers(&fake).await;
+    let admin_cookie = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let mut admin = Browser::new(&app, "alpha.test");
+    admin.cookies.push((
+        "desk_staff_session".into(),
+        admin_cookie.split_once('=').unwrap().1.into(),
+    ));
+    let csrf = admin.get("/staff/team").await.csrf();
+    let res = admin
+        .post(
+            "/staff/team",
+            &[
+                ("full_name", "رئیس"),
+                ("mobile", "09127770001"),
+                ("username", "head.nounit"),
+                ("role", "department_head"),
+                ("unit_id", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        res.text.contains("رئیس واحد باید واحدی داشته باشد"),
+        "{}",
+        res.text
+    );
+
+    // Invited, deactivated before joining, reactivated: a fresh link; the old one is dead.
+    let res = admin
+        .post(
+            "/staff/team",
+            &[
+                ("full_name", "بازرس"),
+                ("mobile", "09127770002"),
+                ("username", "auditor.x"),
+                ("role", "auditor"),
+                ("unit_id", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert!(res.location.unwrap().contains("who=auditor.x"));
+    let first = invitation_link(&outbox, "9127770002").await;
+    let id = app
+        .scalar(&alpha, "select id from staff where username = 'auditor.x'")
+        .await;
+    let off = admin
+        .post(&format!("/staff/team/{id}/deactivate"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.text);
+    let seen = outbox.len();
+    let on = admin
+        .post(&format!("/staff/team/{id}/reactivate"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(on.status, StatusCode::SEE_OTHER, "{}", on.text);
+    let text = sms_to(&outbox, "9127770002", seen, |t| {
+        t.contains("/staff/welcome/")
+    })
+    .await;
+    assert!(
+        !text.contains(first.trim_start_matches("/staff/welcome/")),
+        "a new link"
+    );
+    assert_eq!(
+        Browser::new(&app, "alpha.test").get(&first).await.status,
+        StatusCode::GONE
+    );
+
+    // A member forgets their password: the SMS says it is a reset, the code sets a new one,
+    // the answer is a redirect to the sign-in page, and only the new password works.
+    let clerk = {
+        let mut tx = app.tx(&alpha).await;
+        let m = desk_db::staff::insert_staff(
+            &mut tx,
+            "clerk.r",
+            "کارمند",
+            Some("+989127770003"),
+            false,
+        )
+        .await
+        .unwrap();
+        let hash = desk_core::password::hash("old-password-long-1").unwrap();
+        desk_db::staff::set_password(&mut tx, m.id, &hash)
+            .await
+            .unwrap();
+        tx.set_staff_role(m.id, "desk_staff").await.unwrap();
+        tx.commit().await.unwrap();
+        m
+    };
+    let mut member = Browser::new(&app, "alpha.test");
+    let page = member.get("/staff/forgot").await;
+    let seen = outbox.len();
+    let res = member
+        .post(
+            "/staff/forgot",
+            &[("username", "clerk.r"), ("csrf", &page.csrf())],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    let text = sms_to(&outbox, "9127770003", seen, |t| t.contains("بازنشانی")).await;
+    let code: String = text
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_owned();
+    let page = member.get("/staff/forgot/code").await;
+    let res = member
+        .post(
+            "/staff/forgot/code",
+            &[
+                ("code", &code),
+                ("password", "تازه-و-بلند-۱۴۰۵"),
+                ("password_confirm", "تازه-و-بلند-۱۴۰۵"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(res.location.as_deref(), Some("/staff/sign-in?reset=1"));
+    let mut again = Browser::new(&app, "alpha.test");
+    let page = again.get("/staff/sign-in").await;
+    let old = again
+        .post(
+            "/staff/sign-in",
+            &[
+                ("username", "clerk.r"),
+                ("password", "old-password-long-1"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let signed = again
+        .sign_in(&outbox, "clerk.r", "تازه-و-بلند-۱۴۰۵", "9127770003")
+        .await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    assert_eq!(clerk.username, "clerk.r");
+    workers.stop().await;
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

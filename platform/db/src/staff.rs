@@ -324,7 +324,7 @@ pub async fn delete_staff_session(tx: &mut TenantTx, token: &str) -> Result<(), 
 }
 
 /// A live session of a member, as their list shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionInfo {
     /// Hex of the token's hash: names the session without revealing it.
     pub id: String,
@@ -346,7 +346,7 @@ pub async fn sessions_of(
     staff_id: i64,
     current_token: &str,
 ) -> Result<Vec<SessionInfo>, DomainError> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "select encode(token_hash, 'hex') as id, created_at, last_seen_at, user_agent, address,
                 token_hash = sha256(convert_to($2, 'UTF8')) as current
            from staff_sessions
@@ -357,19 +357,7 @@ pub async fn sessions_of(
     .bind(current_token)
     .fetch_all(&mut **tx)
     .await
-    .map_err(internal)?;
-    rows.iter()
-        .map(|r| {
-            Ok(SessionInfo {
-                id: r.try_get("id").map_err(internal)?,
-                created_at: r.try_get("created_at").map_err(internal)?,
-                last_seen_at: r.try_get("last_seen_at").map_err(internal)?,
-                user_agent: r.try_get("user_agent").map_err(internal)?,
-                address: r.try_get("address").map_err(internal)?,
-                current: r.try_get("current").map_err(internal)?,
-            })
-        })
-        .collect()
+    .map_err(internal)
 }
 
 /// Ends one of a member's sessions by its id (see [`SessionInfo::id`]); whether one ended.
@@ -999,7 +987,7 @@ pub async fn log_activity(tx: &mut TenantTx, a: &Activity<'_>) -> Result<(), Dom
 }
 
 /// A line of the activity log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ActivityRow {
     /// Row id (the order of appending).
     pub id: i64,
@@ -1036,7 +1024,7 @@ pub async fn activity(
     f: &ActivityFilter,
     limit: i64,
 ) -> Result<Vec<ActivityRow>, DomainError> {
-    let rows = sqlx::query(
+    sqlx::query_as(
         "select id, at, actor, action, detail, address from audit_log
           where ($1::text is null or action like $1 || '%')
             and ($2::text is null or actor like $2 || '%')
@@ -1053,19 +1041,7 @@ pub async fn activity(
     .bind(limit)
     .fetch_all(&mut **tx)
     .await
-    .map_err(internal)?;
-    rows.iter()
-        .map(|r| {
-            Ok(ActivityRow {
-                id: r.try_get("id").map_err(internal)?,
-                at: r.try_get("at").map_err(internal)?,
-                actor: r.try_get("actor").map_err(internal)?,
-                action: r.try_get("action").map_err(internal)?,
-                detail: r.try_get("detail").map_err(internal)?,
-                address: r.try_get("address").map_err(internal)?,
-            })
-        })
-        .collect()
+    .map_err(internal)
 }
 
 /// Every staff member, by name.

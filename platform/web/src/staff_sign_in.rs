@@ -82,6 +82,28 @@ impl Pre {
     }
 }
 
+/// A page with a pre-session form: the view gets the municipality, the form's CSRF nonce (its
+/// cookie set when new) and the errors to summarise.
+fn pre_page(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    status: StatusCode,
+    template: &str,
+    errors: Option<&FieldErrors>,
+    mut view: serde_json::Value,
+) -> Response {
+    let pre = Pre::of(headers);
+    view["tenant"] = json!(TenantView::of(tenant));
+    view["csrf"] = json!(pre.token);
+    view["errors"] = json!(errors.map(|e| &e.0));
+    view["min_length"] = json!(desk_core::text::persian_digits(
+        &desk_core::password::MIN_LENGTH.to_string()
+    ));
+    let res = render(state, status, template, view);
+    pre.keep(res, state.secure_cookies)
+}
+
 /// `Forbidden` unless the form's token matches the pre-session cookie and the request is
 /// same-origin.
 fn check_pre(headers: &HeaderMap, sent: &str) -> Result<(), DomainError> {
@@ -131,15 +153,15 @@ fn sign_in_page_with(
     username: &str,
     notice: Option<&str>,
 ) -> Response {
-    let pre = Pre::of(headers);
-    let res = render(
+    pre_page(
         state,
+        tenant,
+        headers,
         status,
         "staff_login.html.j2",
-        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "username": username,
-                "errors": errors.map(|e| &e.0), "notice": notice }),
-    );
-    pre.keep(res, state.secure_cookies)
+        errors,
+        json!({ "username": username, "notice": notice }),
+    )
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -418,20 +440,20 @@ fn code_page(
     status: StatusCode,
     errors: Option<&FieldErrors>,
 ) -> Response {
-    let pre = Pre::of(headers);
     let mobile = member
         .mobile
         .as_deref()
         .map(|m| desk_core::text::persian_digits(&desk_core::mobile::masked(m)))
         .unwrap_or_default();
-    let res = render(
+    pre_page(
         state,
+        tenant,
+        headers,
         status,
         "staff_code.html.j2",
-        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "mobile": mobile,
-                "app": *method == ChallengeMethod::Totp, "errors": errors.map(|e| &e.0) }),
-    );
-    pre.keep(res, state.secure_cookies)
+        errors,
+        json!({ "mobile": mobile, "app": *method == ChallengeMethod::Totp }),
+    )
 }
 
 async fn live_challenge(
@@ -652,17 +674,15 @@ fn welcome_page(
     status: StatusCode,
     errors: Option<&FieldErrors>,
 ) -> Response {
-    let pre = Pre::of(headers);
-    let res = render(
+    pre_page(
         state,
+        tenant,
+        headers,
         status,
         "staff_welcome.html.j2",
-        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token, "token": token,
-                "name": member.display_name, "username": member.username,
-                "min_length": desk_core::text::persian_digits(&desk_core::password::MIN_LENGTH.to_string()),
-                "errors": errors.map(|e| &e.0) }),
-    );
-    pre.keep(res, state.secure_cookies)
+        errors,
+        json!({ "token": token, "name": member.display_name, "username": member.username }),
+    )
 }
 
 async fn show_welcome(
@@ -795,30 +815,20 @@ async fn accept_invitation(
 
 // ----- forgotten password -----
 
-fn forgot_page(
-    state: &WebState,
-    tenant: &Tenant,
-    headers: &HeaderMap,
-    status: StatusCode,
-    errors: Option<&FieldErrors>,
-) -> Response {
-    let pre = Pre::of(headers);
-    let res = render(
-        state,
-        status,
-        "staff_forgot.html.j2",
-        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token,
-                "errors": errors.map(|e| &e.0) }),
-    );
-    pre.keep(res, state.secure_cookies)
-}
-
 async fn show_forgot(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     headers: HeaderMap,
 ) -> Response {
-    forgot_page(&state, &tenant, &headers, StatusCode::OK, None)
+    pre_page(
+        &state,
+        &tenant,
+        &headers,
+        StatusCode::OK,
+        "staff_forgot.html.j2",
+        None,
+        json!({}),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -903,31 +913,20 @@ async fn send_reset_code(
     }
 }
 
-fn reset_page(
-    state: &WebState,
-    tenant: &Tenant,
-    headers: &HeaderMap,
-    status: StatusCode,
-    errors: Option<&FieldErrors>,
-) -> Response {
-    let pre = Pre::of(headers);
-    let res = render(
-        state,
-        status,
-        "staff_reset.html.j2",
-        json!({ "tenant": TenantView::of(tenant), "csrf": pre.token,
-                "min_length": desk_core::text::persian_digits(&desk_core::password::MIN_LENGTH.to_string()),
-                "errors": errors.map(|e| &e.0) }),
-    );
-    pre.keep(res, state.secure_cookies)
-}
-
 async fn show_reset(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     headers: HeaderMap,
 ) -> Response {
-    reset_page(&state, &tenant, &headers, StatusCode::OK, None)
+    pre_page(
+        &state,
+        &tenant,
+        &headers,
+        StatusCode::OK,
+        "staff_reset.html.j2",
+        None,
+        json!({}),
+    )
 }
 
 async fn reset_password(
@@ -992,27 +991,21 @@ async fn reset_password(
     .await;
     match result {
         Ok(Ok(())) => {
-            let mut res = sign_in_page_with(
-                &state,
-                &tenant,
-                &headers,
-                StatusCode::OK,
-                None,
-                "",
-                Some("گذرواژه تازه ثبت شد. اکنون با آن وارد شوید."),
-            );
+            let mut res = Redirect::to("/staff/sign-in?reset=1").into_response();
             res.headers_mut().append(
                 header::SET_COOKIE,
                 challenge_cookie("", state.secure_cookies),
             );
             res
         }
-        Ok(Err(errors)) => reset_page(
+        Ok(Err(errors)) => pre_page(
             &state,
             &tenant,
             &headers,
             StatusCode::UNPROCESSABLE_ENTITY,
+            "staff_reset.html.j2",
             Some(&errors),
+            json!({}),
         ),
         Err(e) => failure(&state, &tenant, &e),
     }

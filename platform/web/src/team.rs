@@ -162,6 +162,38 @@ fn done_notice(done: &str, who: &str) -> Option<String> {
     })
 }
 
+/// The start of every change to one member: the admin's right and form token checked, a
+/// transaction holding the team lock, and the member of this municipality.
+async fn open_member(
+    state: &WebState,
+    me: &StaffSession,
+    csrf: &str,
+    id: i64,
+) -> Result<(desk_db::TenantTx, staff::Staff), DomainError> {
+    me.require_on(state, Resource::Staff, Action::Manage)
+        .await?;
+    me.csrf_ok(csrf)?;
+    let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+    staff::lock_team(&mut tx).await?;
+    let member = staff::staff_by_id(&mut tx, id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    Ok((tx, member))
+}
+
+/// The answer to a change of a member: the team page naming them, or the error page.
+fn team_answer(
+    state: &WebState,
+    me: &StaffSession,
+    done: &str,
+    result: Result<String, DomainError>,
+) -> Response {
+    match result {
+        Ok(who) => team_done(done, &who),
+        Err(e) => failure(state, &me.tenant, &e),
+    }
+}
+
 /// The team page after a change, naming the member.
 fn team_done(done: &str, username: &str) -> Response {
     let who: String = form_urlencoded::byte_serialize(username.as_bytes()).collect();
@@ -260,6 +292,7 @@ async fn invite(
         }
         let role = parse_role(&form.role, &mut errors);
         let unit = parse_unit(&form.unit_id, &mut errors);
+        require_unit(role, unit, &mut errors);
         let (Some(mobile), Some(role), true, true) =
             (mobile, role, username_ok, errors.0.is_empty())
         else {
@@ -330,9 +363,6 @@ async fn change_member(
     Form(form): Form<ChangeForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage)
-            .await?;
-        me.csrf_ok(&form.csrf)?;
         let mut errors = FieldErrors::default();
         let role = parse_role(&form.role, &mut errors);
         let unit = parse_unit(&form.unit_id, &mut errors);
@@ -340,11 +370,7 @@ async fn change_member(
         let Some(role) = role.filter(|_| errors.0.is_empty()) else {
             return Err(DomainError::Validation(errors));
         };
-        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        staff::lock_team(&mut tx).await?;
-        let member = staff::staff_by_id(&mut tx, id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
         if member.is_admin
             && role != Role::TenantAdmin
             && member.active
@@ -365,10 +391,7 @@ async fn change_member(
         Ok(member.username)
     }
     .await;
-    match result {
-        Ok(who) => team_done("changed", &who),
-        Err(e) => failure(&state, &me.tenant, &e),
-    }
+    team_answer(&state, &me, "changed", result)
 }
 
 async fn deactivate(
@@ -378,14 +401,7 @@ async fn deactivate(
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage)
-            .await?;
-        me.csrf_ok(&form.csrf)?;
-        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        staff::lock_team(&mut tx).await?;
-        let member = staff::staff_by_id(&mut tx, id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
         if member.is_admin && staff::active_admins(&mut tx).await? == [member.id] {
             return Err(last_admin());
         }
@@ -400,10 +416,7 @@ async fn deactivate(
         Ok(member.username)
     }
     .await;
-    match result {
-        Ok(who) => team_done("deactivated", &who),
-        Err(e) => failure(&state, &me.tenant, &e),
-    }
+    team_answer(&state, &me, "deactivated", result)
 }
 
 async fn reactivate(
@@ -413,15 +426,12 @@ async fn reactivate(
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage)
-            .await?;
-        me.csrf_ok(&form.csrf)?;
-        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        staff::lock_team(&mut tx).await?;
-        let member = staff::staff_by_id(&mut tx, id)
-            .await?
-            .ok_or(DomainError::NotFound)?;
+        let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
         staff::reactivate(&mut tx, id).await?;
+        if !member.has_password {
+            // Their invitation ended with the deactivation: a fresh one goes out.
+            desk_db::jobs::enqueue(&mut tx, &WelcomeStaff::new(me.tenant.id, member.id)).await?;
+        }
         me.log_in(
             &mut tx,
             "team.reactivate",
@@ -432,10 +442,7 @@ async fn reactivate(
         Ok(member.username)
     }
     .await;
-    match result {
-        Ok(who) => team_done("reactivated", &who),
-        Err(e) => failure(&state, &me.tenant, &e),
-    }
+    team_answer(&state, &me, "reactivated", result)
 }
 
 async fn resend_invitation(
@@ -467,10 +474,7 @@ async fn resend_invitation(
         Ok(member.username)
     }
     .await;
-    match result {
-        Ok(who) => team_done("resent", &who),
-        Err(e) => failure(&state, &me.tenant, &e),
-    }
+    team_answer(&state, &me, "resent", result)
 }
 
 // ----- my account -----
