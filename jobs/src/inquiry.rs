@@ -227,12 +227,9 @@ pub async fn handle(
 }
 
 async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
+    let Some(tenant) = crate::active_tenant(ctx, &job, false).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;
     let Some(inq) = inquiries::inquiry(&mut tx, job.inquiry_id).await? else {

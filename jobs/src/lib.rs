@@ -176,6 +176,27 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 /// Number of queues this process works (one worker each).
 const QUEUES: u32 = 9;
 
+/// The job's municipality, if it exists and is active: the preamble of every job. A job of a
+/// suspended or archived municipality is parked (see [`active_or_park`]); one of a municipality
+/// that no longer exists is dropped. `cached` reads the registry through the process's short
+/// cache ([`TENANT_CACHE_TTL`]), for the busiest queues.
+pub(crate) async fn active_tenant<J: JobPayload>(
+    ctx: &JobContext,
+    job: &J,
+    cached: bool,
+) -> Result<Option<desk_db::Tenant>, BoxDynError> {
+    let found = if cached {
+        ctx.tenants.get(&ctx.platform, job.tenant_id()).await?
+    } else {
+        ctx.platform.tenant_by_id(job.tenant_id()).await?
+    };
+    let Some(tenant) = found else {
+        tracing::warn!("tenant no longer exists; dropping job");
+        return Ok(None);
+    };
+    Ok(active_or_park(ctx, &tenant, job).await?.then_some(tenant))
+}
+
 /// Whether the job's municipality is active. A job of a suspended or archived municipality is
 /// parked (kept, not failed) until the municipality is resumed or restored, which puts it back.
 pub(crate) async fn active_or_park<J: JobPayload>(

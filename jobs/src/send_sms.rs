@@ -33,12 +33,9 @@ pub async fn handle(
 pub const MAX_ATTEMPTS: u32 = 6;
 
 async fn send(job: SendSms, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.tenants.get(&ctx.platform, job.tenant_id).await? else {
+    let Some(tenant) = crate::active_tenant(ctx, &job, true).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     let db = ctx.platform.tenant_db();
     let mut tx = db.begin(tenant.scope()).await?;
     let Some(message) = notifications::outgoing(&mut tx, job.notification_id).await? else {

@@ -36,12 +36,9 @@ pub struct Swept {
 }
 
 async fn sweep(job: SlaSweep, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
+    let Some(tenant) = crate::active_tenant(ctx, &job, false).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     let swept = run(&ctx.platform, &tenant, desk_db::intake::local_today()).await?;
     tracing::info!(
         warned = swept.warned,

@@ -35,12 +35,9 @@ pub async fn handle(
 type Opened = (String, serde_json::Value);
 
 async fn poll(job: SmsDelivery, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.tenants.get(&ctx.platform, job.tenant_id).await? else {
+    let Some(tenant) = crate::active_tenant(ctx, &job, true).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     let Some(key) = &ctx.secrets else {
         return Err("no master key configured (secrets.master_key)".into());
     };

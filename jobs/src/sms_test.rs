@@ -19,12 +19,9 @@ pub async fn handle(
 }
 
 async fn send(job: SmsTestSend, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
+    let Some(tenant) = crate::active_tenant(ctx, &job, false).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     let Some(key) = &ctx.secrets else {
         return Err("no master key configured (secrets.master_key)".into());
     };

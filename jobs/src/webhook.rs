@@ -35,12 +35,9 @@ pub async fn handle(
 }
 
 async fn deliver(job: DeliverWebhook, ctx: &JobContext) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
+    let Some(tenant) = crate::active_tenant(ctx, &job, false).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     let mut tx = ctx.platform.tenant_db().begin(tenant.scope()).await?;
     let out = webhooks::outgoing(&mut tx, job.delivery_id).await?;
     tx.commit().await?;

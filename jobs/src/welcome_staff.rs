@@ -25,13 +25,9 @@ pub async fn handle(
 }
 
 async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Result<(), BoxDynError> {
-    let Some(tenant) = ctx.platform.tenant_by_id(job.tenant_id).await? else {
-        tracing::warn!("tenant no longer exists; dropping job");
+    let Some(tenant) = crate::active_tenant(ctx, &job, false).await? else {
         return Ok(());
     };
-    if !crate::active_or_park(ctx, &tenant, &job).await? {
-        return Ok(());
-    }
     // Registry lookups before the tenant transaction: a job holds one connection at a time.
     let Some(host) = ctx
         .platform
