@@ -456,6 +456,22 @@ async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response 
     } else {
         None
     };
+    let unit = match me.staff.unit_id {
+        Some(id) => {
+            let found = async {
+                let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+                let units = desk_db::requests::units(&mut tx).await?;
+                tx.commit().await?;
+                Ok::<_, DomainError>(units.into_iter().find(|u| u.id == id).map(|u| u.name))
+            }
+            .await;
+            match found {
+                Ok(name) => name,
+                Err(e) => return failure(&state, &me.tenant, &e),
+            }
+        }
+        None => None,
+    };
     let roles: Vec<&str> = state
         .authz
         .staff_role_keys(me.tenant.id, me.staff.id)
@@ -468,7 +484,7 @@ async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response 
         &state,
         StatusCode::OK,
         "staff_home.html.j2",
-        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "roles": roles,
+        json!({ "tenant": TenantView::of(&me.tenant), "me": staff_view(&me), "roles": roles, "unit": unit,
                 "can_settings": can_settings, "can_reports": can_reports, "can_team": can_team,
                 "can_activity": can_activity, "can_requests": can_requests, "can_act": can_act,
                 "checklist": checklist }),
