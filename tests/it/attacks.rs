@@ -5,6 +5,10 @@
 //! hundred attempts try to reach any of it over the citizen portal, the staff portal, GraphQL,
 //! Open311, file downloads, cookie and host games, the platform portal and job payloads.
 //!
+//! One test per surface (staff portal, staff team, citizen portal, public pages, GraphQL,
+//! Open311, replays, cookies and hosts, job payloads), each on its own fixture, so one surface's
+//! failure does not hide another's.
+//!
 //! Every attempt is a real request through the app router (or, for job payloads, a real
 //! database call). It passes only when its status hands nothing out, its body carries none of
 //! beta's secret markers (unless the attacker sent that very value, which an echo may repeat),
@@ -3090,29 +3094,19 @@ async fn canaries(s: &mut Suite<'_>, f: &Fixture, beta: &Tenant) {
     );
 }
 
-#[tokio::test]
-async fn cross_tenant_attacks_reach_nothing_of_another_municipality() {
-    let started = std::time::Instant::now();
-    let (app, alpha, beta) = desk_tests::two_municipalities().await;
-    let mut f = fixture(&app, &alpha, &beta).await;
-    controls(&app, &f).await;
-    // Alpha's citizen who signs in with beta's citizen's mobile number.
-    f.cm = app.citizen_sign_in(&alpha, ALPHA, BETA_MOBILE).await;
-    f.cm_csrf = app.get_as(&f.cm, ALPHA, "/my-requests").await.csrf();
-
-    let mut suite = Suite::new(&app, &beta, secrets(&f)).await;
-    let before = suite.state.clone();
-    staff_portal(&mut suite, &f).await;
-    team_surfaces(&mut suite, &f).await;
-    citizen_portal(&mut suite, &f).await;
-    public_pages(&mut suite, &f).await;
-    graphql(&mut suite, &f, &alpha).await;
-    open311(&mut suite, &f).await;
-    replays(&mut suite, &f).await;
-    cookies_and_hosts(&mut suite, &f).await;
-    job_payloads(&mut suite, &f, &alpha, &beta).await;
+/// Reports one family's attempts and fails the test on any leak or change in beta; then the
+/// canaries (the checker still catches beta's own data) and the links the attacks tried on the
+/// wrong hosts, which must still work on their own.
+async fn report(
+    app: &TestApp,
+    suite: &mut Suite<'_>,
+    f: &Fixture,
+    beta: &Tenant,
+    before: &BTreeMap<String, String>,
+    started: std::time::Instant,
+    at_least: usize,
+) {
     let after = suite.beta_state().await;
-
     let n = suite.outcomes.len();
     let failed: Vec<&Outcome> = suite
         .outcomes
@@ -3135,7 +3129,7 @@ async fn cross_tenant_attacks_reach_nothing_of_another_municipality() {
     println!(
         "  beta: {} tables compared after every attempt; rows before {}, after {}",
         suite.tables,
-        Suite::rows(&before),
+        Suite::rows(before),
         Suite::rows(&after)
     );
     if std::env::var_os("ATTACKS_VERBOSE").is_some() {
@@ -3154,7 +3148,7 @@ async fn cross_tenant_attacks_reach_nothing_of_another_municipality() {
     }
     println!("cross-tenant attacks: {n} tried, {leaks} leaked");
     println!("  took {:.1?}", started.elapsed());
-    canaries(&mut suite, &f, &beta).await;
+    canaries(suite, f, beta).await;
 
     // The links the attacks tried on the wrong hosts still work on their own.
     let res = app.send("POST", BETA, &f.beta_link, None, &[]).await;
@@ -3171,12 +3165,104 @@ async fn cross_tenant_attacks_reach_nothing_of_another_municipality() {
         "beta's survey was answered"
     );
 
-    assert!(n >= 200, "only {n} attempts");
+    assert!(n >= at_least, "only {n} attempts");
     assert_eq!(
         leaks, 0,
         "{leaks} of {n} attempts reached beta (see LEAK lines)"
     );
-    assert_eq!(before, after, "beta's data changed");
-    let _ = std::fs::remove_dir_all(&app.uploads);
-    app.db.finish().await;
+    assert_eq!(before, &after, "beta's data changed");
 }
+
+/// One test per surface, each on a fresh pair of municipalities and the same fixture, so one
+/// surface's failure does not hide another's.
+macro_rules! attack_surface {
+    ($test:ident, $at_least:expr, |$suite:ident, $f:ident, $alpha:ident, $beta:ident| $run:expr) => {
+        #[tokio::test]
+        async fn $test() {
+            let started = std::time::Instant::now();
+            let (app, $alpha, $beta) = desk_tests::two_municipalities().await;
+            let mut $f = fixture(&app, &$alpha, &$beta).await;
+            controls(&app, &$f).await;
+            // Alpha's citizen who signs in with beta's citizen's mobile number.
+            $f.cm = app.citizen_sign_in(&$alpha, ALPHA, BETA_MOBILE).await;
+            $f.cm_csrf = app.get_as(&$f.cm, ALPHA, "/my-requests").await.csrf();
+            let $f = $f;
+            let mut $suite = Suite::new(&app, &$beta, secrets(&$f)).await;
+            let before = $suite.state.clone();
+            $run;
+            report(&app, &mut $suite, &$f, &$beta, &before, started, $at_least).await;
+            let _ = std::fs::remove_dir_all(&app.uploads);
+            app.db.finish().await;
+        }
+    };
+}
+
+attack_surface!(
+    the_staff_portal_reaches_nothing_of_another_municipality,
+    125,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        staff_portal(&mut s, &f).await
+    }
+);
+attack_surface!(
+    the_staff_team_reaches_nothing_of_another_municipality,
+    20,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        team_surfaces(&mut s, &f).await
+    }
+);
+attack_surface!(
+    the_citizen_portal_reaches_nothing_of_another_municipality,
+    60,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        citizen_portal(&mut s, &f).await
+    }
+);
+attack_surface!(
+    public_pages_show_nothing_of_another_municipality,
+    40,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        public_pages(&mut s, &f).await
+    }
+);
+attack_surface!(
+    graphql_reaches_nothing_of_another_municipality,
+    50,
+    |s, f, alpha, beta| {
+        let _ = &beta;
+        graphql(&mut s, &f, &alpha).await
+    }
+);
+attack_surface!(
+    open311_reaches_nothing_of_another_municipality,
+    30,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        open311(&mut s, &f).await
+    }
+);
+attack_surface!(
+    replays_reach_nothing_of_another_municipality,
+    6,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        replays(&mut s, &f).await
+    }
+);
+attack_surface!(
+    cookies_and_hosts_reach_nothing_of_another_municipality,
+    100,
+    |s, f, alpha, beta| {
+        let _ = (&alpha, &beta);
+        cookies_and_hosts(&mut s, &f).await
+    }
+);
+attack_surface!(
+    job_payloads_reach_nothing_of_another_municipality,
+    40,
+    |s, f, alpha, beta| { job_payloads(&mut s, &f, &alpha, &beta).await }
+);
