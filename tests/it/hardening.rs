@@ -145,6 +145,17 @@ async fn every_page_carries_the_security_headers() {
         assert_eq!(h("x-content-type-options"), "nosniff", "{host}{path}");
         assert_eq!(h("referrer-policy"), "same-origin", "{host}{path}");
         assert!(!h("permissions-policy").is_empty(), "{host}{path}");
+        // The public scheme is https (the default): HSTS, and every cookie is Secure.
+        assert!(
+            h("strict-transport-security").contains("max-age"),
+            "{host}{path}"
+        );
+        for cookie in res.headers.get_all("set-cookie") {
+            assert!(
+                cookie.to_str().unwrap().contains("; Secure"),
+                "{host}{path}: {cookie:?}"
+            );
+        }
     }
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;

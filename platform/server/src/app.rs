@@ -56,7 +56,7 @@ pub async fn build_all(
         metrics: Arc::new(Metrics::default()),
         authz: authz.clone(),
         secrets: config.master_key(),
-        secure_cookies: config.http.secure_cookies,
+        secure_cookies: config.secure_cookies(),
         trust_forwarded_for: config.http.trust_forwarded_for,
         files: config.file_store(),
         limits: Arc::default(),
@@ -80,7 +80,7 @@ pub async fn build_all(
         platform.clone(),
         authz,
         config.http.base_domain.clone(),
-        config.http.secure_cookies,
+        config.secure_cookies(),
         config.http.trust_forwarded_for,
     )?;
     portal.urls = config.public_urls();

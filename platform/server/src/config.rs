@@ -403,7 +403,13 @@ impl Config {
         }
     }
 
-    /// How links in messages look.
+    /// Whether cookies are marked `Secure` (and HSTS sent): when asked, and always when the
+    /// public scheme is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.http.secure_cookies || self.http.public_scheme == "https"
+    }
+
+    /// How links to the public hosts look (scheme and port).
     pub fn public_urls(&self) -> desk_core::PublicUrls {
         desk_core::PublicUrls {
             scheme: self.http.public_scheme.clone(),
