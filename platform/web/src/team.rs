@@ -181,8 +181,9 @@ async fn open_member(
     Ok((tx, member))
 }
 
-/// The answer to a change of a member: the team page naming them, or the error page.
-fn team_answer(
+/// The answer to a change of a member: the team page naming them; a refusal people can act on
+/// (the last admin, a head without a unit) on the team page itself, in its error summary.
+async fn team_answer(
     state: &WebState,
     me: &StaffSession,
     done: &str,
@@ -190,6 +191,16 @@ fn team_answer(
 ) -> Response {
     match result {
         Ok(who) => team_done(done, &who),
+        Err(DomainError::Validation(errors)) => team_page(
+            state,
+            me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(&errors),
+            &InviteForm::default(),
+        )
+        .await
+        .unwrap_or_else(|e| failure(state, &me.tenant, &e)),
         Err(e) => failure(state, &me.tenant, &e),
     }
 }
@@ -391,7 +402,7 @@ async fn change_member(
         Ok(member.username)
     }
     .await;
-    team_answer(&state, &me, "changed", result)
+    team_answer(&state, &me, "changed", result).await
 }
 
 async fn deactivate(
@@ -416,7 +427,7 @@ async fn deactivate(
         Ok(member.username)
     }
     .await;
-    team_answer(&state, &me, "deactivated", result)
+    team_answer(&state, &me, "deactivated", result).await
 }
 
 async fn reactivate(
@@ -442,7 +453,7 @@ async fn reactivate(
         Ok(member.username)
     }
     .await;
-    team_answer(&state, &me, "reactivated", result)
+    team_answer(&state, &me, "reactivated", result).await
 }
 
 async fn resend_invitation(
@@ -474,7 +485,7 @@ async fn resend_invitation(
         Ok(member.username)
     }
     .await;
-    team_answer(&state, &me, "resent", result)
+    team_answer(&state, &me, "resent", result).await
 }
 
 // ----- my account -----
