@@ -786,9 +786,12 @@ async fn municipality_settings(
             Some((_, Some("no_sms_account"))) => "پیامک فرستاده نشد: شهرداری هنوز حساب پیامک ندارد",
             Some(_) => "پیامک فرستاده نشد",
         };
+        let joined = state == S::Accepted;
         admins.push(serde_json::json!({
             "id": m.id, "name": m.display_name, "username": m.username,
-            "state": state_fa, "sms": sms_fa, "joined": state == S::Accepted,
+            "state": state_fa, "sms": sms_fa, "joined": joined,
+            // A joined admin needs the operator only while no SMS can carry a reset code.
+            "can_link": !joined || !accounts.iter().any(|a| a.enabled),
         }));
     }
     tx.commit().await?;
@@ -843,13 +846,35 @@ async fn resend_invitation(
         let mut tx = portal.db.tenant_db().begin(tenant.scope()).await?;
         let member = desk_db::staff::staff_by_id(&mut tx, staff_id)
             .await?
-            .filter(|m| m.is_admin && m.active && !m.has_password)
+            .filter(|m| m.is_admin && m.active)
             .ok_or(DomainError::NotFound)?;
-        desk_db::staff::revoke_invitations(&mut tx, member.id).await?;
         let sms_ready = desk_db::settings::list_sms_accounts(&mut tx)
             .await?
             .iter()
             .any(|a| a.enabled);
+        if member.has_password {
+            // An admin who joined but cannot sign in (no SMS yet for the second step, or a
+            // forgotten password with no SMS to reset it): a one-time sign-in link, handed over
+            // in person. With SMS working they reset their password themselves.
+            if sms_ready {
+                return Err(DomainError::Conflict("the admin can reset by SMS".into()));
+            }
+            let link = desk_db::staff::issue_sign_in_link(&mut tx, member.id, &host, &portal.urls)
+                .await?;
+            tx.commit().await?;
+            portal
+                .db
+                .audit(desk_db::AuditEntry {
+                    actor: &who.label(),
+                    action: "tenant.admin_sign_in_link_shown",
+                    tenant: Some(tenant.id),
+                    source: &source,
+                    detail: serde_json::json!({ "slug": slug.as_str(), "username": member.username }),
+                })
+                .await?;
+            return Ok((tenant, member, Some((link, true))));
+        }
+        desk_db::staff::revoke_invitations(&mut tx, member.id).await?;
         // Without an SMS account the invitation cannot travel by SMS: the operator sees the
         // link once, to hand it to the admin in person (the audit line says so, not the link).
         let handed = if sms_ready {
@@ -860,7 +885,10 @@ async fn resend_invitation(
             .await?;
             None
         } else {
-            Some(desk_db::staff::issue_invitation(&mut tx, member.id, &host, &portal.urls).await?)
+            Some((
+                desk_db::staff::issue_invitation(&mut tx, member.id, &host, &portal.urls).await?,
+                false,
+            ))
         };
         tx.commit().await?;
         portal
@@ -884,15 +912,23 @@ async fn resend_invitation(
         Ok((tenant, _, None)) => {
             Redirect::to(&format!("/municipalities/{}?reinvited=1", tenant.slug)).into_response()
         }
-        Ok((tenant, member, Some(link))) => portal.views.render(
-            StatusCode::OK,
-            "invitation.html.j2",
-            context! {
-                me => Serde(user_view(&me)), tenant_name => tenant.name_fa.clone(),
-                slug => tenant.slug.as_str(), admin_name => member.display_name,
-                username => member.username, link,
-            },
-        ),
+        Ok((tenant, member, Some((link, sign_in)))) => {
+            let mut res = portal.views.render(
+                StatusCode::OK,
+                "invitation.html.j2",
+                context! {
+                    me => Serde(user_view(&me)), tenant_name => tenant.name_fa.clone(),
+                    slug => tenant.slug.as_str(), admin_name => member.display_name,
+                    username => member.username, link, sign_in,
+                },
+            );
+            // Shown once: never kept by a cache or the back button.
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            res
+        }
         Err(e) => error_response(&portal.views, &e),
     }
 }

@@ -1025,3 +1025,108 @@ async fn stuck_invitations_and_forgotten_passwords_have_a_way_out() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// A municipality without an SMS account: an invitation is shown to the admin once instead of
+/// being sent to nowhere; an admin removes a member's lost authenticator app.
+#[tokio::test]
+async fn without_sms_invitations_are_handed_over_and_lost_apps_can_be_removed() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let csrf = app.get_as(&admin, "alpha.test", "/staff/team").await.csrf();
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/team",
+            &[
+                ("full_name", "بازرس"),
+                ("mobile", "09127770009"),
+                ("username", "auditor.y"),
+                ("role", "auditor"),
+                ("unit_id", ""),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text);
+    assert_eq!(
+        res.headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let shown = res.text.replace("&#x2f;", "/");
+    let at = shown.find("/staff/welcome/").expect(&shown);
+    let path: String = shown[at..]
+        .chars()
+        .take_while(char::is_ascii_graphic)
+        .take_while(|c| *c != '<')
+        .collect();
+    let welcome = app.get("alpha.test", &path).await;
+    assert_eq!(welcome.status, StatusCode::OK, "{}", welcome.text);
+    assert!(welcome.text.contains("auditor.y"));
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            "select count(*) from notifications where kind = 'staff_welcome'"
+        )
+        .await,
+        0,
+        "no SMS queued that nothing could send"
+    );
+
+    // A member's phone with the app is lost: the admin removes the app (logged).
+    let member = app
+        .scalar(&alpha, "select id from staff where username = 'auditor.y'")
+        .await;
+    let mut tx = app.tx(&alpha).await;
+    let key = desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap();
+    let sealed = key
+        .seal(
+            alpha.id,
+            &format!("staff_totp:{member}"),
+            &desk_core::totp::new_secret(),
+        )
+        .unwrap();
+    desk_db::staff::set_totp_pending(&mut tx, member, &sealed)
+        .await
+        .unwrap();
+    assert!(
+        desk_db::staff::use_totp_step(&mut tx, member, 1, true)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    let team = app.get_as(&admin, "alpha.test", "/staff/team").await;
+    assert!(
+        team.text
+            .contains(&format!("/staff/team/{member}/totp/remove"))
+    );
+    let res = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            &format!("/staff/team/{member}/totp/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::SEE_OTHER, "{}", res.text);
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            &format!("select count(*) from staff where id = {member} and totp_enabled_at is null")
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            "select count(*) from audit_log where action = 'team.totp_removed'"
+        )
+        .await,
+        1
+    );
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

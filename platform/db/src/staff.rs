@@ -450,14 +450,16 @@ pub async fn issue_invitation(
     host: &desk_core::Hostname,
     urls: &desk_core::PublicUrls,
 ) -> Result<String, DomainError> {
-    sqlx::query(
-        "update staff_sign_in_tokens set used_at = now()
-          where staff_id = $1 and purpose = 'invitation' and used_at is null",
-    )
-    .bind(staff_id)
-    .execute(&mut **tx)
-    .await
-    .map_err(internal)?;
+    let token = issue_invitation_token(tx, staff_id).await?;
+    Ok(urls.url(host, &format!("/staff/welcome/{token}")))
+}
+
+/// [`issue_invitation`], returning the token (for a caller that builds the link itself).
+pub async fn issue_invitation_token(
+    tx: &mut TenantTx,
+    staff_id: i64,
+) -> Result<String, DomainError> {
+    revoke_invitations(tx, staff_id).await?;
     let token = desk_core::secret::new_token();
     sqlx::query(
         "insert into staff_sign_in_tokens (token_hash, staff_id, expires_at, purpose)
@@ -474,7 +476,7 @@ pub async fn issue_invitation(
         .execute(&mut **tx)
         .await
         .map_err(internal)?;
-    Ok(urls.url(host, &format!("/staff/welcome/{token}")))
+    Ok(token)
 }
 
 /// Ends a member's unused invitations at once (a new one is on its way).
@@ -626,13 +628,13 @@ pub async fn create_challenge(
         .map_err(internal)?;
     let recent: i64 = sqlx::query_scalar(
         "select count(*) from staff_challenges
-          where staff_id = $1 and created_at > now() - interval '10 minutes'",
+          where staff_id = $1 and method = 'sms' and created_at > now() - interval '10 minutes'",
     )
     .bind(staff_id)
     .fetch_one(&mut **tx)
     .await
     .map_err(internal)?;
-    if recent >= CODES_PER_10_MIN {
+    if method == ChallengeMethod::Sms && recent >= CODES_PER_10_MIN {
         return Err(DomainError::RateLimited {
             retry_after: 600,
             message: "کدهای زیادی فرستاده شده است؛ ده دقیقه دیگر دوباره تلاش کنید.".to_owned(),

@@ -217,7 +217,10 @@ async fn show_request(
                 "may_act": may_act,
                 "agencies": agencies,
                 "units": units.iter().map(|u| json!({"id": u.id, "name": u.name})).collect::<Vec<_>>(),
-                "staff": staff.iter().map(|s| json!({"id": s.id, "name": s.display_name})).collect::<Vec<_>>(),
+                "staff": staff.iter().map(|s| json!({
+                    "id": s.id, "name": s.display_name,
+                    "unit": units.iter().find(|u| Some(u.id) == s.unit_id).map(|u| u.name.clone()),
+                })).collect::<Vec<_>>(),
                 "me": { "id": me.staff.id },
                 "csrf": me.csrf(),
             }),

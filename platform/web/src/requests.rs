@@ -79,6 +79,7 @@ pub(crate) fn summary_view(r: &Request) -> Value {
         "overdue": desk_core::calendar::is_overdue(r.promised_on, local_today()),
         "channel": desk_db::requests::Channel::label_fa(&r.channel),
         "assignee": r.assignee.as_ref().map(|a| &a.1),
+        "assignee_id": r.assignee.as_ref().map(|a| a.0),
         "unit": r.unit.as_ref().map(|u| &u.1),
     })
 }
@@ -209,6 +210,7 @@ pub(crate) fn detail_view(d: &Detail, for_staff: bool) -> Value {
         "steps": d.card.steps,
         "unit": r.unit.as_ref().map(|u| &u.1),
         "assignee": r.assignee.as_ref().map(|a| &a.1),
+        "assignee_id": r.assignee.as_ref().map(|a| a.0),
         "registered_by": if for_staff { r.registered_by.as_ref().map(|a| a.1.clone()) } else { None },
         "applicant": r.applicant_name,
         "national_code": r.national_code.as_deref().map(persian_digits),

@@ -932,6 +932,21 @@ async fn set_staff_unit(
         if staff::staff_by_id(tx, form.staff_id).await?.is_none() {
             return Err(DomainError::NotFound);
         }
+        // A department head heads a unit (as on the team page).
+        let head = state
+            .authz
+            .staff_role_keys(me.tenant.id, form.staff_id)
+            .await
+            .iter()
+            .any(|r| r == "department_head");
+        if head && unit.is_none() {
+            return Err(FieldErrors::single(
+                "unit_id",
+                "unit_required",
+                "رئیس واحد باید واحدی داشته باشد؛ نقش او را در «تیم میز خدمت» تغییر دهید یا واحدی برگزینید.",
+            )
+            .into());
+        }
         desk_db::requests::set_staff_unit(tx, form.staff_id, unit).await
     })
     .await

@@ -29,6 +29,7 @@ pub(crate) fn team_routes() -> Router<WebState> {
         .route("/staff/team/{id}/deactivate", post(deactivate))
         .route("/staff/team/{id}/reactivate", post(reactivate))
         .route("/staff/team/{id}/invite", post(resend_invitation))
+        .route("/staff/team/{id}/totp/remove", post(remove_totp))
         .route("/staff/account", get(show_account))
         .route("/staff/account/password", post(change_password))
         .route("/staff/account/sessions/{id}/revoke", post(revoke_session))
@@ -115,6 +116,7 @@ async fn team_page(
                 "status": status_label(m, invitation),
                 "last_sign_in": m.last_sign_in_at.map(jalali_moment),
                 "is_me": m.id == me.staff.id,
+                "totp": m.totp_enabled,
             })
         })
         .collect();
@@ -156,10 +158,64 @@ fn done_notice(done: &str, who: &str) -> Option<String> {
         "deactivated" => format!(
             "{who} غیرفعال شد: نشست‌ها و کلیدهای API او بسته شد و درخواست‌های باز او به صف واحد بازگشت."
         ),
-        "reactivated" => format!("{who} دوباره فعال شد."),
+        "reactivated" => {
+            format!("{who} دوباره فعال شد (اگر هنوز گذرواژه نداشت، دعوت‌نامه تازه‌ای برایش می‌رود).")
+        }
         "resent" => format!("دعوت‌نامه تازه {who} فرستاده شد؛ پیوند پیشین دیگر کار نمی‌کند."),
+        "totp_removed" => {
+            format!("برنامه احراز هویت {who} برداشته شد؛ کد ورود او از این پس پیامک می‌شود.")
+        }
         _ => return None,
     })
+}
+
+/// Sends a member their invitation: by SMS (the welcome job) when the municipality can send
+/// SMS; else the link is issued now and returned, for the admin to hand over in person (shown
+/// once). `host` is the request's own host, so the link opens where the admin is.
+async fn send_invitation(
+    tx: &mut desk_db::TenantTx,
+    state: &WebState,
+    me: &StaffSession,
+    member_id: i64,
+    host: &str,
+) -> Result<Option<String>, DomainError> {
+    let sms_ready = desk_db::settings::list_sms_accounts(tx)
+        .await?
+        .iter()
+        .any(|a| a.enabled);
+    if sms_ready {
+        desk_db::jobs::enqueue(tx, &WelcomeStaff::new(me.tenant.id, member_id)).await?;
+        return Ok(None);
+    }
+    let token = staff::issue_invitation_token(tx, member_id).await?;
+    let scheme = if state.secure_cookies {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(Some(format!("{scheme}://{host}/staff/welcome/{token}")))
+}
+
+/// The invitation link shown once, when no SMS can carry it.
+fn invitation_page(state: &WebState, me: &StaffSession, who: &str, link: &str) -> Response {
+    let mut res = render(
+        state,
+        StatusCode::OK,
+        "staff_invitation_link.html.j2",
+        json!({ "tenant": TenantView::of(&me.tenant), "who": who, "link": link }),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// The host a request was sent to (for links that must open where the admin is).
+fn request_host(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The start of every change to one member: the admin's right and form token checked, a
@@ -265,6 +321,7 @@ fn parse_unit(raw: &str, errors: &mut FieldErrors) -> Option<i64> {
 async fn invite(
     State(state): State<WebState>,
     me: StaffSession,
+    headers: axum::http::HeaderMap,
     Form(form): Form<InviteForm>,
 ) -> Response {
     let result = async {
@@ -321,7 +378,8 @@ async fn invite(
         .await?;
         staff::update_member(&mut tx, member.id, role == Role::TenantAdmin, unit).await?;
         tx.set_staff_role(member.id, &role.key()).await?;
-        desk_db::jobs::enqueue(&mut tx, &WelcomeStaff::new(me.tenant.id, member.id)).await?;
+        let link =
+            send_invitation(&mut tx, &state, &me, member.id, &request_host(&headers)).await?;
         me.log_in(
             &mut tx,
             "team.invite",
@@ -330,11 +388,12 @@ async fn invite(
         .await?;
         tx.commit().await?;
         state.authz.reload().await;
-        Ok(username)
+        Ok((username, link))
     }
     .await;
     match result {
-        Ok(who) => team_done("invited", &who),
+        Ok((who, Some(link))) => invitation_page(&state, &me, &who, &link),
+        Ok((who, None)) => team_done("invited", &who),
         Err(DomainError::Validation(errors)) => team_page(
             &state,
             &me,
@@ -433,16 +492,19 @@ async fn deactivate(
 async fn reactivate(
     State(state): State<WebState>,
     me: StaffSession,
+    headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
         let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
         staff::reactivate(&mut tx, id).await?;
-        if !member.has_password {
-            // Their invitation ended with the deactivation: a fresh one goes out.
-            desk_db::jobs::enqueue(&mut tx, &WelcomeStaff::new(me.tenant.id, member.id)).await?;
-        }
+        // Their invitation ended with the deactivation: a fresh one goes out.
+        let link = if member.has_password {
+            None
+        } else {
+            send_invitation(&mut tx, &state, &me, member.id, &request_host(&headers)).await?
+        };
         me.log_in(
             &mut tx,
             "team.reactivate",
@@ -450,15 +512,44 @@ async fn reactivate(
         )
         .await?;
         tx.commit().await?;
+        Ok((member.username, link))
+    }
+    .await;
+    match result {
+        Ok((who, Some(link))) => invitation_page(&state, &me, &who, &link),
+        Ok((who, None)) => team_answer(&state, &me, "reactivated", Ok(who)).await,
+        Err(e) => team_answer(&state, &me, "reactivated", Err(e)).await,
+    }
+}
+
+/// A member lost the phone with their authenticator app: the admin removes it (logged), and
+/// their code comes by SMS again.
+async fn remove_totp(
+    State(state): State<WebState>,
+    me: StaffSession,
+    Path(id): Path<i64>,
+    Form(form): Form<crate::CsrfForm>,
+) -> Response {
+    let result = async {
+        let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
+        staff::disable_totp(&mut tx, member.id).await?;
+        me.log_in(
+            &mut tx,
+            "team.totp_removed",
+            json!({ "member": member.username }),
+        )
+        .await?;
+        tx.commit().await?;
         Ok(member.username)
     }
     .await;
-    team_answer(&state, &me, "reactivated", result).await
+    team_answer(&state, &me, "totp_removed", result).await
 }
 
 async fn resend_invitation(
     State(state): State<WebState>,
     me: StaffSession,
+    headers: axum::http::HeaderMap,
     Path(id): Path<i64>,
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
@@ -474,7 +565,8 @@ async fn resend_invitation(
         if member.has_password {
             return Err(DomainError::Conflict("already joined".into()));
         }
-        desk_db::jobs::enqueue(&mut tx, &WelcomeStaff::new(me.tenant.id, member.id)).await?;
+        let link =
+            send_invitation(&mut tx, &state, &me, member.id, &request_host(&headers)).await?;
         me.log_in(
             &mut tx,
             "team.reinvite",
@@ -482,10 +574,14 @@ async fn resend_invitation(
         )
         .await?;
         tx.commit().await?;
-        Ok(member.username)
+        Ok((member.username, link))
     }
     .await;
-    team_answer(&state, &me, "resent", result).await
+    match result {
+        Ok((who, Some(link))) => invitation_page(&state, &me, &who, &link),
+        Ok((who, None)) => team_answer(&state, &me, "resent", Ok(who)).await,
+        Err(e) => team_answer(&state, &me, "resent", Err(e)).await,
+    }
 }
 
 // ----- my account -----
@@ -872,6 +968,7 @@ fn action_label(action: &str) -> String {
         "team.deactivate" => "غیرفعال‌سازی عضو",
         "team.reactivate" => "فعال‌سازی دوباره عضو",
         "team.reinvite" => "ارسال دوباره دعوت‌نامه",
+        "team.totp_removed" => "برداشتن برنامه احراز هویت عضو",
         "password.change" => "تغییر گذرواژه",
         "password.reset" => "بازنشانی گذرواژه",
         "password.reset_requested" => "درخواست بازنشانی گذرواژه",
