@@ -38,8 +38,14 @@ pub(crate) fn sign_in_routes() -> Router<WebState> {
             "/staff/welcome/{token}",
             get(show_welcome).post(accept_invitation),
         )
-        .route("/staff/forgot", get(show_forgot).post(send_reset_code))
-        .route("/staff/forgot/code", get(show_reset).post(reset_password))
+        .route(
+            "/staff/forgot",
+            get(|s, t, h| empty_form(s, t, h, "staff_forgot.html.j2")).post(send_reset_code),
+        )
+        .route(
+            "/staff/forgot/code",
+            get(|s, t, h| empty_form(s, t, h, "staff_reset.html.j2")).post(reset_password),
+        )
 }
 
 // ----- the pre-session token (login CSRF) -----
@@ -102,6 +108,24 @@ fn pre_page(
     ));
     let res = render(state, status, template, view);
     pre.keep(res, state.secure_cookies)
+}
+
+/// A pre-session form with nothing filled in yet.
+async fn empty_form(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    headers: HeaderMap,
+    template: &'static str,
+) -> Response {
+    pre_page(
+        &state,
+        &tenant,
+        &headers,
+        StatusCode::OK,
+        template,
+        None,
+        json!({}),
+    )
 }
 
 /// `Forbidden` unless the form's token matches the pre-session cookie and the request is
@@ -815,22 +839,6 @@ async fn accept_invitation(
 
 // ----- forgotten password -----
 
-async fn show_forgot(
-    State(state): State<WebState>,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    headers: HeaderMap,
-) -> Response {
-    pre_page(
-        &state,
-        &tenant,
-        &headers,
-        StatusCode::OK,
-        "staff_forgot.html.j2",
-        None,
-        json!({}),
-    )
-}
-
 #[derive(Debug, Deserialize)]
 struct ForgotForm {
     #[serde(default)]
@@ -911,22 +919,6 @@ async fn send_reset_code(
         }
         Err(e) => failure(&state, &tenant, &e),
     }
-}
-
-async fn show_reset(
-    State(state): State<WebState>,
-    Extension(tenant): Extension<Arc<Tenant>>,
-    headers: HeaderMap,
-) -> Response {
-    pre_page(
-        &state,
-        &tenant,
-        &headers,
-        StatusCode::OK,
-        "staff_reset.html.j2",
-        None,
-        json!({}),
-    )
 }
 
 async fn reset_password(

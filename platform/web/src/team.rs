@@ -261,6 +261,21 @@ async fn team_answer(
     }
 }
 
+/// The answer to a change that may have issued an invitation: the link shown once when no SMS
+/// could carry it, else as [`team_answer`].
+async fn invitation_answer(
+    state: &WebState,
+    me: &StaffSession,
+    done: &str,
+    result: Result<(String, Option<String>), DomainError>,
+) -> Response {
+    match result {
+        Ok((who, Some(link))) => invitation_page(state, me, &who, &link),
+        Ok((who, None)) => team_answer(state, me, done, Ok(who)).await,
+        Err(e) => team_answer(state, me, done, Err(e)).await,
+    }
+}
+
 /// The team page after a change, naming the member.
 fn team_done(done: &str, username: &str) -> Response {
     let who: String = form_urlencoded::byte_serialize(username.as_bytes()).collect();
@@ -515,11 +530,7 @@ async fn reactivate(
         Ok((member.username, link))
     }
     .await;
-    match result {
-        Ok((who, Some(link))) => invitation_page(&state, &me, &who, &link),
-        Ok((who, None)) => team_answer(&state, &me, "reactivated", Ok(who)).await,
-        Err(e) => team_answer(&state, &me, "reactivated", Err(e)).await,
-    }
+    invitation_answer(&state, &me, "reactivated", result).await
 }
 
 /// A member lost the phone with their authenticator app: the admin removes it (logged), and
@@ -577,11 +588,7 @@ async fn resend_invitation(
         Ok((member.username, link))
     }
     .await;
-    match result {
-        Ok((who, Some(link))) => invitation_page(&state, &me, &who, &link),
-        Ok((who, None)) => team_answer(&state, &me, "resent", Ok(who)).await,
-        Err(e) => team_answer(&state, &me, "resent", Err(e)).await,
-    }
+    invitation_answer(&state, &me, "resent", result).await
 }
 
 // ----- my account -----
