@@ -645,7 +645,7 @@ async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() 
         .await,
         1
     );
-    // ... and cannot sign in again.
+    // ... and cannot sign in again: with the right password they learn why, nobody else does.
     let mut again = Browser::new(&app, "alpha.test");
     let page = again.get("/staff/sign-in").await;
     let res = again
@@ -658,7 +658,25 @@ async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() 
             ],
         )
         .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.text.contains("غیرفعال"), "{}", res.text);
+    assert!(
+        res.cookies
+            .iter()
+            .all(|c| !c.starts_with("desk_staff_challenge=") || c.ends_with('='))
+    );
+    let res = again
+        .post(
+            "/staff/sign-in",
+            &[
+                ("username", "clerk.a"),
+                ("password", "not-the-password-1"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(!res.text.contains("غیرفعال"));
 
     // The last active admin can be neither demoted nor deactivated.
     let admin_id = app

@@ -398,13 +398,14 @@ pub async fn end_sessions(
 
 // ----- passwords, invitations and codes -----
 
-/// The stored password hash of an active member, by username.
+/// A member and their stored password hash, by username (deactivated members too: the caller
+/// checks `active` after the password, so only the member learns their account is off).
 pub async fn password_of(
     tx: &mut TenantTx,
     username: &str,
 ) -> Result<Option<(Staff, String)>, DomainError> {
     let row: Option<(i64, Option<String>)> =
-        sqlx::query_as("select id, password_hash from staff where username = lower($1) and active")
+        sqlx::query_as("select id, password_hash from staff where username = lower($1)")
             .bind(username.trim())
             .fetch_optional(&mut **tx)
             .await

@@ -354,6 +354,22 @@ async fn check_password(
         .record(&account_key, &address_key, ok);
     let result = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
+        if let Some(m) = member.as_ref().filter(|m| ok && !m.active) {
+            // The right password of a deactivated member: say so (only they can know it).
+            staff::log_activity(
+                &mut tx,
+                &staff::Activity {
+                    staff_id: Some(m.id),
+                    actor: &m.username,
+                    action: "sign_in.failed",
+                    detail: json!({ "step": "deactivated" }),
+                    address: Some(&source),
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Err(StatusCode::FORBIDDEN));
+        }
         let Some(member) = member.filter(|_| ok) else {
             staff::log_activity(
                 &mut tx,
@@ -418,6 +434,22 @@ async fn check_password(
             res
         }
         Ok(Err(StatusCode::SERVICE_UNAVAILABLE)) => no_sms(&state, &tenant, &headers, &username),
+        Ok(Err(StatusCode::FORBIDDEN)) => {
+            let errors = FieldErrors::single(
+                "username",
+                "deactivated",
+                "حساب شما غیرفعال شده است. اگر باید فعال باشد، به مدیر میز خدمت بگویید.",
+            );
+            sign_in_page_with(
+                &state,
+                &tenant,
+                &headers,
+                StatusCode::FORBIDDEN,
+                Some(&errors),
+                &username,
+                None,
+            )
+        }
         Ok(Err(StatusCode::CONFLICT)) => {
             let errors = FieldErrors::single(
                 "username",
@@ -685,7 +717,7 @@ fn invitation_gone(state: &WebState, tenant: &Tenant) -> Response {
         Some(tenant),
         "دعوت‌نامه معتبر نیست",
         "این دعوت‌نامه پیش‌تر به کار رفته، باطل شده یا زمانش (سه روز) گذشته است. از مدیر میز خدمت \
-         بخواهید دعوت‌نامه تازه‌ای بفرستد.",
+         (یا اگر خود مدیر هستید، از کارشناس استان) بخواهید دعوت‌نامه تازه‌ای بفرستد.",
     )
 }
 
