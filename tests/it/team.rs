@@ -704,6 +704,29 @@ async fn an_admin_builds_a_team_that_signs_in_daily_and_reaches_only_its_unit() 
         .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
 
+    // The settings' unit table keeps a department head in a unit too.
+    let head_b = app
+        .scalar(&alpha, "select id from staff where username = 'head.b'")
+        .await
+        .to_string();
+    let csrf = admin.get("/staff/settings").await.csrf();
+    let res = admin
+        .post(
+            "/staff/settings/staff-unit",
+            &[("staff_id", &head_b), ("unit_id", ""), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.text);
+    assert!(res.text.contains("رئیس واحد باید واحدی داشته باشد"));
+    assert_eq!(
+        app.scalar(
+            &alpha,
+            &format!("select count(*) from staff where id = {head_b} and unit_id is not null")
+        )
+        .await,
+        1
+    );
+
     // Another municipality's admin reaches none of alpha's members.
     let beta_admin = app.staff_sign_in(&beta, "admin-beta").await;
     let beta_team = app.get_as(&beta_admin, "beta.test", "/staff/team").await;
