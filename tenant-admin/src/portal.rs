@@ -766,11 +766,15 @@ async fn municipality_settings(
     let accounts = settings::list_sms_accounts(&mut tx).await?;
     // The admins' invitations (the operator's part of going live): names and states only.
     let mut admins = Vec::new();
+    let states = desk_db::staff::invitation_states(&mut tx).await?;
     for m in desk_db::staff::list_staff(&mut tx).await? {
         if !m.is_admin || !m.active {
             continue;
         }
-        let state = desk_db::staff::invitation_state(&mut tx, m.id).await?;
+        let state = states
+            .get(&m.id)
+            .copied()
+            .unwrap_or(desk_db::staff::InvitationState::NotSent);
         let delivery = desk_db::staff::invitation_delivery(&mut tx, m.id).await?;
         use desk_db::staff::InvitationState as S;
         let state_fa = match state {

@@ -282,18 +282,21 @@ pub async fn staff_session(
     token: &str,
     limits: SessionLimits,
 ) -> Result<Option<(Staff, String)>, DomainError> {
-    let row: Option<(i64, String)> = sqlx::query_as(
-        "select x.staff_id, x.csrf from staff_sessions x join staff s on s.id = x.staff_id
+    // The member comes with the session (every staff request asks): one round trip.
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "select {STAFF_COLUMNS}, x.csrf from staff_sessions x join staff s on s.id = x.staff_id
           where x.token_hash = sha256(convert_to($1, 'UTF8')) and x.expires_at > now()
-            and x.absolute_expires_at > now() and s.active",
-    )
+            and x.absolute_expires_at > now() and s.active"
+    )))
     .bind(token)
     .fetch_optional(&mut **tx)
     .await
     .map_err(internal)?;
-    let Some((id, csrf)) = row else {
+    let Some(row) = row else {
         return Ok(None);
     };
+    let member = staff_from_row(&row)?;
+    let csrf: String = row.try_get("csrf").map_err(internal)?;
     sqlx::query(
         "update staff_sessions
             set last_seen_at = now(),
@@ -306,7 +309,7 @@ pub async fn staff_session(
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
-    Ok(staff_by_id(tx, id).await?.map(|s| (s, csrf)))
+    Ok(Some((member, csrf)))
 }
 
 /// Ends a staff session (and sweeps expired ones).
@@ -522,28 +525,36 @@ pub enum InvitationState {
     Accepted,
 }
 
-/// The state of `staff_id`'s invitation.
-pub async fn invitation_state(
+impl InvitationState {
+    /// From whether the member set a password and whether any invitation is live (`None`: none
+    /// was ever issued).
+    fn of(joined: bool, live: Option<bool>) -> Self {
+        match (joined, live) {
+            (true, _) => Self::Accepted,
+            (false, Some(true)) => Self::Pending,
+            (false, Some(false)) => Self::Expired,
+            (false, None) => Self::NotSent,
+        }
+    }
+}
+
+/// The invitation state of every member, in one query (the team page).
+pub async fn invitation_states(
     tx: &mut TenantTx,
-    staff_id: i64,
-) -> Result<InvitationState, DomainError> {
-    let row: Option<(bool, Option<bool>)> = sqlx::query_as(
-        "select s.password_hash is not null,
+) -> Result<std::collections::HashMap<i64, InvitationState>, DomainError> {
+    let rows: Vec<(i64, bool, Option<bool>)> = sqlx::query_as(
+        "select s.id, s.password_hash is not null,
                 (select bool_or(t.used_at is null and t.expires_at > now())
                    from staff_sign_in_tokens t where t.staff_id = s.id and t.purpose = 'invitation')
-           from staff s where s.id = $1",
+           from staff s",
     )
-    .bind(staff_id)
-    .fetch_optional(&mut **tx)
+    .fetch_all(&mut **tx)
     .await
     .map_err(internal)?;
-    Ok(match row {
-        None => return Err(DomainError::NotFound),
-        Some((true, _)) => InvitationState::Accepted,
-        Some((false, Some(true))) => InvitationState::Pending,
-        Some((false, Some(false))) => InvitationState::Expired,
-        Some((false, None)) => InvitationState::NotSent,
-    })
+    Ok(rows
+        .into_iter()
+        .map(|(id, joined, live)| (id, InvitationState::of(joined, live)))
+        .collect())
 }
 
 /// The active member a live invitation is for (the token is not used up).
@@ -689,33 +700,6 @@ pub async fn challenge_staff(
     Ok(staff_by_id(tx, id).await?.map(|s| (s, method)))
 }
 
-/// Settles a live challenge whose code was checked elsewhere (an authenticator app's): uses
-/// up an attempt, and the challenge itself when `ok`. The member's id when it passed.
-pub async fn settle_challenge(
-    tx: &mut TenantTx,
-    token: &str,
-    purpose: ChallengePurpose,
-    ok: bool,
-) -> Result<Option<i64>, DomainError> {
-    let row: Option<(i64, bool)> = sqlx::query_as(
-        "update staff_challenges c
-            set attempts = attempts + 1, used_at = case when $3 then now() end
-           from staff s
-          where c.token_hash = sha256(convert_to($1, 'UTF8')) and c.purpose = $2
-            and c.used_at is null and c.expires_at > now() and c.attempts < $4
-            and s.id = c.staff_id and s.active
-          returning c.staff_id, c.used_at is not null",
-    )
-    .bind(token)
-    .bind(purpose.key())
-    .bind(ok)
-    .bind(CODE_ATTEMPTS)
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(internal)?;
-    Ok(row.and_then(|(id, ok)| ok.then_some(id)))
-}
-
 // ----- authenticator apps -----
 
 /// A member's authenticator secret (sealed), whether it is enabled, and the last step used.
@@ -803,18 +787,31 @@ pub async fn disable_totp(tx: &mut TenantTx, staff_id: i64) -> Result<(), Domain
     .map_err(internal)
 }
 
-/// Checks a code against a live challenge. A wrong code uses up an attempt (the caller commits
-/// either way); the right one uses the challenge up and yields the member's id.
+/// What answers a challenge.
+#[derive(Debug, Clone, Copy)]
+pub enum Proof<'a> {
+    /// The code the member typed, checked against the stored hash (SMS codes).
+    Code(&'a str),
+    /// The outcome of a check made elsewhere (an authenticator app's code).
+    Checked(bool),
+}
+
+/// Answers a live challenge. Every answer uses up an attempt (the caller commits either way);
+/// the right one uses the challenge up and yields the member's id.
 pub async fn redeem_challenge(
     tx: &mut TenantTx,
     token: &str,
     purpose: ChallengePurpose,
-    code: &str,
+    proof: Proof<'_>,
 ) -> Result<Option<i64>, DomainError> {
+    let (code, checked) = match proof {
+        Proof::Code(code) => (Some(code), false),
+        Proof::Checked(ok) => (None, ok),
+    };
     let row: Option<(i64, bool)> = sqlx::query_as(
         "update staff_challenges c
             set attempts = attempts + 1,
-                used_at = case when code_hash = sha256(convert_to($1 || ':' || $3, 'UTF8'))
+                used_at = case when $5 or code_hash = sha256(convert_to($1 || ':' || $3, 'UTF8'))
                                then now() end
            from staff s
           where c.token_hash = sha256(convert_to($1, 'UTF8')) and c.purpose = $2
@@ -826,6 +823,7 @@ pub async fn redeem_challenge(
     .bind(purpose.key())
     .bind(code)
     .bind(CODE_ATTEMPTS)
+    .bind(checked)
     .fetch_optional(&mut **tx)
     .await
     .map_err(internal)?;
@@ -915,29 +913,25 @@ pub async fn deactivate(
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
-    let returned: Vec<(i64, String)> = sqlx::query_as(
-        "update requests set assignee_id = null, updated_at = now()
-          where assignee_id = $1 and not closed
-          returning id, state",
+    // Their open work goes back to the unit's queue, each with a note on its timeline.
+    let returned: i64 = sqlx::query_scalar(
+        "with returned as (
+             update requests set assignee_id = null, updated_at = now()
+              where assignee_id = $1 and not closed
+              returning id, state)
+         , noted as (
+             insert into request_events (request_id, actor_kind, staff_id, action, from_state, to_state, note)
+             select id, 'staff', $2, 'unassign', state, state, $3 from returned
+             returning 1)
+         select count(*) from noted",
     )
     .bind(staff_id)
-    .fetch_all(&mut **tx)
+    .bind(by_staff)
+    .bind("کارشناس این درخواست غیرفعال شد؛ درخواست به صف واحد بازگشت.")
+    .fetch_one(&mut **tx)
     .await
     .map_err(internal)?;
-    for (request_id, state) in &returned {
-        sqlx::query(
-            "insert into request_events (request_id, actor_kind, staff_id, action, from_state, to_state, note)
-             values ($1, 'staff', $2, 'unassign', $3, $3, $4)",
-        )
-        .bind(request_id)
-        .bind(by_staff)
-        .bind(state)
-        .bind("کارشناس این درخواست غیرفعال شد؛ درخواست به صف واحد بازگشت.")
-        .execute(&mut **tx)
-        .await
-        .map_err(internal)?;
-    }
-    Ok(returned.len() as u64)
+    Ok(u64::try_from(returned).unwrap_or(0))
 }
 
 /// Reactivates a member (they sign in again with their password).

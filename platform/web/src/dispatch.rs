@@ -302,6 +302,46 @@ fn not_found(web: &WebState, api: bool) -> Response {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn only_this_host_is_same_origin() {
+        let same_origin = |h: &axum::http::HeaderMap| !super::foreign_origin(h);
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            axum::http::header::HOST,
+            axum::http::HeaderValue::from_static("alpha.test"),
+        );
+        assert!(same_origin(&h), "no browser headers");
+        h.insert(
+            axum::http::header::ORIGIN,
+            axum::http::HeaderValue::from_static("http://alpha.test"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            axum::http::header::ORIGIN,
+            axum::http::HeaderValue::from_static("http://beta.test"),
+        );
+        assert!(!same_origin(&h), "a sibling municipality");
+        h.insert(
+            axum::http::header::ORIGIN,
+            axum::http::HeaderValue::from_static("null"),
+        );
+        assert!(!same_origin(&h));
+        h.insert(
+            axum::http::header::ORIGIN,
+            axum::http::HeaderValue::from_static("http://alpha.test"),
+        );
+        h.insert(
+            "sec-fetch-site",
+            axum::http::HeaderValue::from_static("same-site"),
+        );
+        assert!(!same_origin(&h), "same-site is a sibling, not us");
+        h.insert(
+            "sec-fetch-site",
+            axum::http::HeaderValue::from_static("same-origin"),
+        );
+        assert!(same_origin(&h));
+    }
+
+    #[test]
     fn tokens_are_masked_in_logged_paths() {
         let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         assert_eq!(

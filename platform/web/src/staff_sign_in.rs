@@ -284,23 +284,12 @@ async fn send_code(
     Ok(token)
 }
 
-fn no_sms(state: &WebState, tenant: &Tenant, headers: &HeaderMap, username: &str) -> Response {
-    let errors = FieldErrors::single(
-        "username",
-        "sms_unavailable",
-        "ورود دومرحله‌ای با پیامک انجام می‌شود و سامانه پیامک این شهرداری هنوز راه‌اندازی نشده \
-         است. مدیر میز خدمت باید حساب پیامک را در تنظیمات بیفزاید؛ اگر خود مدیر هستید، از \
-         کارشناس استان پیوند ورود یک‌بار مصرف بخواهید.",
-    );
-    sign_in_page_with(
-        state,
-        tenant,
-        headers,
-        StatusCode::SERVICE_UNAVAILABLE,
-        Some(&errors),
-        username,
-        None,
-    )
+/// A sign-in refused for a reason the person can act on: the answer's status and the message
+/// for the form's error summary.
+type Refusal = (StatusCode, FieldErrors);
+
+fn refused(status: StatusCode, field: &str, code: &'static str, message: &str) -> Refusal {
+    (status, FieldErrors::single(field, code, message))
 }
 
 async fn check_password(
@@ -368,7 +357,12 @@ async fn check_password(
             )
             .await?;
             tx.commit().await?;
-            return Ok(Err(StatusCode::FORBIDDEN));
+            return Ok(Err(refused(
+                StatusCode::FORBIDDEN,
+                "username",
+                "deactivated",
+                "حساب شما غیرفعال شده است. اگر باید فعال باشد، به مدیر میز خدمت بگویید.",
+            )));
         }
         let Some(member) = member.filter(|_| ok) else {
             staff::log_activity(
@@ -383,7 +377,12 @@ async fn check_password(
             )
             .await?;
             tx.commit().await?;
-            return Ok(Err(StatusCode::UNAUTHORIZED));
+            return Ok(Err(refused(
+                StatusCode::UNAUTHORIZED,
+                "password",
+                "wrong_password",
+                "نام کاربری یا گذرواژه درست نیست.",
+            )));
         };
         if member.totp_enabled {
             // The member's authenticator app shows the code: nothing to send.
@@ -406,10 +405,22 @@ async fn check_password(
             .as_deref()
             .and_then(|m| MobileNumber::parse(m).ok())
         else {
-            return Ok(Err(StatusCode::CONFLICT));
+            return Ok(Err(refused(
+                StatusCode::CONFLICT,
+                "username",
+                "no_mobile",
+                "برای شما شماره همراهی ثبت نشده است؛ از مدیر میز خدمت بخواهید آن را ثبت کند.",
+            )));
         };
         if !sms_ready(&mut tx).await? {
-            return Ok(Err(StatusCode::SERVICE_UNAVAILABLE));
+            return Ok(Err(refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "username",
+                "sms_unavailable",
+                "ورود دومرحله‌ای با پیامک انجام می‌شود و سامانه پیامک این شهرداری هنوز راه‌اندازی نشده \
+                 است. مدیر میز خدمت باید حساب پیامک را در تنظیمات بیفزاید؛ اگر خود مدیر هستید، از \
+                 کارشناس استان پیوند ورود یک‌بار مصرف بخواهید.",
+            )));
         }
         let token = send_code(
             &state,
@@ -433,55 +444,15 @@ async fn check_password(
             );
             res
         }
-        Ok(Err(StatusCode::SERVICE_UNAVAILABLE)) => no_sms(&state, &tenant, &headers, &username),
-        Ok(Err(StatusCode::FORBIDDEN)) => {
-            let errors = FieldErrors::single(
-                "username",
-                "deactivated",
-                "حساب شما غیرفعال شده است. اگر باید فعال باشد، به مدیر میز خدمت بگویید.",
-            );
-            sign_in_page_with(
-                &state,
-                &tenant,
-                &headers,
-                StatusCode::FORBIDDEN,
-                Some(&errors),
-                &username,
-                None,
-            )
-        }
-        Ok(Err(StatusCode::CONFLICT)) => {
-            let errors = FieldErrors::single(
-                "username",
-                "no_mobile",
-                "برای شما شماره همراهی ثبت نشده است؛ از مدیر میز خدمت بخواهید آن را ثبت کند.",
-            );
-            sign_in_page_with(
-                &state,
-                &tenant,
-                &headers,
-                StatusCode::CONFLICT,
-                Some(&errors),
-                &username,
-                None,
-            )
-        }
-        Ok(Err(status)) => {
-            let errors = FieldErrors::single(
-                "password",
-                "wrong_password",
-                "نام کاربری یا گذرواژه درست نیست.",
-            );
-            sign_in_page_with(
-                &state,
-                &tenant,
-                &headers,
-                status,
-                Some(&errors),
-                &username,
-                None,
-            )
-        }
+        Ok(Err((status, errors))) => sign_in_page_with(
+            &state,
+            &tenant,
+            &headers,
+            status,
+            Some(&errors),
+            &username,
+            None,
+        ),
         Err(e) => failure(&state, &tenant, &e),
     }
 }
@@ -632,12 +603,24 @@ async fn check_code(
         let member = &challenge.0;
         let redeemed = match challenge.1 {
             ChallengeMethod::Sms if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) => {
-                staff::redeem_challenge(&mut tx, &token, ChallengePurpose::SignIn, &code).await?
+                staff::redeem_challenge(
+                    &mut tx,
+                    &token,
+                    ChallengePurpose::SignIn,
+                    staff::Proof::Code(&code),
+                )
+                .await?
             }
             ChallengeMethod::Sms => None,
             ChallengeMethod::Totp => {
                 let ok = totp_matches(&state, &tenant, &mut tx, member.id, &code).await?;
-                staff::settle_challenge(&mut tx, &token, ChallengePurpose::SignIn, ok).await?
+                staff::redeem_challenge(
+                    &mut tx,
+                    &token,
+                    ChallengePurpose::SignIn,
+                    staff::Proof::Checked(ok),
+                )
+                .await?
             }
         };
         let activity = |action| staff::Activity {
@@ -983,7 +966,13 @@ async fn reset_password(
             Err(e) => return Err(e),
         };
         let redeemed = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-            staff::redeem_challenge(&mut tx, &token, ChallengePurpose::Reset, &code).await?
+            staff::redeem_challenge(
+                &mut tx,
+                &token,
+                ChallengePurpose::Reset,
+                staff::Proof::Code(&code),
+            )
+            .await?
         } else {
             None
         };
@@ -1032,30 +1021,5 @@ async fn reset_password(
             json!({}),
         ),
         Err(e) => failure(&state, &tenant, &e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
-    use super::*;
-
-    #[test]
-    fn only_this_host_is_same_origin() {
-        let same_origin = |h: &HeaderMap| !crate::dispatch::foreign_origin(h);
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, "alpha.test".parse().unwrap());
-        assert!(same_origin(&h), "no browser headers");
-        h.insert(header::ORIGIN, "http://alpha.test".parse().unwrap());
-        assert!(same_origin(&h));
-        h.insert(header::ORIGIN, "http://beta.test".parse().unwrap());
-        assert!(!same_origin(&h), "a sibling municipality");
-        h.insert(header::ORIGIN, "null".parse().unwrap());
-        assert!(!same_origin(&h));
-        h.insert(header::ORIGIN, "http://alpha.test".parse().unwrap());
-        h.insert("sec-fetch-site", "same-site".parse().unwrap());
-        assert!(!same_origin(&h), "same-site is a sibling, not us");
-        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
-        assert!(same_origin(&h));
     }
 }

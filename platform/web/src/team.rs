@@ -91,16 +91,16 @@ async fn team_page(
     let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
     let members = staff::list_staff(&mut tx).await?;
     let units = desk_db::requests::units(&mut tx).await?;
-    let mut states = Vec::with_capacity(members.len());
-    for m in &members {
-        states.push(staff::invitation_state(&mut tx, m.id).await?);
-    }
+    let states = staff::invitation_states(&mut tx).await?;
     tx.commit().await?;
     let roles = state.authz.staff_roles(me.tenant.id).await;
     let rows: Vec<Value> = members
         .iter()
-        .zip(states)
-        .map(|(m, invitation)| {
+        .map(|m| {
+            let invitation = states
+                .get(&m.id)
+                .copied()
+                .unwrap_or(InvitationState::NotSent);
             let role = roles.iter().find(|(id, _)| *id == m.id).map(|(_, r)| *r);
             json!({
                 "id": m.id,
@@ -565,14 +565,10 @@ async fn resend_invitation(
     Form(form): Form<crate::CsrfForm>,
 ) -> Response {
     let result = async {
-        me.require_on(&state, Resource::Staff, Action::Manage)
-            .await?;
-        me.csrf_ok(&form.csrf)?;
-        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        let member = staff::staff_by_id(&mut tx, id)
-            .await?
-            .filter(|m| m.active)
-            .ok_or(DomainError::NotFound)?;
+        let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
+        if !member.active {
+            return Err(DomainError::NotFound);
+        }
         if member.has_password {
             return Err(DomainError::Conflict("already joined".into()));
         }
