@@ -681,6 +681,11 @@ pub struct UnitReach {
 }
 
 impl UnitReach {
+    /// Whether work may be given to a member of `unit` within this reach (the same unit).
+    pub fn includes_unit(&self, unit: Option<i64>) -> bool {
+        self.unit_id.is_some() && unit == self.unit_id
+    }
+
     /// Whether `request` is within reach.
     pub fn covers(&self, request: &Request) -> bool {
         request
@@ -936,16 +941,6 @@ pub async fn set_staff_unit(
         .await
         .map_err(internal)?;
     Ok(())
-}
-
-/// The unit of a staff member.
-pub async fn staff_unit(tx: &mut TenantTx, staff_id: i64) -> Result<Option<i64>, DomainError> {
-    let unit: Option<Option<i64>> = sqlx::query_scalar("select unit_id from staff where id = $1")
-        .bind(staff_id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(internal)?;
-    Ok(unit.flatten())
 }
 
 /// How far behind the present change polling stays: `updated_at` is its transaction's start,

@@ -191,7 +191,7 @@ async fn show_request(
             .filter(|s| s.active && s.has_password && s.id != me.staff.id)
             .filter(|s| match assign_reach {
                 Some(None) => true,
-                Some(Some(reach)) => reach.unit_id.is_some() && s.unit_id == reach.unit_id,
+                Some(Some(reach)) => reach.includes_unit(s.unit_id),
                 None => false,
             })
             .collect();
@@ -319,11 +319,10 @@ async fn assign(
                 .await?
                 .filter(|s| s.active)
                 .ok_or(DomainError::NotFound)?;
-            if let Some(reach) = me.reach(&state, Action::Manage).await? {
-                let same_unit = reach.unit_id.is_some() && target.unit_id == reach.unit_id;
-                if !same_unit || !reach.covers(&detail.request) {
-                    return Err(DomainError::Forbidden);
-                }
+            if let Some(reach) = me.reach(&state, Action::Manage).await?
+                && (!reach.includes_unit(target.unit_id) || !reach.covers(&detail.request))
+            {
+                return Err(DomainError::Forbidden);
             }
         }
         requests::assign(&mut tx, &detail.request, me.staff.id, to).await?;

@@ -28,7 +28,6 @@ pub(crate) const SESSION_LIMITS: staff::SessionLimits = staff::SessionLimits {
     idle: Duration::from_secs(2 * 3600),
     absolute: Duration::from_secs(12 * 3600),
 };
-const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 pub(crate) fn staff_routes() -> Router<WebState> {
     Router::new()
@@ -67,7 +66,7 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
 
 /// Path `/staff` and host-only: the cookie never reaches another municipality's host.
 pub(crate) fn cookie(token: &str, secure: bool) -> HeaderValue {
-    crate::cookies::session_cookie(COOKIE, token, "/staff", SESSION_TTL, secure)
+    crate::cookies::session_cookie(COOKIE, token, "/staff", SESSION_LIMITS.absolute, secure)
 }
 
 /// A signed-in staff member of the municipality whose host received the request.
@@ -448,29 +447,28 @@ async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response 
     let can_activity = can(Resource::Activity, Action::Read).await;
     let can_requests = me.require_requests(&state, Action::Read).await.is_ok();
     let can_act = me.require_requests(&state, Action::Update).await.is_ok();
-    let checklist = if can_team {
-        match go_live_checklist(&state, &me).await {
-            Ok(c) => Some(c),
-            Err(e) => return failure(&state, &me.tenant, &e),
-        }
-    } else {
-        None
-    };
-    let unit = match me.staff.unit_id {
-        Some(id) => {
-            let found = async {
-                let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-                let units = desk_db::requests::units(&mut tx).await?;
-                tx.commit().await?;
-                Ok::<_, DomainError>(units.into_iter().find(|u| u.id == id).map(|u| u.name))
-            }
-            .await;
-            match found {
-                Ok(name) => name,
-                Err(e) => return failure(&state, &me.tenant, &e),
-            }
-        }
-        None => None,
+    let loaded = async {
+        let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
+        let unit = match me.staff.unit_id {
+            Some(id) => desk_db::requests::units(&mut tx)
+                .await?
+                .into_iter()
+                .find(|u| u.id == id)
+                .map(|u| u.name),
+            None => None,
+        };
+        let checklist = if can_team {
+            Some(go_live_checklist(&mut tx, &me).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok::<_, DomainError>((unit, checklist))
+    }
+    .await;
+    let (unit, checklist) = match loaded {
+        Ok(l) => l,
+        Err(e) => return failure(&state, &me.tenant, &e),
     };
     let roles: Vec<&str> = state
         .authz
@@ -493,16 +491,14 @@ async fn show_home(State(state): State<WebState>, me: StaffSession) -> Response 
 
 /// What a municipality's admin should finish before going live, each with where to do it.
 async fn go_live_checklist(
-    state: &WebState,
+    tx: &mut desk_db::TenantTx,
     me: &StaffSession,
 ) -> Result<serde_json::Value, DomainError> {
-    let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-    let accounts = settings::list_sms_accounts(&mut tx).await?;
-    let tests = settings::latest_sms_tests(&mut tx).await?;
-    let contact = settings::get_setting(&mut tx, "contact").await?;
-    let go_live = settings::get_setting(&mut tx, "go_live").await?;
-    let members = staff::list_staff(&mut tx).await?;
-    tx.commit().await?;
+    let accounts = settings::list_sms_accounts(tx).await?;
+    let tests = settings::latest_sms_tests(tx).await?;
+    let contact = settings::get_setting(tx, "contact").await?;
+    let go_live = settings::get_setting(tx, "go_live").await?;
+    let members = staff::list_staff(tx).await?;
     let sms = accounts.iter().any(|a| {
         a.enabled
             && tests
@@ -605,13 +601,10 @@ async fn show_settings(State(state): State<WebState>, me: StaffSession) -> Respo
         let desk_hours = desk_db::appointments::desk_hours(&mut tx).await?;
         let services = desk_db::catalog::published_services(&mut tx, None, None).await?;
         let members = staff::list_staff(&mut tx).await?;
-        let mut member_units = Vec::with_capacity(members.len());
-        for m in &members {
-            member_units.push(json!({
-                "id": m.id, "name": m.display_name,
-                "unit": desk_db::requests::staff_unit(&mut tx, m.id).await?,
-            }));
-        }
+        let member_units: Vec<_> = members
+            .iter()
+            .map(|m| json!({ "id": m.id, "name": m.display_name, "unit": m.unit_id }))
+            .collect();
         tx.commit().await?;
         let days_off: Vec<u32> = serde_json::from_value(week["days_off"].clone()).unwrap_or_default();
         let weekdays: Vec<_> = WEEKDAYS
@@ -932,20 +925,17 @@ async fn set_staff_unit(
         if staff::staff_by_id(tx, form.staff_id).await?.is_none() {
             return Err(DomainError::NotFound);
         }
-        // A department head heads a unit (as on the team page).
-        let head = state
+        // The team page's rule: a department head heads a unit.
+        let role = state
             .authz
             .staff_role_keys(me.tenant.id, form.staff_id)
             .await
             .iter()
-            .any(|r| r == "department_head");
-        if head && unit.is_none() {
-            return Err(FieldErrors::single(
-                "unit_id",
-                "unit_required",
-                "رئیس واحد باید واحدی داشته باشد؛ نقش او را در «تیم میز خدمت» تغییر دهید یا واحدی برگزینید.",
-            )
-            .into());
+            .find_map(|r| desk_authz::Role::tenant_role(r));
+        let mut errors = FieldErrors::default();
+        crate::team::require_unit(role, unit, &mut errors);
+        if !errors.0.is_empty() {
+            return Err(errors.into());
         }
         desk_db::requests::set_staff_unit(tx, form.staff_id, unit).await
     })

@@ -309,7 +309,7 @@ fn parse_role(raw: &str, errors: &mut FieldErrors) -> Option<Role> {
 }
 
 /// A department head heads a unit: without one their inbox would stay empty.
-fn require_unit(role: Option<Role>, unit: Option<i64>, errors: &mut FieldErrors) {
+pub(crate) fn require_unit(role: Option<Role>, unit: Option<i64>, errors: &mut FieldErrors) {
     if role == Some(Role::DepartmentHead) && unit.is_none() {
         errors.push(
             "unit_id",
