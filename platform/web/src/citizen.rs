@@ -93,15 +93,6 @@ pub(crate) fn safe_next(next: &str) -> &str {
     if plain { next } else { "/my-requests" }
 }
 
-/// A sign-in form posted from another site (a forged send or a session fixation) is refused;
-/// browsers say where a request comes from in `Sec-Fetch-Site`.
-pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
-    headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "cross-site")
-}
-
 impl FromRequestParts<WebState> for CitizenSession {
     type Rejection = Response;
 
@@ -189,12 +180,8 @@ async fn send_code(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Source(source): Source,
-    headers: HeaderMap,
     Form(form): Form<MobileForm>,
 ) -> Response {
-    if cross_site(&headers) {
-        return failure(&state, &tenant, &DomainError::Forbidden);
-    }
     let next = safe_next(&form.next).to_owned();
     let address_key = format!("{}:{source}", tenant.id);
     if !state.limits.code_sends.may_try(&address_key) {
@@ -317,12 +304,8 @@ async fn check_code(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Source(source): Source,
-    headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if cross_site(&headers) {
-        return failure(&state, &tenant, &DomainError::Forbidden);
-    }
     let next = safe_next(&form.next).to_owned();
     let address_key = format!("{}:{source}", tenant.id);
     if !state.limits.code_checks.may_try(&address_key) {

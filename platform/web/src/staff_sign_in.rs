@@ -343,46 +343,48 @@ async fn check_password(
         .record(&account_key, &address_key, ok);
     let result = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        if let Some(m) = member.as_ref().filter(|m| ok && !m.active) {
-            // The right password of a deactivated member: say so (only they can know it).
-            staff::log_activity(
-                &mut tx,
-                &staff::Activity {
-                    staff_id: Some(m.id),
-                    actor: &m.username,
-                    action: "sign_in.failed",
-                    detail: json!({ "step": "deactivated" }),
-                    address: Some(&source),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Err(refused(
-                StatusCode::FORBIDDEN,
-                "username",
-                "deactivated",
-                "حساب شما غیرفعال شده است. اگر باید فعال باشد، به مدیر میز خدمت بگویید.",
-            )));
-        }
-        let Some(member) = member.filter(|_| ok) else {
-            staff::log_activity(
-                &mut tx,
-                &staff::Activity {
-                    staff_id: None,
-                    actor: &username.chars().take(40).collect::<String>(),
-                    action: "sign_in.failed",
-                    detail: json!({ "step": "password" }),
-                    address: Some(&source),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(Err(refused(
-                StatusCode::UNAUTHORIZED,
-                "password",
-                "wrong_password",
-                "نام کاربری یا گذرواژه درست نیست.",
-            )));
+        let member = match member {
+            Some(m) if ok && m.active => m,
+            other => {
+                // The right password of a deactivated member: say so (only they can know it).
+                let (staff_id, actor, step, refusal) = match other {
+                    Some(m) if ok => (
+                        Some(m.id),
+                        m.username,
+                        "deactivated",
+                        refused(
+                            StatusCode::FORBIDDEN,
+                            "username",
+                            "deactivated",
+                            "حساب شما غیرفعال شده است. اگر باید فعال باشد، به مدیر میز خدمت بگویید.",
+                        ),
+                    ),
+                    _ => (
+                        None,
+                        username.chars().take(40).collect(),
+                        "password",
+                        refused(
+                            StatusCode::UNAUTHORIZED,
+                            "password",
+                            "wrong_password",
+                            "نام کاربری یا گذرواژه درست نیست.",
+                        ),
+                    ),
+                };
+                staff::log_activity(
+                    &mut tx,
+                    &staff::Activity {
+                        staff_id,
+                        actor: &actor,
+                        action: "sign_in.failed",
+                        detail: json!({ "step": step }),
+                        address: Some(&source),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(Err(refusal));
+            }
         };
         if member.totp_enabled {
             // The member's authenticator app shows the code: nothing to send.

@@ -7,7 +7,7 @@ use crate::WebState;
 use crate::pages::{TenantView, render};
 use crate::staff::{StaffSession, failure};
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -162,12 +162,8 @@ async fn answer_survey(
     State(state): State<WebState>,
     Extension(tenant): Extension<Arc<Tenant>>,
     Path(token): Path<String>,
-    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if crate::citizen::cross_site(&headers) {
-        return crate::citizen::failure(&state, &tenant, &DomainError::Forbidden);
-    }
     let (s, questions) = match load_by_token(&state, &tenant, &token).await {
         Ok(found) => found,
         Err(DomainError::NotFound) => return not_found_page(&state, &tenant),
