@@ -115,7 +115,7 @@ try {
     await Promise.all([admin.waitForURL(/done=invited/), admin.click('form[action="/staff/team"] button[type=submit]')]);
   };
   await invite('سارا نوری', clerkMobile, clerkUser, 'desk_staff', 'شهرسازی');
-  check(new RegExp(`دعوت‌نامه «${clerkUser}» ساخته شد`).test(await admin.textContent('main')), 'the invitation is confirmed on the page, naming the member');
+  check(new RegExp(`دعوت‌نامه عضو ${clerkUser} ساخته شد`).test(await admin.textContent('main')), 'the invitation is confirmed on the page, naming the member');
   await invite('بهرام شریفی', `0914${stamp}1`.slice(0, 11), headUser, 'department_head', 'درآمد');
   // A bad mobile gets an error summary that links to the field, and nothing is made.
   await admin.fill('#full_name', 'نادرست');

@@ -145,10 +145,12 @@ async fn team_page(
 }
 
 fn done_notice(done: &str, who: &str) -> Option<String> {
+    // No guillemets around the Latin username: in a right-to-left sentence they come out
+    // mirrored; a plain word reads right.
     let who = if who.is_empty() {
         "عضو".to_owned()
     } else {
-        format!("«{who}»")
+        format!("عضو {who}")
     };
     Some(match done {
         "invited" => {
