@@ -11,7 +11,7 @@ pub mod fake_agency;
 pub mod fake_sms;
 pub mod inquiry;
 pub mod invite_survey;
-pub mod outbound;
+pub use desk_http::outbound;
 pub mod refresh_indicators;
 pub mod send_sms;
 pub mod sla;

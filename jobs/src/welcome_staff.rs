@@ -51,7 +51,7 @@ async fn welcome(job: WelcomeStaff, ctx: &JobContext, task_id: &TaskId) -> Resul
             "no master key configured (secrets.master_key): cannot seal the sign-in link".into(),
         );
     };
-    if !member.active || member.has_password {
+    if !member.active || member.joined {
         tracing::info!(
             staff.id = member.id,
             "member deactivated or already joined; no invitation"

@@ -34,7 +34,7 @@ pub fn platform_schema() -> PlatformSchema {
         .finish()
 }
 
-use desk_graphql::gql_error;
+use desk_http::api_error::gql_error;
 
 struct Caller {
     actor: Actor,
@@ -349,7 +349,7 @@ async fn execute(
     }
     let mut request = req.into_inner().data(state.portal.clone());
     let source =
-        desk_web::limits::client_address(state.portal.trust_forwarded_for, peer.as_ref(), &headers);
+        desk_http::client_address(state.portal.trust_forwarded_for, peer.as_ref(), &headers);
     // A platform key (`Authorization: Bearer mizp_…`) acts as the user who made it; otherwise
     // the session cookie of a signed-in user.
     let bearer = headers

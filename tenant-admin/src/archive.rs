@@ -89,8 +89,9 @@ pub async fn export(
     }))
 }
 
-/// Secrets are sealed for their municipality: the copy re-seals SMS credentials under its own
-/// id (so they keep working) and forgets notification secrets (links to the source's host).
+/// Secrets are sealed for their municipality: the copy re-seals SMS credentials and the
+/// single sign-on client secret and members' authenticator secrets under its own id (so they keep working) and forgets
+/// notification secrets (links to the source's host).
 async fn reseal(
     tx: &mut desk_db::TenantTx,
     secrets: Option<&MasterKey>,
@@ -99,31 +100,40 @@ async fn reseal(
 ) -> Result<(), DomainError> {
     desk_db::settings::clear_notification_secrets(tx).await?;
     let accounts = desk_db::settings::list_sms_accounts(tx).await?;
-    if accounts.is_empty() {
+    let provider = desk_db::sso::provider(tx).await?;
+    let apps = desk_db::staff::sealed_totp_secrets(tx).await?;
+    if accounts.is_empty() && provider.is_none() && apps.is_empty() {
         return Ok(());
     }
     let key = secrets.ok_or_else(|| {
-        bad_archive("بایگانی اطلاعات ورود پیامک دارد؛ برای ورود آن کلید رمزنگاری سامانه لازم است.")
+        bad_archive("بایگانی رمزهای پیامک، ورود یکپارچه یا برنامه احراز هویت دارد؛ برای ورود آن کلید رمزنگاری سامانه لازم است.")
     })?;
     let old_id = source["id"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .map(desk_core::TenantId)
         .ok_or_else(|| bad_archive("شناسه شهرداری مبدأ در بایگانی نیست."))?;
+    let reseal = |purpose: &str, sealed: &desk_core::secret::Sealed| {
+        let plain = key
+            .open(old_id, purpose, sealed)
+            .map_err(|_| bad_archive("رمزهای بایگانی با کلید این سامانه باز نمی‌شود."))?;
+        key.seal(new_id, purpose, &plain)
+    };
     for account in accounts {
         let purpose = format!("sms_account:{}", account.id);
         let Some(sealed) = desk_db::settings::sealed_sms_credentials(tx, account.id).await? else {
             continue;
         };
-        let plain = key
-            .open(old_id, &purpose, &sealed)
-            .map_err(|_| bad_archive("اطلاعات ورود پیامک بایگانی با کلید این سامانه باز نمی‌شود."))?;
-        desk_db::settings::reseal_sms_credentials(
-            tx,
-            account.id,
-            &key.seal(new_id, &purpose, &plain)?,
-        )
-        .await?;
+        desk_db::settings::reseal_sms_credentials(tx, account.id, &reseal(&purpose, &sealed)?)
+            .await?;
+    }
+    for (staff_id, sealed) in apps {
+        let sealed = reseal(&format!("staff_totp:{staff_id}"), &sealed)?;
+        desk_db::staff::reseal_totp(tx, staff_id, &sealed).await?;
+    }
+    if let Some(provider) = provider {
+        let sealed = reseal(desk_db::sso::SECRET_PURPOSE, &provider.secret)?;
+        desk_db::sso::reseal_secret(tx, &sealed).await?;
     }
     Ok(())
 }

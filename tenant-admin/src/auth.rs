@@ -36,12 +36,12 @@ pub fn new_token() -> String {
 
 /// The session token from the request's cookies.
 pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    desk_web::cookies::session_token(headers, COOKIE)
+    desk_http::cookies::session_token(headers, COOKIE)
 }
 
 /// `Set-Cookie` for a session (or its removal when `token` is empty).
 pub fn session_cookie(token: &str, secure: bool) -> HeaderValue {
-    desk_web::cookies::session_cookie(COOKIE, token, "/", SESSION_TTL, secure)
+    desk_http::cookies::session_cookie(COOKIE, token, "/", SESSION_TTL, secure)
 }
 
 /// A signed-in platform user, extracted from the session cookie; anyone else is sent to /login.

@@ -16,7 +16,7 @@ use desk_core::text::{persian_digits, suggest_slug};
 use desk_core::{DomainError, FieldErrors, Hostname, MobileNumber, TenantSlug, TenantStatus};
 use desk_db::tenants::TenantFilter;
 use desk_db::{NewTenant, PlatformDb, Tenant};
-use desk_web::limits::client_address;
+use desk_http::client_address;
 use minijinja::value::Serde;
 use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
@@ -856,7 +856,7 @@ async fn resend_invitation(
             .await?
             .iter()
             .any(|a| a.enabled);
-        if member.has_password {
+        if member.joined {
             // An admin who joined but cannot sign in (no SMS yet for the second step, or a
             // forgotten password with no SMS to reset it): a one-time sign-in link, handed over
             // in person. With SMS working they reset their password themselves.

@@ -10,14 +10,14 @@ use desk_tests::{TestApp, TestResponse};
 use std::time::Duration;
 
 /// A browser's view of one host: its cookies, and POSTs that carry `Origin`.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     host: &'a str,
-    cookies: Vec<(String, String)>,
+    pub(crate) cookies: Vec<(String, String)>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp, host: &'a str) -> Self {
+    pub(crate) fn new(app: &'a TestApp, host: &'a str) -> Self {
         Self {
             app,
             host,
@@ -42,7 +42,7 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> TestResponse {
+    pub(crate) async fn get(&mut self, path: &str) -> TestResponse {
         let cookie = self.cookie_header();
         let res = self
             .app
@@ -52,7 +52,7 @@ impl<'a> Browser<'a> {
         res
     }
 
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
+    pub(crate) async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> TestResponse {
         let body = fields
             .iter()
             .map(|(k, v)| {

@@ -19,6 +19,13 @@ pub fn new_token() -> String {
     )
 }
 
+/// SHA-256 of `bytes` (what the database's `sha256(convert_to(token, 'UTF8'))` stores for a
+/// token).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// The deployment's master key (32 bytes), from config; never printed.
 #[derive(Clone)]
 pub struct MasterKey(Key<Aes256Gcm>);

@@ -17,6 +17,8 @@ const NOT_EXPORTED: &[&str] = &[
     LEDGER,
     "staff_sessions",
     "staff_sign_in_tokens",
+    "staff_challenges",
+    "sso_flows",
     "citizen_sessions",
     "citizen_sign_in_codes",
 ];

@@ -28,6 +28,7 @@ pub mod requests;
 pub mod scratch;
 pub mod settings;
 pub mod sms_templates;
+pub mod sso;
 pub mod staff;
 pub mod surveys;
 mod tenant_tx;

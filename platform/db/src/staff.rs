@@ -22,20 +22,23 @@ pub struct Staff {
     pub active: bool,
     /// The member's unit (department), if any.
     pub unit_id: Option<i64>,
-    /// Whether a password was set (the invitation was accepted).
-    pub has_password: bool,
+    /// Whether the member accepted their invitation (set a password or linked their account at
+    /// the municipality's identity provider).
+    pub joined: bool,
     /// The latest sign-in.
     pub last_sign_in_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When the latest invitation was sent.
     pub invited_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Whether the member signs in with an authenticator app instead of SMS codes.
     pub totp_enabled: bool,
+    /// Whether the member's account at the municipality's identity provider is linked.
+    pub sso_linked: bool,
 }
 
 /// The columns [`staff_from_row`] reads.
 const STAFF_COLUMNS: &str = "id, username, display_name, mobile, is_admin, active, unit_id,
-     password_hash is not null as has_password, last_sign_in_at, invited_at,
-     totp_enabled_at is not null as totp_enabled";
+     (password_hash is not null or sso_subject is not null) as joined, last_sign_in_at,
+     invited_at, totp_enabled_at is not null as totp_enabled, sso_subject is not null as sso_linked";
 
 fn staff_from_row(r: &sqlx::postgres::PgRow) -> Result<Staff, DomainError> {
     Ok(Staff {
@@ -46,10 +49,11 @@ fn staff_from_row(r: &sqlx::postgres::PgRow) -> Result<Staff, DomainError> {
         is_admin: r.try_get("is_admin").map_err(internal)?,
         active: r.try_get("active").map_err(internal)?,
         unit_id: r.try_get("unit_id").map_err(internal)?,
-        has_password: r.try_get("has_password").map_err(internal)?,
+        joined: r.try_get("joined").map_err(internal)?,
         last_sign_in_at: r.try_get("last_sign_in_at").map_err(internal)?,
         invited_at: r.try_get("invited_at").map_err(internal)?,
         totp_enabled: r.try_get("totp_enabled").map_err(internal)?,
+        sso_linked: r.try_get("sso_linked").map_err(internal)?,
     })
 }
 
@@ -521,7 +525,7 @@ pub enum InvitationState {
     Pending,
     /// Issued and expired unused.
     Expired,
-    /// Accepted: the member set a password.
+    /// Accepted: the member set a password or linked single sign-on.
     Accepted,
 }
 
@@ -543,7 +547,7 @@ pub async fn invitation_states(
     tx: &mut TenantTx,
 ) -> Result<std::collections::HashMap<i64, InvitationState>, DomainError> {
     let rows: Vec<(i64, bool, Option<bool>)> = sqlx::query_as(
-        "select s.id, s.password_hash is not null,
+        "select s.id, s.password_hash is not null or s.sso_subject is not null,
                 (select bool_or(t.used_at is null and t.expires_at > now())
                    from staff_sign_in_tokens t where t.staff_id = s.id and t.purpose = 'invitation')
            from staff s",
@@ -726,6 +730,40 @@ pub async fn totp_secret(
         r.try_get("enabled").map_err(internal)?,
         r.try_get("totp_last_step").map_err(internal)?,
     )))
+}
+
+/// Every member's sealed authenticator secret (an imported copy re-seals them).
+pub async fn sealed_totp_secrets(
+    tx: &mut TenantTx,
+) -> Result<Vec<(i64, desk_core::secret::Sealed)>, DomainError> {
+    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "select id, totp_nonce, totp_ciphertext from staff
+          where totp_nonce is not null and totp_ciphertext is not null",
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, nonce, ciphertext)| (id, desk_core::secret::Sealed { nonce, ciphertext }))
+        .collect())
+}
+
+/// Swaps a member's sealed authenticator secret for the same secret sealed anew, keeping its
+/// state.
+pub async fn reseal_totp(
+    tx: &mut TenantTx,
+    staff_id: i64,
+    sealed: &desk_core::secret::Sealed,
+) -> Result<(), DomainError> {
+    sqlx::query("update staff set totp_nonce = $2, totp_ciphertext = $3 where id = $1")
+        .bind(staff_id)
+        .bind(&sealed.nonce)
+        .bind(&sealed.ciphertext)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(internal)
 }
 
 /// Stores a new authenticator secret, not yet enabled (until a code from it is typed).

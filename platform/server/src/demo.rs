@@ -340,7 +340,7 @@ async fn ensure_demo_team(platform: &PlatformDb) -> anyhow::Result<()> {
         }
         if let Some(admin) =
             desk_db::staff::staff_by_username(&mut tx, &format!("admin-{slug}")).await?
-            && !admin.has_password
+            && !admin.joined
         {
             desk_db::staff::set_password(&mut tx, admin.id, &hash).await?;
         }

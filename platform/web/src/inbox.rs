@@ -188,7 +188,7 @@ async fn show_request(
         let staff: Vec<_> = desk_db::staff::list_staff(&mut tx)
             .await?
             .into_iter()
-            .filter(|s| s.active && s.has_password && s.id != me.staff.id)
+            .filter(|s| s.active && s.joined && s.id != me.staff.id)
             .filter(|s| match assign_reach {
                 Some(None) => true,
                 Some(Some(reach)) => reach.includes_unit(s.unit_id),

@@ -10,7 +10,7 @@ mod api_keys;
 mod appointments;
 mod catalog_editor;
 mod citizen;
-pub mod cookies;
+pub use desk_http::cookies;
 mod csv;
 mod desk;
 mod developers;
@@ -29,6 +29,7 @@ mod reports;
 mod requests;
 mod resolve;
 mod sms_templates;
+mod sso;
 mod staff;
 mod staff_sign_in;
 mod survey;
@@ -86,6 +87,7 @@ pub fn tenant_router(state: WebState) -> axum::Router {
     pages::tenant_routes()
         .merge(staff::staff_routes())
         .merge(staff_sign_in::sign_in_routes())
+        .merge(sso::sso_routes())
         .merge(team::team_routes())
         .merge(catalog_editor::editor_routes())
         .merge(citizen::citizen_routes())

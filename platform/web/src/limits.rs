@@ -3,25 +3,10 @@
 
 pub use desk_core::limiter::{ApiRates, AttemptLimiter};
 
-use axum::extract::ConnectInfo;
-use axum::http::HeaderMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Where a request comes from, for audit lines and limiters: the peer address, or, behind a
-/// trusted proxy (`http.trust_forwarded_for`), the first valid address it forwarded.
-pub fn client_address(
-    trust_forwarded_for: bool,
-    peer: Option<&ConnectInfo<SocketAddr>>,
-    headers: &HeaderMap,
-) -> String {
-    desk_core::limiter::client_address(
-        trust_forwarded_for,
-        peer.map(|c| c.0.ip()),
-        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
-    )
-}
+pub use desk_http::client_address;
 
 /// Per-address limits of a municipality's public site (keys carry the tenant, so one
 /// municipality's visitors never use up another's allowance).
@@ -50,23 +35,5 @@ impl Default for SiteLimits {
             api: Arc::default(),
             staff_sign_in: desk_core::limiter::SignInDelays::default(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn forwarded_address_only_when_trusted() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            "198.51.100.9, 203.0.113.7".parse().unwrap(),
-        );
-        let peer = ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9)));
-        assert_eq!(client_address(true, Some(&peer), &headers), "203.0.113.7");
-        assert_eq!(client_address(false, Some(&peer), &headers), "127.0.0.1");
-        assert_eq!(client_address(false, None, &headers), "unknown");
     }
 }

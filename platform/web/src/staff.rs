@@ -60,7 +60,7 @@ pub(crate) fn staff_routes() -> Router<WebState> {
         .route("/staff/settings/sms/{id}", post(change_sms_account))
 }
 
-fn token_from(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_from(headers: &HeaderMap) -> Option<String> {
     crate::cookies::session_token(headers, COOKIE)
 }
 
@@ -89,7 +89,7 @@ impl FromRequestParts<WebState> for StaffSession {
         let Some(tenant) = parts.extensions.get::<Arc<Tenant>>().cloned() else {
             return Err(StatusCode::NOT_FOUND.into_response());
         };
-        let signed_out = || {
+        let signed_out = async || {
             crate::staff_sign_in::sign_in_page(
                 state,
                 &tenant,
@@ -97,9 +97,10 @@ impl FromRequestParts<WebState> for StaffSession {
                 StatusCode::UNAUTHORIZED,
                 None,
             )
+            .await
         };
         let Some(token) = token_from(&parts.headers) else {
-            return Err(signed_out());
+            return Err(signed_out().await);
         };
         let found = async {
             let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
@@ -122,7 +123,7 @@ impl FromRequestParts<WebState> for StaffSession {
                 csrf,
                 token,
             }),
-            Ok(None) => Err(signed_out()),
+            Ok(None) => Err(signed_out().await),
             Err(e) => Err(failure(state, &tenant, &e)),
         }
     }

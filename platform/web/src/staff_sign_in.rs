@@ -130,7 +130,7 @@ async fn empty_form(
 
 /// `Forbidden` unless the form's token matches the pre-session cookie and the request is
 /// same-origin.
-fn check_pre(headers: &HeaderMap, sent: &str) -> Result<(), DomainError> {
+pub(crate) fn check_pre(headers: &HeaderMap, sent: &str) -> Result<(), DomainError> {
     let cookie = crate::cookies::session_token(headers, PRE_COOKIE);
     if !crate::dispatch::foreign_origin(headers)
         && !sent.is_empty()
@@ -146,29 +146,33 @@ fn challenge_cookie(token: &str, secure: bool) -> HeaderValue {
     crate::cookies::session_cookie(CHALLENGE_COOKIE, token, "/staff", staff::CODE_TTL, secure)
 }
 
-fn expired_form(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Response {
+pub(crate) async fn expired_form(
+    state: &WebState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+) -> Response {
     let errors = FieldErrors::single(
         "csrf",
         "form_expired",
         "این فرم از صفحه دیگری آمده یا کهنه شده است؛ صفحه را دوباره باز کنید و بفرستید.",
     );
-    sign_in_page(state, tenant, headers, StatusCode::FORBIDDEN, Some(&errors))
+    sign_in_page(state, tenant, headers, StatusCode::FORBIDDEN, Some(&errors)).await
 }
 
 // ----- password step -----
 
 /// The sign-in form (also what a signed-out visitor of a staff page sees).
-pub(crate) fn sign_in_page(
+pub(crate) async fn sign_in_page(
     state: &WebState,
     tenant: &Tenant,
     headers: &HeaderMap,
     status: StatusCode,
     errors: Option<&FieldErrors>,
 ) -> Response {
-    sign_in_page_with(state, tenant, headers, status, errors, "", None)
+    sign_in_page_with(state, tenant, headers, status, errors, "", None).await
 }
 
-fn sign_in_page_with(
+async fn sign_in_page_with(
     state: &WebState,
     tenant: &Tenant,
     headers: &HeaderMap,
@@ -184,7 +188,7 @@ fn sign_in_page_with(
         status,
         "staff_login.html.j2",
         errors,
-        json!({ "username": username, "notice": notice }),
+        json!({ "username": username, "notice": notice, "sso": crate::sso::button(state, tenant).await }),
     )
 }
 
@@ -204,7 +208,7 @@ async fn show_sign_in(
         .reset
         .is_some()
         .then_some("گذرواژه تازه ثبت شد و نشست‌های پیشین بسته شد. اکنون با آن وارد شوید.");
-    sign_in_page_with(&state, &tenant, &headers, StatusCode::OK, None, "", notice)
+    sign_in_page_with(&state, &tenant, &headers, StatusCode::OK, None, "", notice).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,7 +304,7 @@ async fn check_password(
     Form(form): Form<PasswordForm>,
 ) -> Response {
     if check_pre(&headers, &form.csrf).is_err() {
-        return expired_form(&state, &tenant, &headers);
+        return expired_form(&state, &tenant, &headers).await;
     }
     let username = form.username.trim().to_lowercase();
     let account_key = format!("{}:{username}", tenant.id);
@@ -319,7 +323,8 @@ async fn check_password(
             Some(&errors),
             &username,
             None,
-        );
+        )
+        .await;
     }
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
@@ -446,15 +451,18 @@ async fn check_password(
             );
             res
         }
-        Ok(Err((status, errors))) => sign_in_page_with(
-            &state,
-            &tenant,
-            &headers,
-            status,
-            Some(&errors),
-            &username,
-            None,
-        ),
+        Ok(Err((status, errors))) => {
+            sign_in_page_with(
+                &state,
+                &tenant,
+                &headers,
+                status,
+                Some(&errors),
+                &username,
+                None,
+            )
+            .await
+        }
         Err(e) => failure(&state, &tenant, &e),
     }
 }
@@ -500,7 +508,7 @@ async fn live_challenge(
     Ok(member.map(|m| (token, m)))
 }
 
-fn start_again(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Response {
+async fn start_again(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Response {
     let errors = FieldErrors::single(
         "code",
         "code_expired",
@@ -513,6 +521,7 @@ fn start_again(state: &WebState, tenant: &Tenant, headers: &HeaderMap) -> Respon
         StatusCode::UNAUTHORIZED,
         Some(&errors),
     )
+    .await
 }
 
 async fn show_code(
@@ -524,7 +533,7 @@ async fn show_code(
         Ok(Some((_, member))) => {
             code_page(&state, &tenant, &headers, &member, StatusCode::OK, None)
         }
-        Ok(None) => start_again(&state, &tenant, &headers),
+        Ok(None) => start_again(&state, &tenant, &headers).await,
         Err(e) => failure(&state, &tenant, &e),
     }
 }
@@ -547,7 +556,7 @@ fn device<'a>(headers: &'a HeaderMap, address: &'a str) -> staff::Device<'a> {
 }
 
 /// Starts a session for `staff_id` in `tx`; returns the session token.
-async fn start_session(
+pub(crate) async fn start_session(
     tx: &mut desk_db::TenantTx,
     staff_id: i64,
     headers: &HeaderMap,
@@ -567,7 +576,7 @@ async fn start_session(
     Ok(token)
 }
 
-fn signed_in(state: &WebState, session: &str) -> Response {
+pub(crate) fn signed_in(state: &WebState, session: &str) -> Response {
     let mut res = Redirect::to("/staff").into_response();
     let headers = res.headers_mut();
     headers.append(
@@ -589,10 +598,10 @@ async fn check_code(
     Form(form): Form<CodeForm>,
 ) -> Response {
     if check_pre(&headers, &form.csrf).is_err() {
-        return expired_form(&state, &tenant, &headers);
+        return expired_form(&state, &tenant, &headers).await;
     }
     let Some(token) = crate::cookies::session_token(&headers, CHALLENGE_COOKIE) else {
-        return start_again(&state, &tenant, &headers);
+        return start_again(&state, &tenant, &headers).await;
     };
     let code = desk_core::mobile::ascii_digits(form.code.trim());
     let result = async {
@@ -665,7 +674,7 @@ async fn check_code(
                 Some(&errors),
             )
         }
-        Ok(Err(None)) => start_again(&state, &tenant, &headers),
+        Ok(Err(None)) => start_again(&state, &tenant, &headers).await,
         Err(e) => failure(&state, &tenant, &e),
     }
 }
@@ -695,7 +704,7 @@ pub(crate) async fn totp_matches(
 
 // ----- invitations -----
 
-fn invitation_gone(state: &WebState, tenant: &Tenant) -> Response {
+pub(crate) fn invitation_gone(state: &WebState, tenant: &Tenant) -> Response {
     crate::pages::error_page(
         state,
         StatusCode::GONE,
@@ -706,7 +715,7 @@ fn invitation_gone(state: &WebState, tenant: &Tenant) -> Response {
     )
 }
 
-fn welcome_page(
+async fn welcome_page(
     state: &WebState,
     tenant: &Tenant,
     headers: &HeaderMap,
@@ -722,7 +731,8 @@ fn welcome_page(
         status,
         "staff_welcome.html.j2",
         errors,
-        json!({ "token": token, "name": member.display_name, "username": member.username }),
+        json!({ "token": token, "name": member.display_name, "username": member.username,
+                "sso": crate::sso::button(state, tenant).await }),
     )
 }
 
@@ -740,15 +750,18 @@ async fn show_welcome(
     }
     .await;
     match found {
-        Ok(Some(member)) => welcome_page(
-            &state,
-            &tenant,
-            &headers,
-            &member,
-            &token,
-            StatusCode::OK,
-            None,
-        ),
+        Ok(Some(member)) => {
+            welcome_page(
+                &state,
+                &tenant,
+                &headers,
+                &member,
+                &token,
+                StatusCode::OK,
+                None,
+            )
+            .await
+        }
         Ok(None) => invitation_gone(&state, &tenant),
         Err(e) => failure(&state, &tenant, &e),
     }
@@ -840,15 +853,18 @@ async fn accept_invitation(
     .await;
     match result {
         Ok(Ok(session)) => signed_in(&state, &session),
-        Ok(Err(Some((member, errors, status)))) => welcome_page(
-            &state,
-            &tenant,
-            &headers,
-            &member,
-            &token,
-            status,
-            Some(&errors),
-        ),
+        Ok(Err(Some((member, errors, status)))) => {
+            welcome_page(
+                &state,
+                &tenant,
+                &headers,
+                &member,
+                &token,
+                status,
+                Some(&errors),
+            )
+            .await
+        }
         Ok(Err(None)) => invitation_gone(&state, &tenant),
         Err(e) => failure(&state, &tenant, &e),
     }
@@ -872,7 +888,7 @@ async fn send_reset_code(
     Form(form): Form<ForgotForm>,
 ) -> Response {
     if check_pre(&headers, &form.csrf).is_err() {
-        return expired_form(&state, &tenant, &headers);
+        return expired_form(&state, &tenant, &headers).await;
     }
     let address_key = format!("{}:{source}", tenant.id);
     if !state.limits.code_sends.may_try(&address_key) {
@@ -946,7 +962,7 @@ async fn reset_password(
     Form(form): Form<NewPasswordForm>,
 ) -> Response {
     if check_pre(&headers, &form.csrf).is_err() {
-        return expired_form(&state, &tenant, &headers);
+        return expired_form(&state, &tenant, &headers).await;
     }
     let token = crate::cookies::session_token(&headers, CHALLENGE_COOKIE).unwrap_or_default();
     let code = desk_core::mobile::ascii_digits(form.code.trim());

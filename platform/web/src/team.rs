@@ -117,6 +117,7 @@ async fn team_page(
                 "last_sign_in": m.last_sign_in_at.map(jalali_moment),
                 "is_me": m.id == me.staff.id,
                 "totp": m.totp_enabled,
+                "sso": m.sso_linked,
             })
         })
         .collect();
@@ -164,6 +165,9 @@ fn done_notice(done: &str, who: &str) -> Option<String> {
             format!("{who} دوباره فعال شد (اگر هنوز گذرواژه نداشت، دعوت‌نامه تازه‌ای برایش می‌رود).")
         }
         "resent" => format!("دعوت‌نامه تازه {who} فرستاده شد؛ پیوند پیشین دیگر کار نمی‌کند."),
+        "sso_removed" => {
+            format!("پیوند حساب سازمانی {who} برداشته شد؛ ورود یکپارچه دیگر او را وارد نمی‌کند.")
+        }
         "totp_removed" => {
             format!("برنامه احراز هویت {who} برداشته شد؛ کد ورود او از این پس پیامک می‌شود.")
         }
@@ -222,7 +226,7 @@ fn request_host(headers: &axum::http::HeaderMap) -> String {
 
 /// The start of every change to one member: the admin's right and form token checked, a
 /// transaction holding the team lock, and the member of this municipality.
-async fn open_member(
+pub(crate) async fn open_member(
     state: &WebState,
     me: &StaffSession,
     csrf: &str,
@@ -241,7 +245,7 @@ async fn open_member(
 
 /// The answer to a change of a member: the team page naming them; a refusal people can act on
 /// (the last admin, a head without a unit) on the team page itself, in its error summary.
-async fn team_answer(
+pub(crate) async fn team_answer(
     state: &WebState,
     me: &StaffSession,
     done: &str,
@@ -517,7 +521,7 @@ async fn reactivate(
         let (mut tx, member) = open_member(&state, &me, &form.csrf, id).await?;
         staff::reactivate(&mut tx, id).await?;
         // Their invitation ended with the deactivation: a fresh one goes out.
-        let link = if member.has_password {
+        let link = if member.joined {
             None
         } else {
             send_invitation(&mut tx, &state, &me, member.id, &request_host(&headers)).await?
@@ -571,7 +575,7 @@ async fn resend_invitation(
         if !member.active {
             return Err(DomainError::NotFound);
         }
-        if member.has_password {
+        if member.joined {
             return Err(DomainError::Conflict("already joined".into()));
         }
         let link =
@@ -646,6 +650,8 @@ async fn account_page_with(
             "totp": totp_state,
             "totp_key": setup.as_ref().map(|s| s.key.clone()),
             "totp_uri": setup.as_ref().map(|s| s.uri.clone()),
+            "sso": crate::sso::button(state, &me.tenant).await,
+            "sso_linked": me.staff.sso_linked,
         }),
     ))
 }
@@ -843,6 +849,8 @@ async fn show_account(
         "revoked" => Some("نشست بسته شد."),
         "totp" => Some("برنامه احراز هویت فعال شد؛ از این پس کد ورود را از آن بخوانید."),
         "sms" => Some("برنامه احراز هویت برداشته شد؛ کد ورود دوباره پیامک می‌شود."),
+        "sso" => Some("حساب سازمانی شما پیوند خورد؛ از این پس با دکمه ورود یکپارچه وارد شوید."),
+        "sso_off" => Some("پیوند حساب سازمانی برداشته شد؛ با نام کاربری و گذرواژه وارد شوید."),
         _ => None,
     };
     account_page(&state, &me, StatusCode::OK, notice, None)
@@ -974,6 +982,9 @@ fn action_label(action: &str) -> String {
         "team.reactivate" => "فعال‌سازی دوباره عضو",
         "team.reinvite" => "ارسال دوباره دعوت‌نامه",
         "team.totp_removed" => "برداشتن برنامه احراز هویت عضو",
+        "team.sso_unlinked" => "برداشتن پیوند حساب سازمانی عضو",
+        "account.sso_linked" => "پیوند حساب سازمانی",
+        "account.sso_unlinked" => "برداشتن پیوند حساب سازمانی",
         "password.change" => "تغییر گذرواژه",
         "password.reset" => "بازنشانی گذرواژه",
         "password.reset_requested" => "درخواست بازنشانی گذرواژه",

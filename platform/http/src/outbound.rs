@@ -62,6 +62,77 @@ impl Outbound {
     }
 }
 
+/// Why a guarded call gave no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// The target was refused before any connection (see [`Refusal`]).
+    Refused(Refusal),
+    /// The connection, the exchange or the answer failed (or the answer was too long).
+    Failed(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(Refusal::Private(m) | Refusal::Unresolved(m)) | Self::Failed(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+impl Outbound {
+    /// Makes one call with the guard's rules: `request`'s URL checked and pinned, no redirect
+    /// followed, `timeout` for the whole exchange and at most `max_body` bytes of answer. For
+    /// protocol clients that build their own `http` requests (OpenID Connect).
+    pub async fn send(
+        &self,
+        request: axum::http::Request<Vec<u8>>,
+        timeout: Duration,
+        user_agent: &str,
+        max_body: usize,
+    ) -> Result<axum::http::Response<Vec<u8>>, CallError> {
+        let (target, addrs) = self
+            .check(&request.uri().to_string())
+            .await
+            .map_err(CallError::Refused)?;
+        let client = self
+            .client(&target, &addrs, timeout, user_agent)
+            .map_err(CallError::Failed)?;
+        let (parts, body) = request.into_parts();
+        let mut res = client
+            .request(parts.method, &target.url)
+            .headers(parts.headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| CallError::Failed(format!("{}: {e}", target.host)))?;
+        let mut answer = axum::http::Response::builder().status(res.status());
+        for (name, value) in res.headers() {
+            answer = answer.header(name, value);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| CallError::Failed(format!("{}: {e}", target.host)))?
+        {
+            if body.len() + chunk.len() > max_body {
+                return Err(CallError::Failed(format!(
+                    "{} answered more than {max_body} bytes",
+                    target.host
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        answer
+            .body(body)
+            .map_err(|e| CallError::Failed(format!("{}: {e}", target.host)))
+    }
+}
+
 /// The addresses to connect to: the IP of the URL, or every address its name resolves to, each
 /// of which must be public unless `allow_private`.
 pub async fn checked_addresses(
