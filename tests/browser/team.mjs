@@ -6,11 +6,14 @@
 //    again "the next day" with password + SMS code, works a request of their unit, is refused
 //    (403, Persian page) on the other unit's request and on the settings;
 //  - the admin deactivates the clerk, and the clerk's open session stops on its next click;
+//  - single sign-on: the admin connects the identity provider; the department head accepts the
+//    invitation with it and signs in with it the next day;
 //  - every page of the journey passes axe-core (no serious or critical WCAG 2.1 A/AA issue);
 //    screenshots in target/browser/team-*.png.
 //
 // Environment: DESK_URL_PORT (port of the demo), DESK_SMS_OUTBOX (the fake provider's /outbox
-// page, printed by the demo), DESK_DEMO_PASSWORD, CHROMIUM (default /usr/bin/chromium).
+// page, printed by the demo), DESK_DEMO_PASSWORD, CHROMIUM (default /usr/bin/chromium),
+// DESK_OIDC_ISSUER (tests/oidc/provider.mjs, with client miz-isfahan and user b.sharifi).
 
 import { readFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -27,6 +30,7 @@ mkdirSync(shotDir, { recursive: true });
 const port = process.env.DESK_URL_PORT || '8080';
 const outboxUrl = process.env.DESK_SMS_OUTBOX;
 const password = process.env.DESK_DEMO_PASSWORD || 'miz-demo-1404';
+const issuer = process.env.DESK_OIDC_ISSUER;
 const host = 'isfahan.localhost';
 const url = (p) => `http://${host}:${port}${p}`;
 if (!outboxUrl) { console.error('DESK_SMS_OUTBOX is not set'); process.exit(2); }
@@ -196,6 +200,50 @@ try {
   await axe(admin, 'activity');
   await shot(admin, 'activity');
   check(/غیرفعال‌سازی عضو/.test(await admin.textContent('main')), 'the activity log shows the deactivation');
+
+  // Single sign-on: the admin connects the municipality's identity provider; the department
+  // head accepts the SMS invitation with it on a phone, and signs in with it the next day.
+  if (issuer) {
+    await admin.goto(url('/staff/settings'));
+    await Promise.all([admin.waitForURL(/\/staff\/settings\/sso$/), admin.click('text=ورود یکپارچه کارکنان (SSO)')]);
+    await axe(admin, 'sso-settings');
+    await admin.fill('#issuer', issuer);
+    await admin.fill('#client_id', 'miz-isfahan');
+    await admin.fill('#client_secret', 'isfahan-demo-secret');
+    await admin.fill('#label', 'ورود با حساب شهرداری اصفهان');
+    await admin.check('input[name=enabled]');
+    await Promise.all([admin.waitForURL(/done=saved/), admin.click('main button[type=submit]')]);
+    await shot(admin, 'sso-settings');
+    check(/سامانه ورود یکپارچه پاسخ درست داد/.test(await admin.textContent('main')), 'the admin saves the identity provider after a live check');
+    const head = await (await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true, locale: 'fa-IR' })).newPage();
+    const headTail = `0914${stamp}1`.slice(0, 11).slice(-7);
+    const [invitation] = await nextSms(headTail, /http:\/\/\S+\/staff\/welcome\/[0-9a-f]+/, seen);
+    await head.goto(invitation);
+    await axe(head, 'welcome-sso');
+    await shot(head, 'welcome-sso-360');
+    await Promise.all([head.waitForURL(/\/interaction\//), head.click('text=ورود با حساب شهرداری اصفهان و پذیرش دعوت')]);
+    await head.fill('input[name=login]', 'b.sharifi');
+    await head.fill('input[name=password]', 'idp-demo-pass');
+    await Promise.all([head.waitForURL(/\/staff$/), head.click('button[type=submit]')]);
+    check(/بهرام شریفی/.test(await head.textContent('body')), 'the head accepts the invitation with the identity provider and lands on the staff home');
+    await Promise.all([head.waitForURL(/\/$/), head.click('text=خروج')]);
+    // The next day, in a fresh browser: the sign-in page's button, the provider's form, home.
+    const tomorrow = await (await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true, locale: 'fa-IR' })).newPage();
+    await tomorrow.goto(url('/staff/sign-in'));
+    await axe(tomorrow, 'sign-in-sso');
+    await shot(tomorrow, 'sign-in-sso-360');
+    await Promise.all([tomorrow.waitForURL(/\/interaction\//), tomorrow.click('text=ورود با حساب شهرداری اصفهان')]);
+    await tomorrow.fill('input[name=login]', 'b.sharifi');
+    await tomorrow.fill('input[name=password]', 'idp-demo-pass');
+    await Promise.all([tomorrow.waitForURL(/\/staff$/), tomorrow.click('button[type=submit]')]);
+    check(/بهرام شریفی/.test(await tomorrow.textContent('body')), 'the head signs in the next day with the identity provider, no SMS code');
+    await tomorrow.goto(url('/staff/account'));
+    await axe(tomorrow, 'account-sso');
+    await shot(tomorrow, 'account-sso-360');
+    check(/حساب سازمانی شما پیوند خورده است/.test(await tomorrow.textContent('main')), 'the head\'s account page shows the link');
+  } else {
+    console.log('note single sign-on walk skipped: DESK_OIDC_ISSUER is not set');
+  }
 } catch (e) {
   fail(`journey stopped: ${e.message.split('\n')[0]}`);
 }
