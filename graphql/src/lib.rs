@@ -327,11 +327,17 @@ pub fn tenant_router(schema: TenantSchema, services: Services) -> Router {
 }
 
 async fn graphiql() -> impl IntoResponse {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .finish(),
+    (
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            desk_http::csp::GRAPHIQL,
+        )],
+        Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .subscription_endpoint("/graphql/ws")
+                .finish(),
+        ),
     )
 }
 

@@ -323,10 +323,16 @@ pub fn platform_api_router(portal: PlatformPortal) -> Router {
 }
 
 async fn graphiql() -> impl IntoResponse {
-    Html(
-        async_graphql::http::GraphiQLSource::build()
-            .endpoint("/graphql")
-            .finish(),
+    (
+        [(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            desk_http::csp::GRAPHIQL,
+        )],
+        Html(
+            async_graphql::http::GraphiQLSource::build()
+                .endpoint("/graphql")
+                .finish(),
+        ),
     )
 }
 

@@ -76,6 +76,7 @@ impl Views {
             env.add_template(name, src)?;
         }
         env.add_filter("fa_digits", |s: String| persian_digits(&s));
+        env.add_function("csp_nonce", desk_http::csp::nonce);
         Ok(Self { env })
     }
 

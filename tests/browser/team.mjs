@@ -94,6 +94,18 @@ const browser = await chromium.launch({
   args: ['--host-resolver-rules=MAP *.localhost 127.0.0.1', '--no-sandbox', '--disable-gpu', '--disable-quic',
     '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
+// Every console message about the Content-Security-Policy on Miz's pages is a failure (the
+// identity provider's own pages are not ours to judge).
+const cspViolations = [];
+const newContext = browser.newContext.bind(browser);
+browser.newContext = async (options) => {
+  const ctx = await newContext(options);
+  ctx.on('console', (m) => {
+    const at = m.page()?.url() ?? '';
+    if (/content security policy/i.test(m.text()) && at.includes('.localhost')) cspViolations.push(`${at}: ${m.text()}`);
+  });
+  return ctx;
+};
 const seen = new Set((await outbox()).map((m) => m.text));
 const stamp = Date.now().toString().slice(-6);
 const clerkUser = `clerk.${stamp}`;
@@ -249,5 +261,7 @@ try {
 }
 
 await browser.close();
+for (const v of cspViolations.slice(0, 5)) fail(`CSP violation: ${v}`);
+check(cspViolations.length === 0, `no CSP violation on any page of the journey (${cspViolations.length})`);
 console.log(`team journey: ${failures.length} failure(s), ${axeRuns} axe runs`);
 process.exit(failures.length ? 1 : 0);

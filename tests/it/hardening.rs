@@ -294,3 +294,95 @@ async fn a_withdrawn_override_never_comes_back() {
     let _ = std::fs::remove_dir_all(&app.uploads);
     app.db.finish().await;
 }
+
+/// The override bypasses the attack found (each passes the source checks) are published; what
+/// the site serves carries none of them active, and the page's CSP allows only its own nonce.
+#[tokio::test]
+async fn overrides_that_slip_past_the_source_checks_render_nothing_active() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let csrf = app
+        .get_as(&admin, "alpha.test", "/staff/settings/templates")
+        .await
+        .csrf();
+    let save = |name: &'static str, source: String| {
+        let (app, admin, csrf) = (&app, &admin, &csrf);
+        async move {
+            app.post_form(
+                Some(admin),
+                "alpha.test",
+                &format!("/staff/settings/templates/{name}"),
+                &[("csrf", csrf), ("source", &source)],
+            )
+            .await
+            .status
+        }
+    };
+    let home = "{% extends \"layout.html.j2\" %}{% block head %}<style>body { color: #123456; }</style>{% endblock %}{% block content %}\
+        <p>MARKER-HOME</p>\
+        <scr{{ '' }}ipt>alert(1)</scr{{ '' }}ipt>\
+        <img src=x\u{c}onerror=alert(2)>\
+        {{ ('<img src=x o' ~ 'nerror=alert(3)>') |  safe }}\
+        <a href=\"java{{ \"\" }}script:alert(4)\">x</a>\
+        {% endblock %}";
+    let theme = "<style>body { outline: 1px solid red; }</style><scr{{ '' }}ipt>alert(5)</scr{{ '' }}ipt></style><img src=x o{{ '' }}nerror=alert(6)>";
+    let accepted = [
+        save("home.html.j2", home.to_owned()).await,
+        save("_theme.html.j2", theme.to_owned()).await,
+    ];
+    assert!(
+        accepted.iter().all(|s| s.is_redirection()),
+        "the source checks let these through ({accepted:?}); the test is about what is served"
+    );
+    let published = app
+        .post_form(
+            Some(&admin),
+            "alpha.test",
+            "/staff/settings/templates/publish",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert!(published.status.is_redirection(), "{}", published.text);
+    for (path, by) in [
+        ("/", None),
+        (
+            "/staff/settings/templates/home.html.j2/preview",
+            Some(&admin),
+        ),
+    ] {
+        let page = match by {
+            Some(cookie) => app.get_as(cookie, "alpha.test", path).await,
+            None => app.get("alpha.test", path).await,
+        };
+        assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.text);
+        assert!(
+            page.text.contains("MARKER-HOME"),
+            "{path}: the override is served"
+        );
+        assert!(
+            page.text.contains("outline: 1px solid red"),
+            "{path}: its CSS too"
+        );
+        let lower = page.text.to_lowercase();
+        for active in ["<script", "onerror", "javascript:", "#123456"] {
+            assert!(
+                !lower.contains(active),
+                "{path} serves {active}: {}",
+                page.text
+            );
+        }
+        let csp = page.headers["content-security-policy"].to_str().unwrap();
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap();
+        assert!(csp.contains("script-src 'self' 'nonce-"), "{csp}");
+        assert!(
+            page.text.contains(&format!("<style nonce=\"{nonce}\">")),
+            "{path}: the theme's styles carry the answer's nonce"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

@@ -805,9 +805,27 @@ pub fn capture_logs() -> CapturedLogs {
     logs
 }
 
+/// `text` with every `nonce="…"` value replaced by `[nonce]`.
+pub fn redact_nonces(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("nonce=\"") {
+        let (head, tail) = rest.split_at(at + 7);
+        out.push_str(head);
+        let end = tail.find('"').unwrap_or(tail.len());
+        out.push_str("[nonce]");
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Compares `text` with the committed snapshot `tests/snapshots/<name>`, showing the first line
 /// that differs; with `UPDATE_SNAPSHOTS=1` it writes the snapshot instead (review the diff).
 pub fn assert_snapshot(name: &str, text: &str) {
+    // Each answer's CSP nonce is fresh: the snapshot names its place only.
+    let text = redact_nonces(text);
+    let text = text.as_str();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("snapshots")
         .join(name);

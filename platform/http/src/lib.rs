@@ -5,6 +5,7 @@
 
 pub mod api_error;
 pub mod cookies;
+pub mod csp;
 pub mod outbound;
 
 use axum::extract::ConnectInfo;

@@ -125,7 +125,7 @@ fn forged(req: &Request) -> bool {
 
 /// Headers every answer carries: no framing (clickjacking), no content sniffing, no referrer
 /// to other sites, no powerful browser features, and HSTS behind HTTPS.
-fn secure_headers(res: &mut Response, https: bool) {
+fn secure_headers(res: &mut Response, https: bool, nonce: &str) {
     use axum::http::HeaderValue;
     let h = res.headers_mut();
     h.insert(
@@ -142,13 +142,17 @@ fn secure_headers(res: &mut Response, https: bool) {
         HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
     );
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'",
-            ),
-        );
+        let target = res
+            .extensions()
+            .get::<desk_http::csp::FormTarget>()
+            .map(|t| t.0.clone());
+        let policy = desk_http::csp::policy(nonce, target.as_deref());
+        if let Ok(value) = HeaderValue::from_str(&policy) {
+            res.headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
     }
+    let h = res.headers_mut();
     if https {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,
@@ -159,27 +163,31 @@ fn secure_headers(res: &mut Response, https: bool) {
 
 async fn dispatch_by_host(State(d): State<Dispatch>, req: Request) -> Response {
     let https = d.web.secure_cookies;
-    let mut res = if forged(&req) {
-        tracing::info!(http.path = %loggable_path(req.uri().path()), "cross-origin state change refused");
-        if is_api_path(req.uri().path()) {
-            api_error(
-                StatusCode::FORBIDDEN,
-                "CROSS_ORIGIN",
-                "state changes from another site's page are refused",
-            )
+    let nonce = desk_http::csp::new_nonce();
+    let answer = async move {
+        if forged(&req) {
+            tracing::info!(http.path = %loggable_path(req.uri().path()), "cross-origin state change refused");
+            if is_api_path(req.uri().path()) {
+                api_error(
+                    StatusCode::FORBIDDEN,
+                    "CROSS_ORIGIN",
+                    "state changes from another site's page are refused",
+                )
+            } else {
+                error_page(
+                    &d.web,
+                    StatusCode::FORBIDDEN,
+                    None,
+                    "درخواست پذیرفته نشد",
+                    "این فرم از صفحه سایت دیگری فرستاده شده است. صفحه را از نشانی خود میز خدمت باز کنید و دوباره بفرستید.",
+                )
+            }
         } else {
-            error_page(
-                &d.web,
-                StatusCode::FORBIDDEN,
-                None,
-                "درخواست پذیرفته نشد",
-                "این فرم از صفحه سایت دیگری فرستاده شده است. صفحه را از نشانی خود میز خدمت باز کنید و دوباره بفرستید.",
-            )
+            route_by_host(d, req).await
         }
-    } else {
-        route_by_host(d, req).await
     };
-    secure_headers(&mut res, https);
+    let mut res = desk_http::csp::with_nonce(nonce.clone(), answer).await;
+    secure_headers(&mut res, https, &nonce);
     res
 }
 

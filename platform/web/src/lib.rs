@@ -28,6 +28,7 @@ mod print;
 mod reports;
 mod requests;
 mod resolve;
+mod sanitize;
 mod sms_templates;
 mod sso;
 mod staff;

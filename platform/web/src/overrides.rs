@@ -6,7 +6,6 @@
 use crate::WebState;
 use crate::pages::{TenantView, overridable_view, render};
 use crate::staff::{StaffSession, failure};
-use crate::themes::Themes;
 use axum::Router;
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -130,8 +129,8 @@ async fn preview(
         Ok(p) => p,
         Err(e) => return failure(&state, &me.tenant, &e),
     };
-    let env = state.themes.sandbox(&me.tenant.design.theme, sources);
-    match Themes::render_in(&env, page, &view) {
+    let sandbox = state.themes.sandbox(&me.tenant.design.theme, sources);
+    match state.themes.render_overridden(&sandbox, page, &view) {
         Ok(html) => (StatusCode::OK, Html(html)).into_response(),
         Err(e) => {
             let why = match e.kind() {

@@ -146,7 +146,7 @@ async fn show_service(
         d.overrides
     );
     if let Some(html) = state.pages.get(&key) {
-        return (StatusCode::OK, Html(html.to_string())).into_response();
+        return (StatusCode::OK, Html(html)).into_response();
     }
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
@@ -160,9 +160,8 @@ async fn show_service(
             let view = serde_json::json!({ "tenant": TenantView::of(&tenant), "s": card_view(&service.card) });
             match site_html(&state, &tenant, "service.html.j2", &view).await {
                 Ok(html) => {
-                    let html: Arc<str> = Arc::from(html);
-                    state.pages.put(key, html.clone());
-                    (StatusCode::OK, Html(html.to_string())).into_response()
+                    state.pages.put(key, &html);
+                    (StatusCode::OK, Html(html)).into_response()
                 }
                 Err(_) => render(&state, StatusCode::OK, "service.html.j2", view),
             }
@@ -333,7 +332,7 @@ async fn site_html(
             }
         }
     };
-    match crate::themes::Themes::render_in(&env, name, view) {
+    match state.themes.render_overridden(&env, name, view) {
         Ok(html) => Ok(html),
         Err(e) => {
             tracing::warn!(template = name, error = %e, "a template override failed; using the theme");

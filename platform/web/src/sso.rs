@@ -187,8 +187,27 @@ async fn provider_client(
     Ok((provider, client))
 }
 
-/// The enabled provider's button words, for the sign-in and welcome pages (`None`: no button).
-pub(crate) async fn button(state: &WebState, tenant: &Tenant) -> Option<String> {
+/// The sign-in button of an enabled provider.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Button {
+    /// Its words.
+    pub label: String,
+    /// The provider's origin, which the button's form leads to (by a redirect).
+    #[serde(skip)]
+    pub origin: Option<String>,
+}
+
+/// Lets the forms of a page that shows `button` lead to the provider (the page's CSP
+/// `form-action` names its origin).
+pub(crate) fn allow_forms(res: &mut Response, button: Option<&Button>) {
+    if let Some(origin) = button.and_then(|b| b.origin.clone()) {
+        res.extensions_mut()
+            .insert(desk_http::csp::FormTarget(origin));
+    }
+}
+
+/// The enabled provider's button, for the sign-in, welcome and account pages (`None`: none).
+pub(crate) async fn button(state: &WebState, tenant: &Tenant) -> Option<Button> {
     let found = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
         let provider = sso::provider(&mut tx).await?;
@@ -197,7 +216,10 @@ pub(crate) async fn button(state: &WebState, tenant: &Tenant) -> Option<String> 
     }
     .await;
     match found {
-        Ok(Some(p)) if p.enabled && state.secrets.is_some() => Some(p.label),
+        Ok(Some(p)) if p.enabled && state.secrets.is_some() => Some(Button {
+            origin: desk_http::csp::origin_of(&p.issuer),
+            label: p.label,
+        }),
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "single sign-on settings unreadable");

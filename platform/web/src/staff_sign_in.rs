@@ -181,15 +181,18 @@ async fn sign_in_page_with(
     username: &str,
     notice: Option<&str>,
 ) -> Response {
-    pre_page(
+    let sso = crate::sso::button(state, tenant).await;
+    let mut res = pre_page(
         state,
         tenant,
         headers,
         status,
         "staff_login.html.j2",
         errors,
-        json!({ "username": username, "notice": notice, "sso": crate::sso::button(state, tenant).await }),
-    )
+        json!({ "username": username, "notice": notice, "sso": sso }),
+    );
+    crate::sso::allow_forms(&mut res, sso.as_ref());
+    res
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -724,16 +727,18 @@ async fn welcome_page(
     status: StatusCode,
     errors: Option<&FieldErrors>,
 ) -> Response {
-    pre_page(
+    let sso = crate::sso::button(state, tenant).await;
+    let mut res = pre_page(
         state,
         tenant,
         headers,
         status,
         "staff_welcome.html.j2",
         errors,
-        json!({ "token": token, "name": member.display_name, "username": member.username,
-                "sso": crate::sso::button(state, tenant).await }),
-    )
+        json!({ "token": token, "name": member.display_name, "username": member.username, "sso": sso }),
+    );
+    crate::sso::allow_forms(&mut res, sso.as_ref());
+    res
 }
 
 async fn show_welcome(

@@ -629,7 +629,8 @@ async fn account_page_with(
         _ => "off",
     };
     let roles = state.authz.staff_role_keys(me.tenant.id, me.staff.id).await;
-    Ok(render(
+    let sso = crate::sso::button(state, &me.tenant).await;
+    let mut res = render(
         state,
         status,
         "staff_account.html.j2",
@@ -650,10 +651,12 @@ async fn account_page_with(
             "totp": totp_state,
             "totp_key": setup.as_ref().map(|s| s.key.clone()),
             "totp_uri": setup.as_ref().map(|s| s.uri.clone()),
-            "sso": crate::sso::button(state, &me.tenant).await,
+            "sso": sso,
             "sso_linked": me.staff.sso_linked,
         }),
-    ))
+    );
+    crate::sso::allow_forms(&mut res, sso.as_ref());
+    Ok(res)
 }
 
 fn totp_setup(me: &StaffSession, secret: &[u8]) -> TotpSetup {

@@ -18,8 +18,22 @@ pub struct Themes {
     others: HashMap<String, Environment<'static>>,
     base_dir: PathBuf,
     dirs: HashMap<String, PathBuf>,
-    overridden: Mutex<HashMap<uuid::Uuid, (i64, Arc<Environment<'static>>)>>,
+    overridden: Mutex<HashMap<uuid::Uuid, (i64, Arc<Sandbox>)>>,
 }
+
+/// A municipality's template overrides, ready to render: the sandboxed environment and the
+/// names it overrides.
+#[derive(Debug)]
+pub struct Sandbox {
+    env: Environment<'static>,
+    names: std::collections::HashSet<String>,
+}
+
+/// The overridable template of a theme's own CSS.
+const THEME_CSS: &str = "_theme.html.j2";
+
+/// The theme's page that places an overridden page's sanitised blocks.
+const OVERRIDE_PAGE: &str = "_override_page.html.j2";
 
 /// The name of the theme every other theme falls back to.
 const BASE: &str = "base";
@@ -39,6 +53,7 @@ impl Themes {
         let mut base = Environment::new();
         base.set_loader(minijinja::path_loader(&base_dir));
         base.set_auto_reload(auto_reload);
+        base.add_function("csp_nonce", desk_http::csp::nonce);
         let mut others = HashMap::new();
         let mut dirs = HashMap::new();
         for entry in std::fs::read_dir(dir)? {
@@ -51,6 +66,7 @@ impl Themes {
             let mut env = Environment::new();
             env.set_loader(layered_loader(templates.clone(), base_dir.clone()));
             env.set_auto_reload(auto_reload);
+            env.add_function("csp_nonce", desk_http::csp::nonce);
             others.insert(name.clone(), env);
             dirs.insert(name, templates);
         }
@@ -66,7 +82,8 @@ impl Themes {
     /// A sandboxed environment for `theme` in which the templates of `sources` replace the
     /// theme's: loads nothing but the theme's own templates besides them, spends at most
     /// `desk_core::overrides::FUEL` per render, escapes HTML as every page does.
-    pub fn sandbox(&self, theme: &str, sources: HashMap<String, String>) -> Environment<'static> {
+    pub fn sandbox(&self, theme: &str, sources: HashMap<String, String>) -> Sandbox {
+        let names = sources.keys().cloned().collect();
         let own = self.dirs.get(theme).cloned();
         let base = minijinja::path_loader(self.base_dir.clone());
         let own = own.map(minijinja::path_loader);
@@ -83,8 +100,11 @@ impl Themes {
             base(name)
         });
         env.set_fuel(Some(desk_core::overrides::FUEL));
+        // Overrides never learn the page's nonce: what they render is sanitised and placed by
+        // the theme's own templates.
+        env.add_function("csp_nonce", String::new);
         env.set_recursion_limit(64);
-        env
+        Sandbox { env, names }
     }
 
     /// The source of `name` in `theme` (the theme's own file, else base's), for the editor.
@@ -97,7 +117,7 @@ impl Themes {
     }
 
     /// The cached sandbox of a municipality's published overrides at `version`, if built.
-    pub fn cached(&self, tenant: uuid::Uuid, version: i64) -> Option<Arc<Environment<'static>>> {
+    pub fn cached(&self, tenant: uuid::Uuid, version: i64) -> Option<Arc<Sandbox>> {
         let cache = self.overridden.lock().ok()?;
         cache
             .get(&tenant)
@@ -106,20 +126,48 @@ impl Themes {
     }
 
     /// Keeps a municipality's sandbox for `version` (replacing older ones).
-    pub fn remember(&self, tenant: uuid::Uuid, version: i64, env: Arc<Environment<'static>>) {
+    pub fn remember(&self, tenant: uuid::Uuid, version: i64, env: Arc<Sandbox>) {
         if let Ok(mut cache) = self.overridden.lock() {
             cache.insert(tenant, (version, env));
         }
     }
 
-    /// Renders with a given environment (a sandbox), like [`Themes::render`].
-    pub fn render_in(
-        env: &Environment<'static>,
+    /// Renders page `name` of a municipality with overrides. What an override renders never
+    /// reaches the page as it is: an overridden page contributes its `title` (text only) and
+    /// `content` blocks, run through an allowlist HTML sanitiser and placed by the theme's
+    /// own `_override_page.html.j2`; an overridden `_theme.html.j2` contributes CSS with every
+    /// tag removed, placed in the layout's own nonce'd `<style>`. The rest of the page (the
+    /// layout, its head, its scripts and styles) is the theme's.
+    pub fn render_overridden(
+        &self,
+        sandbox: &Sandbox,
         name: &str,
-        ctx: impl Serialize,
+        view: &serde_json::Value,
     ) -> Result<String, minijinja::Error> {
-        env.get_template(name)?
-            .render(minijinja::value::Serde(&ctx))
+        let mut ctx = view.clone();
+        if sandbox.names.contains(THEME_CSS) {
+            let css = sandbox
+                .env
+                .get_template(THEME_CSS)?
+                .render(minijinja::value::Serde(&ctx))?;
+            ctx["theme_css"] = serde_json::Value::String(crate::sanitize::css_only(&css));
+        }
+        if !sandbox.names.contains(name) {
+            return self.render(name, ctx);
+        }
+        let mut captured = sandbox
+            .env
+            .get_template(name)?
+            .render_captured(minijinja::value::Serde(&ctx))?;
+        let content = captured.with_state_mut(|s| s.render_block("content"))?;
+        let title = captured
+            .with_state_mut(|s| s.render_block("title"))
+            .unwrap_or_default();
+        ctx["override"] = serde_json::json!({
+            "content": crate::sanitize::page_html(&content),
+            "title": crate::sanitize::text_only(&title),
+        });
+        self.render(OVERRIDE_PAGE, ctx)
     }
 
     /// The shipped themes found (base first).
