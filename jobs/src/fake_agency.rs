@@ -230,9 +230,7 @@ mod tests {
     async fn the_http_json_connector_speaks_to_the_fake_agency() {
         let (base, agency) = spawn("agency-token", Mode::Answer).await.unwrap();
         let c = |token: &str| HttpJson {
-            outbound: crate::outbound::Outbound {
-                allow_private: true,
-            },
+            outbound: crate::outbound::Outbound::new(true, Vec::new()),
             endpoint: &base,
             token: Some(token.to_owned()),
             timeout: Duration::from_millis(500),

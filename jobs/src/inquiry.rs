@@ -146,7 +146,7 @@ impl HttpJson<'_> {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let res = req.timeout(self.timeout).send().await.map_err(|e| {
+        let mut res = req.timeout(self.timeout).send().await.map_err(|e| {
             ConnectorError::Unavailable(if e.is_timeout() {
                 "timeout".into()
             } else {
@@ -163,10 +163,16 @@ impl HttpJson<'_> {
         if !status.is_success() {
             return Err(ConnectorError::Refused(status.as_u16()));
         }
-        let body: Value = res.json().await.map_err(|_| ConnectorError::Malformed)?;
+        let body = crate::outbound::read_limited(&mut res, MAX_REPLY)
+            .await
+            .map_err(|_| ConnectorError::Malformed)?;
+        let body: Value = serde_json::from_slice(&body).map_err(|_| ConnectorError::Malformed)?;
         parse_reply(&body)
     }
 }
+
+/// Longest agency reply read (a reply is a small JSON document).
+const MAX_REPLY: usize = 256 * 1024;
 
 /// Reads an agency's JSON reply.
 pub fn parse_reply(body: &Value) -> Result<Reply, ConnectorError> {
@@ -274,9 +280,7 @@ async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
         (Some(_), None) => return Err("no master key configured (secrets.master_key)".into()),
     };
     let connector = HttpJson {
-        outbound: crate::outbound::Outbound {
-            allow_private: ctx.allow_private_webhooks,
-        },
+        outbound: ctx.outbound.clone(),
         endpoint: agency.endpoint.as_deref().unwrap_or_default(),
         token,
         timeout: Duration::from_secs(u64::try_from(agency.timeout_secs).unwrap_or(10)),

@@ -49,8 +49,8 @@ pub struct JobContext {
     pub sms_rate: std::sync::Arc<SendRate>,
     /// Registry entries read by the busiest jobs, for a moment.
     pub tenants: std::sync::Arc<TenantCache>,
-    /// Whether webhooks may go to loopback and private addresses (the demo, development).
-    pub allow_private_webhooks: bool,
+    /// The guard of calls to addresses municipalities typed (webhooks, agencies).
+    pub outbound: outbound::Outbound,
 }
 
 /// How long a job may trust a registry entry it read (a suspension takes this long at most to
@@ -253,7 +253,7 @@ pub async fn run_workers(
     urls: PublicUrls,
     secrets: Option<desk_core::secret::MasterKey>,
     sms_endpoints: sms::Endpoints,
-    allow_private_webhooks: bool,
+    outbound: outbound::Outbound,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     // The queue machinery (fetches, acknowledgements, heartbeats) gets a pool of its own, so
@@ -271,7 +271,7 @@ pub async fn run_workers(
         sms_client: sms::client(),
         sms_rate: std::sync::Arc::new(SendRate::new(SMS_PER_SECOND)),
         tenants: std::sync::Arc::default(),
-        allow_private_webhooks,
+        outbound,
     };
     let instance = instance_name();
     tracing::info!(worker.instance = %instance, "starting workers");

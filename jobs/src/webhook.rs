@@ -96,9 +96,7 @@ async fn try_once(
         Ok(s) => s,
         Err(_) => return gave_up("the signing secret cannot be opened"),
     };
-    let outbound = Outbound {
-        allow_private: ctx.allow_private_webhooks,
-    };
+    let outbound = &ctx.outbound;
     let (target, addrs) = match outbound.check(&out.url).await {
         Ok(a) => a,
         Err(Refusal::Private(why)) => return gave_up(&why),
@@ -115,7 +113,7 @@ async fn try_once(
         Err(_) => return gave_up("payload cannot be encoded"),
     };
     let signature = webhook::signature_header(&secret, chrono::Utc::now().timestamp(), &body);
-    match post(&outbound, &target, &addrs, &out.delivery, &signature, body).await {
+    match post(outbound, &target, &addrs, &out.delivery, &signature, body).await {
         Ok((status, excerpt)) => {
             let ok = (200..300).contains(&status);
             Attempt {

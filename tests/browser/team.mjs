@@ -60,7 +60,9 @@ async function nextSms(tail, re, seen) {
 let axeRuns = 0;
 async function axe(page, name) {
   axeRuns += 1;
-  await page.addScriptTag({ content: axeSource });
+  // Evaluated by the browser's tools, not injected into the page: the page's CSP (which
+  // allows only its own nonce) stays whole, and axe still runs.
+  await page.evaluate(axeSource);
   const res = await page.evaluate(() => window.axe.run(document, {
     runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] }, resultTypes: ['violations'],
   }).then((r) => r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, n: v.nodes.length, t: v.nodes[0]?.target.join(' ') }))));

@@ -94,7 +94,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         urls,
         Some(key.clone()),
         desk_jobs::sms::Endpoints::all_at(&fake),
-        false,
+        desk_jobs::outbound::Outbound::default(),
         async {
             let _ = stop_rx.await;
         },
@@ -182,7 +182,7 @@ async fn onboarding_enqueues_in_its_transaction_and_the_worker_delivers_per_tena
         },
         Some(key),
         desk_jobs::sms::Endpoints::all_at(&fake),
-        false,
+        desk_jobs::outbound::Outbound::default(),
         async {
             let _ = stop_rx.await;
         },

@@ -824,7 +824,7 @@ async fn sms_reach_citizens_through_their_own_municipalitys_provider() {
         },
         Some(desk_core::secret::MasterKey::from_hex(desk_tests::TEST_MASTER_KEY).unwrap()),
         desk_jobs::sms::Endpoints::all_at(&fake),
-        false,
+        desk_jobs::outbound::Outbound::default(),
         async {
             let _ = stop_rx.await;
         },

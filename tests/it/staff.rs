@@ -317,7 +317,7 @@ async fn staff_sign_in_and_settings_keep_secrets_sealed_and_per_municipality() {
         },
         Some(key.clone()),
         desk_jobs::sms::Endpoints::all_at(&fake),
-        false,
+        desk_jobs::outbound::Outbound::default(),
         async {
             let _ = stop_rx.await;
         },

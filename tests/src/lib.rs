@@ -193,7 +193,7 @@ impl TestDb {
             },
             Some(desk_core::secret::MasterKey::from_hex(TEST_MASTER_KEY).unwrap()),
             desk_jobs::sms::Endpoints::all_at(sms_base),
-            allow_private_webhooks,
+            desk_jobs::outbound::Outbound::new(allow_private_webhooks, Vec::new()),
             async {
                 let _ = stop_rx.await;
             },

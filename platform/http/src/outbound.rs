@@ -12,7 +12,9 @@
 //! The check runs again at every call, since DNS can change between saving a URL and using it.
 
 use desk_core::webhook::{self, TargetUrl};
+pub use ipnet::IpNet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a target was not called.
@@ -25,19 +27,66 @@ pub enum Refusal {
 }
 
 /// The guarded client's settings. Cheap to clone.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Outbound {
     /// Whether loopback and private addresses may be called (demo, development).
     pub allow_private: bool,
+    /// Private networks that may be called all the same (`webhooks.private_networks`: the
+    /// government network inquiry agencies are reached over); empty by default.
+    pub private_networks: Arc<[IpNet]>,
 }
 
 impl Outbound {
+    /// The guard of a deployment: private addresses allowed everywhere (`allow_private`), or
+    /// only in `private_networks`.
+    pub fn new(allow_private: bool, private_networks: Vec<IpNet>) -> Self {
+        Self {
+            allow_private,
+            private_networks: private_networks.into(),
+        }
+    }
+
     /// Checks `url` and resolves it: the target and the addresses a call may connect to.
+    ///
+    /// A URL the public rules refuse (a private address, or plain `http`) still passes when
+    /// every address it resolves to lies in one of the allowed private networks.
     pub async fn check(&self, url: &str) -> Result<(TargetUrl, Vec<SocketAddr>), Refusal> {
-        let target = webhook::parse_target(url, self.allow_private)
-            .map_err(|e| Refusal::Private(format!("target refused: {e}")))?;
-        let addrs = checked_addresses(&target, self.allow_private).await?;
-        Ok((target, addrs))
+        match webhook::parse_target(url, self.allow_private) {
+            Ok(target) => {
+                let addrs = checked_addresses(&target, self.allow_private).await;
+                match addrs {
+                    Ok(addrs) => Ok((target, addrs)),
+                    Err(Refusal::Private(why)) => self.on_private_network(url, why).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => {
+                self.on_private_network(url, format!("target refused: {e}"))
+                    .await
+            }
+        }
+    }
+
+    /// `url` read by the loose rules, if every address it resolves to is in an allowed
+    /// private network; else the refusal `why`.
+    async fn on_private_network(
+        &self,
+        url: &str,
+        why: String,
+    ) -> Result<(TargetUrl, Vec<SocketAddr>), Refusal> {
+        if self.private_networks.is_empty() {
+            return Err(Refusal::Private(why));
+        }
+        let Ok(target) = webhook::parse_target(url, true) else {
+            return Err(Refusal::Private(why));
+        };
+        let addrs = checked_addresses(&target, true).await?;
+        let inside = |a: &SocketAddr| self.private_networks.iter().any(|n| n.contains(&a.ip()));
+        if addrs.iter().all(inside) {
+            Ok((target, addrs))
+        } else {
+            Err(Refusal::Private(why))
+        }
     }
 
     /// A client that connects to `addrs` only, follows no redirect and gives up after
@@ -113,24 +162,26 @@ impl Outbound {
         for (name, value) in res.headers() {
             answer = answer.header(name, value);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
+        let body = read_limited(&mut res, max_body)
             .await
-            .map_err(|e| CallError::Failed(format!("{}: {e}", target.host)))?
-        {
-            if body.len() + chunk.len() > max_body {
-                return Err(CallError::Failed(format!(
-                    "{} answered more than {max_body} bytes",
-                    target.host
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| CallError::Failed(format!("{}: {e}", target.host)))?;
         answer
             .body(body)
             .map_err(|e| CallError::Failed(format!("{}: {e}", target.host)))
     }
+}
+
+/// The body of `res`, refused past `max` bytes (an answer is never read whole into memory
+/// before its size is known).
+pub async fn read_limited(res: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer longer than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The addresses to connect to: the IP of the URL, or every address its name resolves to, each
@@ -171,9 +222,7 @@ mod tests {
     /// connection is made.
     #[tokio::test]
     async fn internal_addresses_are_refused_in_every_notation() {
-        let guarded = Outbound {
-            allow_private: false,
-        };
+        let guarded = Outbound::new(false, Vec::new());
         let mut urls: Vec<String> = [
             "http://127.0.0.1:9/x",
             "http://127.1/",
@@ -242,6 +291,44 @@ mod tests {
         }
     }
 
+    /// The allowlist of private networks lets exactly those networks through (plain http
+    /// included), and nothing else that the public rules refuse.
+    #[tokio::test]
+    async fn only_the_listed_private_networks_pass() {
+        let guarded = Outbound::new(
+            false,
+            vec![
+                "10.20.0.0/16".parse().unwrap(),
+                "fd00:20::/32".parse().unwrap(),
+            ],
+        );
+        for url in [
+            "http://10.20.1.5/estelam",
+            "https://10.20.255.254:8443/x",
+            "http://[fd00:20::7]/x",
+        ] {
+            assert!(guarded.check(url).await.is_ok(), "{url} refused");
+        }
+        for url in [
+            "http://10.21.0.1/",
+            "http://127.0.0.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::1]/",
+            "http://192.168.1.1/",
+            "http://localhost/",
+            "http://0x0a140105/",
+            "ftp://10.20.1.5/",
+            "http://user:pass@10.20.1.5/",
+        ] {
+            assert!(
+                matches!(guarded.check(url).await, Err(Refusal::Private(_))),
+                "{url} passed"
+            );
+        }
+        // Plain http to a public address stays refused: the loose rules are for the list only.
+        assert!(guarded.check("http://93.184.216.34/").await.is_err());
+    }
+
     #[tokio::test]
     async fn redirects_are_not_followed() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -266,9 +353,7 @@ mod tests {
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         });
-        let guarded = Outbound {
-            allow_private: true,
-        };
+        let guarded = Outbound::new(true, Vec::new());
         let (target, addrs) = guarded
             .check(&format!("http://{first_addr}/hook"))
             .await

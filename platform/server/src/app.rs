@@ -61,6 +61,7 @@ pub async fn build_all(
         files: config.file_store(),
         limits: Arc::default(),
         allow_private_webhooks: config.webhooks.allow_private_targets,
+        outbound: config.outbound(),
         pages: Arc::new(desk_web::PageCache::new(Duration::from_millis(
             config.http.site_cache_ttl_ms,
         ))),
@@ -177,7 +178,7 @@ pub async fn worker(config: &Config) -> anyhow::Result<ExitCode> {
         config.public_urls(),
         config.master_key(),
         config.sms_endpoints(),
-        config.webhooks.allow_private_targets,
+        config.outbound(),
         shutdown_signal(),
     )
     .await?;

@@ -98,7 +98,7 @@ pub(crate) async fn sms_in(
         config.public_urls(),
         Some(key.clone()),
         desk_jobs::sms::Endpoints::all_at(&fake),
-        false,
+        desk_jobs::outbound::Outbound::default(),
         async {
             let _ = stop_rx.await;
         },

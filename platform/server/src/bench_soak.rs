@@ -72,7 +72,7 @@ pub(crate) async fn soak_in(
         config.public_urls(),
         Some(key),
         desk_jobs::sms::Endpoints::all_at(&fake),
-        false,
+        desk_jobs::outbound::Outbound::default(),
         stopped(stop_rx),
     ));
 

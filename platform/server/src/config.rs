@@ -38,6 +38,10 @@ pub struct WebhooksConfig {
     /// Let municipalities register receivers on loopback and private addresses (the demo and
     /// development only: in production this opens the internal network to them).
     pub allow_private_targets: bool,
+    /// Private networks that calls may reach all the same, as comma-separated CIDRs
+    /// (`10.20.0.0/16, fd00:20::/32`): the government network inquiry agencies are reached
+    /// over. Empty by default.
+    pub private_networks: String,
 }
 
 /// `[storage]`: uploads go to `web.uploads_dir` unless an S3-compatible endpoint is given.
@@ -350,6 +354,7 @@ impl Config {
             desk_core::secret::MasterKey::from_hex(key)
                 .map_err(|e| anyhow::anyhow!("invalid configuration: secrets.master_key: {e}"))?;
         }
+        self.private_networks()?;
         if !matches!(self.http.public_scheme.as_str(), "http" | "https") {
             anyhow::bail!("invalid configuration: http.public_scheme must be http or https");
         }
@@ -407,6 +412,31 @@ impl Config {
     /// public scheme is https.
     pub fn secure_cookies(&self) -> bool {
         self.http.secure_cookies || self.http.public_scheme == "https"
+    }
+
+    /// `webhooks.private_networks`, parsed.
+    fn private_networks(&self) -> anyhow::Result<Vec<desk_http::outbound::IpNet>> {
+        self.webhooks
+            .private_networks
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "invalid configuration: webhooks.private_networks: {s:?} is not a CIDR such as 10.20.0.0/16"
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The guard of calls made on municipalities' behalf (checked by `validate`).
+    pub fn outbound(&self) -> desk_http::outbound::Outbound {
+        desk_http::outbound::Outbound::new(
+            self.webhooks.allow_private_targets,
+            self.private_networks().unwrap_or_default(),
+        )
     }
 
     /// How links to the public hosts look (scheme and port).

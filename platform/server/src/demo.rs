@@ -138,7 +138,7 @@ async fn run_on(config: &Config, args: &DemoArgs, db: &DbConfig) -> anyhow::Resu
         config.public_urls(),
         config.master_key(),
         config.sms_endpoints(),
-        config.webhooks.allow_private_targets,
+        config.outbound(),
         stopped(stop_rx),
     );
     let (served, worked) = tokio::join!(server, workers);

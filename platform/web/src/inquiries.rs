@@ -268,11 +268,19 @@ async fn add_agency(
         };
         // The address is checked by the rules every outbound call obeys (public addresses
         // only, no numeric tricks, no internal names); the job checks it again at each call.
+        // An address the public rules refuse may still lie in the deployment's allowed private
+        // networks (`webhooks.private_networks`), which only resolving it can tell.
         if new.kind == "http_json" && !new.endpoint.trim().is_empty() {
-            desk_core::webhook::parse_target(new.endpoint.trim(), state.allow_private_webhooks)
-                .map_err(|e| {
-                    DomainError::from(FieldErrors::single("endpoint", e.code(), e.message_fa()))
-                })?;
+            let endpoint = new.endpoint.trim();
+            if let Err(e) = desk_core::webhook::parse_target(endpoint, state.allow_private_webhooks)
+                && state.outbound.check(endpoint).await.is_err()
+            {
+                return Err(DomainError::from(FieldErrors::single(
+                    "endpoint",
+                    e.code(),
+                    e.message_fa(),
+                )));
+            }
         }
         let token = form.token.trim();
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;

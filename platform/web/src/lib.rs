@@ -72,6 +72,8 @@ pub struct WebState {
     pub limits: Arc<limits::SiteLimits>,
     /// Whether webhooks may point at loopback and private addresses (demo, development).
     pub allow_private_webhooks: bool,
+    /// The guard of calls to addresses municipalities typed (identity providers here).
+    pub outbound: desk_http::outbound::Outbound,
     /// Rendered public pages without personal data (service cards), for a moment.
     pub pages: Arc<page_cache::PageCache>,
 }

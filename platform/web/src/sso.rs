@@ -112,6 +112,7 @@ fn http(
     Box<dyn Future<Output = Result<openidconnect::HttpResponse, CallError>> + Send>,
 > {
     move |request| {
+        let outbound = outbound.clone();
         Box::pin(async move {
             outbound
                 .send(request, CALL_TIMEOUT, "Miz-SSO/1", MAX_ANSWER)
@@ -121,9 +122,7 @@ fn http(
 }
 
 fn outbound(state: &WebState) -> Outbound {
-    Outbound {
-        allow_private: state.allow_private_webhooks,
-    }
+    state.outbound.clone()
 }
 
 /// The address the provider sends members back to (registered at the provider).
