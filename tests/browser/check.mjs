@@ -106,6 +106,10 @@ async function axe(page, host, p) {
   // Evaluated by the browser's tools, not injected into the page: the page's CSP (which
   // allows only its own nonce) stays whole, and axe still runs.
   await page.evaluate(axeSource);
+  // Inline event handlers never run under the page's CSP: none may be left in the markup.
+  const handlers = await page.evaluate(() => [...document.querySelectorAll('*')]
+    .flatMap((el) => [...el.attributes].filter((a) => /^on/i.test(a.name)).map((a) => `<${el.localName} ${a.name}>`)));
+  if (handlers.length) fail(`${page.url()}: inline event handlers the CSP blocks: ${handlers.join(', ')}`);
   const res = await page.evaluate(
     (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] })
       .then((r) => r.violations.map((v) => ({

@@ -20,6 +20,7 @@ mod requests;
 mod sla;
 mod sms;
 mod sms_templates;
+mod sql;
 mod sso;
 mod staff;
 mod surveys;

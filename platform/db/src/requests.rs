@@ -447,7 +447,7 @@ pub async fn apply_change(
                 unit_id = coalesce($5, unit_id),
                 assignee_id = case when $5::bigint is null then assignee_id else null end,
                 closed = $6,
-                closed_on = case when $6 then $7 end,
+                closed_on = case when $6 then $7::date end,
                 updated_at = now()
           where id = $1 and state = $2",
     )
