@@ -132,6 +132,19 @@ async fn start(browser: &mut Browser<'_>, page: &str, action: &str) -> String {
     res.location.unwrap()
 }
 
+/// A whole round at the provider: the button on `page` (posting to `action`), the provider's
+/// sign-in as `user`, and where it sends the browser back.
+async fn round(
+    browser: &mut Browser<'_>,
+    page: &str,
+    action: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let authorize = start(browser, page, action).await;
+    at_provider(&authorize, user, password).await.unwrap()
+}
+
 async fn admin_browser<'a>(
     app: &'a TestApp,
     tenant: &desk_db::Tenant,
@@ -280,19 +293,27 @@ async fn staff_sign_in_with_the_municipalitys_identity_provider() {
 
     // 4. The next day: the sign-in page offers the provider; no SMS code follows.
     let mut tomorrow = Browser::new(&app, "alpha.test");
-    let authorize = start(&mut tomorrow, "/staff/sign-in", "/staff/sso/start").await;
-    let back = at_provider(&authorize, "maryam.k", "idp-pass-1")
-        .await
-        .unwrap();
+    let back = round(
+        &mut tomorrow,
+        "/staff/sign-in",
+        "/staff/sso/start",
+        "maryam.k",
+        "idp-pass-1",
+    )
+    .await;
     // Another browser cannot use this answer (its flow cookie is this browser's) ...
     let mut attacker = Browser::new(&app, "alpha.test");
     assert_eq!(attacker.get(&back).await.status, StatusCode::UNAUTHORIZED);
     // ... nor can a tampered state, and the flow it named is then gone.
     let mut other = Browser::new(&app, "alpha.test");
-    let authorize_other = start(&mut other, "/staff/sign-in", "/staff/sso/start").await;
-    let back_other = at_provider(&authorize_other, "maryam.k", "idp-pass-1")
-        .await
-        .unwrap();
+    let back_other = round(
+        &mut other,
+        "/staff/sign-in",
+        "/staff/sso/start",
+        "maryam.k",
+        "idp-pass-1",
+    )
+    .await;
     let forged = back_other.replace(
         &query_param(&back_other, "state").unwrap(),
         &query_param(&back, "state").unwrap(),
@@ -318,10 +339,14 @@ async fn staff_sign_in_with_the_municipalitys_identity_provider() {
 
     // 5. An account at the provider that no member linked is told so, and gets nothing.
     let mut stranger = Browser::new(&app, "alpha.test");
-    let authorize = start(&mut stranger, "/staff/sign-in", "/staff/sso/start").await;
-    let back = at_provider(&authorize, "stranger", "idp-pass-3")
-        .await
-        .unwrap();
+    let back = round(
+        &mut stranger,
+        "/staff/sign-in",
+        "/staff/sso/start",
+        "stranger",
+        "idp-pass-3",
+    )
+    .await;
     let refused = stranger.get(&back).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     assert!(refused.text.contains("پیوند نخورده"));
@@ -331,15 +356,25 @@ async fn staff_sign_in_with_the_municipalitys_identity_provider() {
     );
 
     // 6. The admin links their own account from «حساب من»; maryam's is taken.
-    let authorize = start(&mut admin, "/staff/account", "/staff/account/sso").await;
-    let back = at_provider(&authorize, "maryam.k", "idp-pass-1")
-        .await
-        .unwrap();
+    let back = round(
+        &mut admin,
+        "/staff/account",
+        "/staff/account/sso",
+        "maryam.k",
+        "idp-pass-1",
+    )
+    .await;
     let taken = admin.get(&back).await;
     assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.text);
     assert!(taken.text.contains("عضو دیگری"));
-    let authorize = start(&mut admin, "/staff/account", "/staff/account/sso").await;
-    let back = at_provider(&authorize, "boss", "idp-pass-2").await.unwrap();
+    let back = round(
+        &mut admin,
+        "/staff/account",
+        "/staff/account/sso",
+        "boss",
+        "idp-pass-2",
+    )
+    .await;
     let linked = admin.get(&back).await;
     assert_eq!(linked.location.as_deref(), Some("/staff/account?done=sso"));
     let account = admin.get("/staff/account?done=sso").await;
@@ -355,10 +390,14 @@ async fn staff_sign_in_with_the_municipalitys_identity_provider() {
     assert_eq!(res.status, StatusCode::NOT_FOUND, "{}", res.text);
     // Alpha's flow cookie and answer, replayed on beta's host.
     let mut both = Browser::new(&app, "alpha.test");
-    let authorize = start(&mut both, "/staff/sign-in", "/staff/sso/start").await;
-    let back = at_provider(&authorize, "maryam.k", "idp-pass-1")
-        .await
-        .unwrap();
+    let back = round(
+        &mut both,
+        "/staff/sign-in",
+        "/staff/sso/start",
+        "maryam.k",
+        "idp-pass-1",
+    )
+    .await;
     let mut beta_browser = Browser::new(&app, "beta.test");
     beta_browser.cookies = both.cookies.clone();
     assert_eq!(
@@ -391,10 +430,14 @@ async fn staff_sign_in_with_the_municipalitys_identity_provider() {
         .await;
     assert_eq!(off.status, StatusCode::SEE_OTHER, "{}", off.text);
     let mut later = Browser::new(&app, "alpha.test");
-    let authorize = start(&mut later, "/staff/sign-in", "/staff/sso/start").await;
-    let back = at_provider(&authorize, "maryam.k", "idp-pass-1")
-        .await
-        .unwrap();
+    let back = round(
+        &mut later,
+        "/staff/sign-in",
+        "/staff/sso/start",
+        "maryam.k",
+        "idp-pass-1",
+    )
+    .await;
     let refused = later.get(&back).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     assert!(refused.text.contains("غیرفعال"));

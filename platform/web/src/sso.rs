@@ -597,9 +597,19 @@ async fn unlink_own(
         tx.commit().await
     }
     .await;
+    done_or_failure(&state, &me, result, "/staff/account?done=sso_off")
+}
+
+/// Back to `to` after a change, or the page of what went wrong.
+fn done_or_failure(
+    state: &WebState,
+    me: &StaffSession,
+    result: Result<(), DomainError>,
+    to: &str,
+) -> Response {
     match result {
-        Ok(()) => Redirect::to("/staff/account?done=sso_off").into_response(),
-        Err(e) => failure(&state, &me.tenant, &e),
+        Ok(()) => Redirect::to(to).into_response(),
+        Err(e) => failure(state, &me.tenant, &e),
     }
 }
 
@@ -861,8 +871,5 @@ async fn remove_settings(
         tx.commit().await
     }
     .await;
-    match result {
-        Ok(()) => Redirect::to("/staff/settings/sso?done=removed").into_response(),
-        Err(e) => failure(&state, &me.tenant, &e),
-    }
+    done_or_failure(&state, &me, result, "/staff/settings/sso?done=removed")
 }
