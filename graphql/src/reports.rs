@@ -140,7 +140,8 @@ impl ReportQuery {
         let (from, to) = period.days().ok_or_else(invalid)?;
         let report = async {
             let mut tx = services.platform.tenant_db().begin(tenant.scope()).await?;
-            let r = reports::report(&mut tx, from, to, desk_db::intake::local_today()).await?;
+            let r =
+                reports::report(&mut tx, from, to, desk_core::calendar::today_in_iran()).await?;
             tx.commit().await?;
             Ok::<_, DomainError>(r)
         }

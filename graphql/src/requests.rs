@@ -6,12 +6,12 @@ use crate::{Caller, Services, gql_error};
 use async_graphql::{
     Context, ErrorExtensions, InputObject, Json, Object, SimpleObject, Subscription, Upload,
 };
+use desk_app::intake::{self, Intake, Submission};
 use desk_core::jalali::JalaliDate;
 use desk_core::tracking::TrackingCode;
 use desk_core::{DomainError, MobileNumber};
 use desk_db::Tenant;
 use desk_db::api_keys::ApiKey;
-use desk_db::intake::{self, Intake, Submission};
 use desk_db::requests::{self, Actor, Channel, Request, Scope};
 use std::io::Read;
 use std::sync::Arc;
@@ -212,8 +212,10 @@ async fn status(
     };
     Ok(RequestStatus {
         state_label: label(&request.state),
-        overdue: desk_core::calendar::is_overdue(request.promised_on, intake::local_today())
-            && !workflow.state(&request.state).is_some_and(|s| s.terminal),
+        overdue: desk_core::calendar::is_overdue(
+            request.promised_on,
+            desk_core::calendar::today_in_iran(),
+        ) && !workflow.state(&request.state).is_some_and(|s| s.terminal),
         tracking_code: request.tracking_code,
         service_code: request.service_code,
         service_title: request.service_title,

@@ -253,7 +253,7 @@ async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
     }
     let now = chrono::Utc::now().timestamp();
     let mut tx = db.begin(tenant.scope()).await?;
-    if desk_db::intake::local_today() > inq.due_on {
+    if desk_core::calendar::today_in_iran() > inq.due_on {
         inquiries::time_out(&mut tx, inq.id).await?;
         tx.commit().await?;
         tracing::info!("inquiry timed out");
@@ -289,7 +289,8 @@ async fn step(job: InquiryStep, ctx: &JobContext) -> Result<(), BoxDynError> {
     let mut tx = db.begin(tenant.scope()).await?;
     match reply {
         Ok(Reply::Answered { answer, outcome }) => {
-            inquiries::record_answer(&mut tx, inq.id, &answer, &outcome, Actor::System).await?;
+            desk_app::inquiries::record_answer(&mut tx, inq.id, &answer, &outcome, Actor::System)
+                .await?;
             tracing::info!(outcome, "inquiry answered");
         }
         Ok(Reply::Pending {

@@ -38,7 +38,7 @@ pub async fn refresh(
         return Ok(0);
     }
     let mut tx = platform.tenant_db().begin(tenant.scope()).await?;
-    let months = reports::monthly_indicators(&mut tx, desk_db::intake::local_today()).await?;
+    let months = reports::monthly_indicators(&mut tx, desk_core::calendar::today_in_iran()).await?;
     tx.commit().await?;
     platform.store_indicators(tenant.id, &months).await?;
     tracing::info!(months = months.len(), "indicators refreshed");

@@ -39,7 +39,7 @@ async fn sweep(job: SlaSweep, ctx: &JobContext) -> Result<(), BoxDynError> {
     let Some(tenant) = crate::active_tenant(ctx, &job, false).await? else {
         return Ok(());
     };
-    let swept = run(&ctx.platform, &tenant, desk_db::intake::local_today()).await?;
+    let swept = run(&ctx.platform, &tenant, desk_core::calendar::today_in_iran()).await?;
     tracing::info!(
         warned = swept.warned,
         escalated = swept.escalated,

@@ -1078,7 +1078,7 @@ async fn show_dashboard(
     me: SignedIn,
     Query(q): Query<DashboardQuery>,
 ) -> Response {
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let period = if q.period.trim().is_empty() {
         desk_core::report::Period::half_of(today)
     } else {

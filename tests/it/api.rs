@@ -830,7 +830,7 @@ async fn request_changes_are_pushed_over_websocket_to_keys_of_the_municipality_o
         "UNAUTHENTICATED"
     );
 
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = crate::surveys::filed(
         &app,
         &alpha,

@@ -37,7 +37,7 @@ async fn concurrent_bookings_for_the_last_place_give_exactly_one() {
     let authz = Authorizer::load(&app.db.platform).await.unwrap();
     let alpha = desk_tests::onboard(&app.db.platform, &authz, "alpha").await;
     let slot = Slot {
-        day: desk_db::intake::local_today() + Duration::days(3),
+        day: desk_core::calendar::today_in_iran() + Duration::days(3),
         starts: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
         capacity: 1,
     };
@@ -85,7 +85,7 @@ async fn concurrent_bookings_for_the_last_place_give_exactly_one() {
 async fn citizens_book_and_cancel_staff_mark_arrivals_and_holidays_offer_nothing() {
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
     set_hours(&app, &alpha, 1).await;
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let holiday = today + Duration::days(2);
     let mut tx = app.tx(&alpha).await;
     desk_db::settings::put_holiday(&mut tx, holiday, "تعطیل رسمی")
@@ -319,7 +319,7 @@ async fn own_desk_hours_moves_and_reminders() {
     let settings = app.get_as(&admin, "alpha.test", "/staff/settings").await;
     assert!(settings.text.contains("همه خدمت‌ها (میز مشترک)"));
 
-    let tomorrow = (desk_db::intake::local_today() + Duration::days(1)).to_string();
+    let tomorrow = (desk_core::calendar::today_in_iran() + Duration::days(1)).to_string();
     let first = app
         .citizen_sign_in(&alpha, "alpha.test", "09125656565")
         .await;
@@ -454,7 +454,7 @@ async fn own_desk_hours_moves_and_reminders() {
     assert_eq!(res.status, StatusCode::NOT_FOUND);
 
     // Reminders: tomorrow's three live bookings, once each; beta's sweep reminds none of them.
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let swept = desk_jobs::sla::run(&app.db.platform, &beta, today)
         .await
         .unwrap();

@@ -714,7 +714,7 @@ async fn staff_post(app: &TestApp, cookie: &str, host: &str, path: &str, fields:
 async fn fixture(app: &TestApp, alpha: &Tenant, beta: &Tenant) -> Fixture {
     let platform = &app.db.platform;
     let (base_code, docs) = crate::requests::service_with_documents();
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let tomorrow = today + Duration::days(1);
     let holiday = today + Duration::days(20);
 
@@ -1297,7 +1297,7 @@ async fn staff_portal(s: &mut Suite<'_>, f: &Fixture) {
         )
         .await;
     }
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     for period in [Period::month_of(today).key(), Period::half_of(today).key()] {
         for path in ["/staff/reports", "/staff/reports.csv"] {
             s.hit(
@@ -2054,7 +2054,7 @@ async fn graphql(s: &mut Suite<'_>, f: &Fixture, alpha: &Tenant) {
     )
     .await;
     // Reports count alpha's requests only.
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     for period in [Period::month_of(today), Period::half_of(today)] {
         let (from, to) = period.days().unwrap();
         let expected = scalar(
@@ -3008,7 +3008,7 @@ async fn job_payloads(s: &mut Suite<'_>, f: &Fixture, alpha: &Tenant, beta: &Ten
     });
 
     // refresh_indicators for alpha writes alpha's figures only.
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let key = desk_core::report::month_key(today);
     for round in 1..=2 {
         let done = desk_jobs::refresh_indicators::refresh(&app.db.platform, alpha.id).await;

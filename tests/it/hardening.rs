@@ -166,7 +166,7 @@ async fn every_page_carries_the_security_headers() {
 #[tokio::test]
 async fn report_csv_cells_never_run_as_formulas() {
     let (app, alpha, _beta) = desk_tests::two_municipalities().await;
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = crate::surveys::filed(
         &app,
         &alpha,

@@ -163,7 +163,7 @@ async fn an_inquiry_reaches_the_agency_and_its_answer_brings_the_request_back_to
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(app.scalar(&alpha, "select count(*) from agencies").await, 1);
 
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         &app,
         &alpha,
@@ -311,7 +311,7 @@ async fn busy_agencies_are_retried_refusals_fail_at_once_and_letters_are_answere
     )
     .await;
     let letter = add_agency(&app, &alpha, &staff, "اداره میراث", "manual", "", "").await;
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         &app,
         &alpha,
@@ -478,7 +478,7 @@ async fn agencies_on_internal_addresses_are_refused_and_never_called() {
     .unwrap();
     tx.commit().await.unwrap();
     let agency_id = app.scalar(&alpha, "select id from agencies").await;
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         &app,
         &alpha,

@@ -1343,7 +1343,7 @@ async fn walk_in_and_online_share_a_lifecycle_and_print_receipts_and_letters() {
         .replace(&grouped, "{tracking}")
         .replace(&date(promised), "{promised}")
         .replace(&date(submitted), "{today}")
-        .replace(&date(desk_db::intake::local_today()), "{today}")
+        .replace(&date(desk_core::calendar::today_in_iran()), "{today}")
         .replace(&code, "{service}");
     desk_tests::assert_snapshot("receipt_a4.html", &named);
     let narrow = app

@@ -9,7 +9,7 @@ use desk_db::requests::Channel;
 #[tokio::test]
 async fn due_steps_warn_and_overdue_requests_escalate_once() {
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let day = |n: i64| today + chrono::Duration::days(n);
     // A department head of alpha with a mobile number.
     let mut tx = app.tx(&alpha).await;

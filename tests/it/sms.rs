@@ -30,7 +30,7 @@ async fn failover_retries_and_delivery_reports() {
     };
 
     // A request step notifies the citizen: the first account fails (auth), the second sends.
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         &app,
         &alpha,
@@ -500,7 +500,7 @@ async fn provider_templates_carry_the_events_variables_and_fail_over() {
     );
 
     // A step change: Kavenegar does not know the template, SMS.ir's carries the variables.
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         &app,
         &alpha,

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use chrono::NaiveDate;
 use desk_authz::{Authorizer, Role, Subject};
 use desk_core::jobs::JobPayload;
+use desk_db::Tenant;
 use desk_db::requests::{self, Actor, Change, Channel, EventInput, NewRequest, Submitted};
-use desk_db::{Tenant, intake};
 use desk_tests::{TEHRAN, TestApp};
 
 /// Files a request with a fixed filing and promised day, as the intake stores it.
@@ -48,22 +48,32 @@ pub(crate) async fn filed(
             unit_name: Some("معاونت شهرسازی".into()),
             idempotency_key: None,
             files: Vec::new(),
-            sms_body: None,
+        },
+    )
+    .await
+    .unwrap();
+    // What follows from a filing (the webhook), as the use case queues it.
+    let (Submitted::Created(r), Some(event_id)) = submitted else {
+        panic!("not created")
+    };
+    desk_app::effects::dispatch(
+        &mut tx,
+        desk_app::effects::Happened::Filed {
+            request: &r,
+            event_id,
+            sms: None,
         },
     )
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let Submitted::Created(r) = submitted else {
-        panic!("not created")
-    };
     r
 }
 
 /// Closes a request (as a staff member delivering it) and backdates its closing day.
 async fn close(app: &TestApp, tenant: &Tenant, r: &requests::Request, staff: i64, on: NaiveDate) {
     let mut tx = app.tx(tenant).await;
-    requests::apply_change(
+    desk_app::effects::change(
         &mut tx,
         r,
         &Change {
@@ -77,9 +87,9 @@ async fn close(app: &TestApp, tenant: &Tenant, r: &requests::Request, staff: i64
             },
             state_due_on: None,
             closes: true,
-            sms_body: None,
             files: Vec::new(),
         },
+        None,
     )
     .await
     .unwrap();
@@ -119,7 +129,7 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
     let (fake, outbox) = desk_jobs::fake_sms::spawn().await.unwrap();
     let workers = app.db.start_workers(&fake).await;
 
-    let today = intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         &app,
         &alpha,
@@ -284,7 +294,7 @@ async fn a_closed_request_sends_a_single_use_survey_link_that_works_only_on_its_
 async fn desk_surveys_reports_and_the_dashboard_match_the_fixture_without_personal_data() {
     let (app, alpha, beta) = desk_tests::two_municipalities().await;
     let admin = admin_id(&app, &alpha).await;
-    let today = intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     // A fixture in one Jalali month (Azar 1405 = 2026-11-22 .. 2026-12-21) unless today is
     // elsewhere: then the same shape in today's month.
     let month = desk_core::report::Period::month_of(today);

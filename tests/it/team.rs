@@ -145,7 +145,7 @@ async fn unit(app: &TestApp, tenant: &desk_db::Tenant, name: &str) -> i64 {
 }
 
 async fn request_in(app: &TestApp, tenant: &desk_db::Tenant, unit: Option<i64>) -> String {
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = filed(
         app,
         tenant,

@@ -183,7 +183,7 @@ async fn request_events_reach_the_receiver_signed_and_retried_and_stay_in_their_
     let workers = app.db.start_workers("http://127.0.0.1:9").await;
 
     // Filed: the first try fails (500), the retry 5 s later is delivered.
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     let r = crate::surveys::filed(
         &app,
         &alpha,
@@ -348,7 +348,7 @@ async fn workers_that_do_not_allow_private_receivers_never_call_one() {
     let res = register(&app, &admin, "alpha.test", &url, &["request.filed"]).await;
     assert_eq!(res.status, StatusCode::CREATED);
     let workers = app.db.start_workers_with("http://127.0.0.1:9", false).await;
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     crate::surveys::filed(
         &app,
         &alpha,

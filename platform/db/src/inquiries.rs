@@ -4,7 +4,7 @@
 //! and, when it was the last one awaited, moves the request back to review.
 
 use crate::internal;
-use crate::requests::{self, Actor, Change, EventInput, Request};
+use crate::requests::{self, Actor, Request};
 use crate::tenant_tx::TenantTx;
 use chrono::{DateTime, NaiveDate, Utc};
 use desk_core::jobs::InquiryStep;
@@ -439,93 +439,30 @@ pub async fn time_out(tx: &mut TenantTx, id: i64) -> Result<bool, DomainError> {
     Ok(done)
 }
 
-/// Records the agency's answer once (a later answer to a closed inquiry is ignored: `false`).
-/// The answer goes on the request's timeline; when no other inquiry of the request is still
-/// open and its workflow allows, the request goes back to review.
-pub async fn record_answer(
+/// Stores the agency's answer once: the inquiry, if it was still open (a later answer to a
+/// closed inquiry is ignored: `None`). What follows on the request is the use case's
+/// (`desk_app::inquiries::record_answer`).
+pub async fn mark_answered(
     tx: &mut TenantTx,
     id: i64,
     answer: &str,
     outcome: &str,
-    actor: Actor,
-) -> Result<bool, DomainError> {
-    let answer: String = answer.trim().chars().take(4000).collect();
-    if answer.is_empty() {
-        return Err(FieldErrors::single("answer", "required", "متن پاسخ را بنویسید.").into());
-    }
-    let outcome = match outcome {
-        "approved" | "rejected" => outcome,
-        _ => "info",
-    };
+) -> Result<Option<Inquiry>, DomainError> {
     let updated = sqlx::query(
         "update inquiries set status = 'answered', answered_at = now(), answer = $2, outcome = $3
           where id = $1 and status in ('created', 'sent')",
     )
     .bind(id)
-    .bind(&answer)
+    .bind(answer)
     .bind(outcome)
     .execute(&mut **tx)
     .await
     .map_err(internal)?
     .rows_affected();
     if updated != 1 {
-        return Ok(false);
+        return Ok(None);
     }
-    let Some(inq) = inquiry(tx, id).await? else {
-        return Ok(false);
-    };
-    let Some(request) = requests::request_by_id(tx, inq.request_id).await? else {
-        return Ok(false);
-    };
-    if request.closed {
-        // Decided meanwhile: the answer is kept on the inquiry, the request stays as it is.
-        return Ok(true);
-    }
-    let still_open = of_request(tx, request.id).await?.iter().any(Inquiry::open);
-    let outcome_fa = match outcome {
-        "approved" => "موافق",
-        "rejected" => "مخالف",
-        _ => "پاسخ",
-    };
-    let short: String = answer.chars().take(300).collect();
-    let note = format!("پاسخ استعلام «{}» ({outcome_fa}): {short}", inq.agency_name);
-    let workflow = crate::catalog::card_by_id(tx, request.service_id)
-        .await?
-        .map(|c| c.workflow())
-        .unwrap_or_else(desk_core::workflow::Workflow::default_municipal);
-    let back = (!still_open)
-        .then(|| {
-            workflow
-                .transition(&request.state, "inquiry_answered", &["system"], None)
-                .ok()
-                .map(|t| t.to.clone())
-        })
-        .flatten();
-    let to_state = back.clone().unwrap_or_else(|| request.state.clone());
-    requests::apply_change(
-        tx,
-        &request,
-        &Change {
-            event: EventInput {
-                actor,
-                action: "inquiry_answered",
-                from_state: Some(&request.state),
-                to_state: &to_state,
-                note: Some(&note),
-                unit_id: None,
-            },
-            state_due_on: if back.is_some() {
-                None
-            } else {
-                request.state_due_on
-            },
-            closes: false,
-            sms_body: None,
-            files: Vec::new(),
-        },
-    )
-    .await?;
-    Ok(true)
+    inquiry(tx, id).await
 }
 
 /// An event on the request's timeline about its inquiry (the state stays).

@@ -16,7 +16,6 @@ pub mod export;
 pub mod files;
 pub mod indicators;
 pub mod inquiries;
-pub mod intake;
 pub mod jobs;
 pub mod migrate;
 pub mod notifications;

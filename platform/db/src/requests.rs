@@ -6,13 +6,12 @@
 //! its files' records and its notification with the `send_sms` job in the caller's one
 //! transaction.
 
-use crate::notifications::{self, Kind};
 use crate::tenant_tx::TenantTx;
 use crate::{internal, unique_violation};
 use chrono::{DateTime, NaiveDate, Utc};
 use desk_core::DomainError;
+use desk_core::jobs::RefreshIndicators;
 use desk_core::jobs::Windowed;
-use desk_core::jobs::{InviteSurvey, RefreshIndicators};
 use desk_core::tracking::TrackingCode;
 use sqlx::Row;
 
@@ -104,8 +103,6 @@ pub struct NewRequest {
     pub idempotency_key: Option<String>,
     /// Files.
     pub files: Vec<NewFile>,
-    /// The SMS telling the citizen the tracking code; `{tracking}` is filled in here.
-    pub sms_body: Option<desk_core::sms_templates::SmsBody>,
 }
 
 /// A request as its pages show it.
@@ -223,7 +220,10 @@ impl Submitted {
 /// Stores a submission: the request, its first event, its files and the SMS with the tracking
 /// code (and its job), all in `tx`. A replayed idempotency key returns the first request
 /// when it belongs to the same mobile number, and is refused otherwise.
-pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, DomainError> {
+pub async fn submit(
+    tx: &mut TenantTx,
+    new: &NewRequest,
+) -> Result<(Submitted, Option<i64>), DomainError> {
     if let Some(key) = &new.idempotency_key {
         // Concurrent double submits wait for each other here.
         sqlx::query("select pg_advisory_xact_lock(hashtextextended(current_schema() || ':submit:' || $1, 0))")
@@ -242,7 +242,7 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
                 return Err(DomainError::Conflict("idempotency key reused".into()));
             }
             let request = request_by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
-            return Ok(Submitted::Replayed(request));
+            return Ok((Submitted::Replayed(request), None));
         }
     }
     let form = serde_json::Value::Object(new.form.clone());
@@ -251,7 +251,7 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
         None => None,
     };
     let mut attempt = 0;
-    let (id, tracking) = loop {
+    let id = loop {
         attempt += 1;
         let tracking = TrackingCode::generate();
         let inserted = sqlx::query_scalar::<_, i64>(
@@ -282,7 +282,7 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
         .await
         .map_err(internal)?;
         match inserted {
-            Some(id) => break (id, tracking),
+            Some(id) => break id,
             // A collision among 10^11 codes: draw again.
             None if attempt < 5 => continue,
             None => {
@@ -306,26 +306,8 @@ pub async fn submit(tx: &mut TenantTx, new: &NewRequest) -> Result<Submitted, Do
     )
     .await?;
     insert_files(tx, id, Some(event_id), &new.files).await?;
-    if let Some(body) = &new.sms_body {
-        let mut body = body.clone();
-        body.replace("{tracking}", tracking.as_str());
-        notifications::queue_sms(
-            tx,
-            Kind::RequestEvent {
-                request_id: id,
-                event_id,
-            },
-            &new.mobile,
-            body,
-            None,
-        )
-        .await?;
-    }
     let request = request_by_id(tx, id).await?.ok_or(DomainError::NotFound)?;
-    let event = desk_core::webhook::WebhookEvent::RequestFiled;
-    let payload = crate::webhooks::request_payload(event, &request, None, &request.state);
-    crate::webhooks::fan_out(tx, event, &payload).await?;
-    Ok(Submitted::Created(request))
+    Ok((Submitted::Created(request), Some(event_id)))
 }
 
 async fn insert_files(
@@ -425,8 +407,6 @@ pub struct Change<'a> {
     pub state_due_on: Option<NaiveDate>,
     /// Whether the new state is terminal (the request leaves the open inbox).
     pub closes: bool,
-    /// SMS to the citizen, if the transition notifies.
-    pub sms_body: Option<desk_core::sms_templates::SmsBody>,
     /// Files the citizen added with this step.
     pub files: Vec<NewFile>,
 }
@@ -457,7 +437,7 @@ pub async fn apply_change(
     .bind(change.state_due_on)
     .bind(change.event.unit_id)
     .bind(change.closes)
-    .bind(crate::intake::local_today())
+    .bind(desk_core::calendar::today_in_iran())
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
@@ -468,50 +448,11 @@ pub async fn apply_change(
     }
     let event_id = insert_event(tx, request.id, &change.event).await?;
     insert_files(tx, request.id, Some(event_id), &change.files).await?;
-    if let Some(body) = &change.sms_body {
-        notifications::queue_sms(
-            tx,
-            Kind::RequestEvent {
-                request_id: request.id,
-                event_id,
-            },
-            &request.mobile,
-            body,
-            None,
-        )
-        .await?;
-    }
-    if change.event.from_state != Some(change.event.to_state) {
-        let event = if change.closes {
-            desk_core::webhook::WebhookEvent::RequestAnswered
-        } else {
-            desk_core::webhook::WebhookEvent::RequestStatusChanged
-        };
-        let payload = crate::webhooks::request_payload(
-            event,
-            request,
-            change.event.from_state,
-            change.event.to_state,
-        );
-        crate::webhooks::fan_out(tx, event, &payload).await?;
-    }
-    if change.closes {
-        let tenant_id = tx.tenant_id();
-        crate::jobs::enqueue(
-            tx,
-            &InviteSurvey {
-                tenant_id,
-                request_id: request.id,
-            },
-        )
-        .await?;
-        refresh_indicators_soon(tx).await?;
-    }
     Ok(event_id)
 }
 
 /// An event on an open request's timeline that leaves its state as it is (an inquiry's end,
-/// an SLA warning). Returns the event id.
+/// an SLA warning): nothing follows from it but the line. Returns the event id.
 pub async fn note(
     tx: &mut TenantTx,
     request: &Request,
@@ -533,7 +474,6 @@ pub async fn note(
             },
             state_due_on: request.state_due_on,
             closes: false,
-            sms_body: None,
             files: Vec::new(),
         },
     )

@@ -223,8 +223,13 @@ pub fn already_answered() -> DomainError {
 }
 
 /// Stores one answer. The survey is claimed first (answered only once, within its time), so
-/// two submissions racing on one link store exactly one answer.
-pub async fn answer(tx: &mut TenantTx, via: Via<'_>, answer: &Answer) -> Result<i64, DomainError> {
+/// two submissions racing on one link store exactly one answer. What follows (indicators, the
+/// webhook) is the use case's (`desk_app::surveys::answer`).
+pub async fn answer(
+    tx: &mut TenantTx,
+    via: Via<'_>,
+    answer: &Answer,
+) -> Result<Answered, DomainError> {
     let id: Option<i64> = match via {
         Via::Link(token) => sqlx::query_scalar(
             "update surveys set answered_at = now(), answered_via = 'link', comment = $2
@@ -268,7 +273,6 @@ pub async fn answer(tx: &mut TenantTx, via: Via<'_>, answer: &Answer) -> Result<
     .execute(&mut **tx)
     .await
     .map_err(internal)?;
-    crate::requests::refresh_indicators_soon(tx).await?;
     let (tracking, service): (String, String) = sqlx::query_as(
         "select r.tracking_code, r.service_code from surveys s join requests r on r.id = s.request_id
           where s.id = $1",
@@ -277,21 +281,20 @@ pub async fn answer(tx: &mut TenantTx, via: Via<'_>, answer: &Answer) -> Result<
     .fetch_one(&mut **tx)
     .await
     .map_err(internal)?;
-    let event = desk_core::webhook::WebhookEvent::SurveyAnswered;
-    let scores: serde_json::Map<String, serde_json::Value> = answer
-        .scores
-        .iter()
-        .map(|(k, s)| (k.clone(), serde_json::json!(s)))
-        .collect();
-    let payload = serde_json::json!({
-        "event": event.as_str(),
-        "occurredAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "request": { "trackingCode": tracking, "serviceCode": service },
-        "survey": {
-            "via": match via { Via::Link(_) => "link", Via::Desk { .. } => "desk" },
-            "scores": scores,
-        },
-    });
-    crate::webhooks::fan_out(tx, event, &payload).await?;
-    Ok(id)
+    Ok(Answered {
+        id,
+        tracking_code: tracking,
+        service_code: service,
+    })
+}
+
+/// A stored survey answer, and the request it is about.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// The survey's id.
+    pub id: i64,
+    /// The request's tracking code.
+    pub tracking_code: String,
+    /// The request's service.
+    pub service_code: String,
 }

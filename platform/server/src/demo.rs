@@ -366,7 +366,7 @@ async fn ensure_demo_requests(tx: &mut desk_db::TenantTx) -> anyhow::Result<()> 
     else {
         return Ok(());
     };
-    let today = desk_db::intake::local_today();
+    let today = desk_core::calendar::today_in_iran();
     for (unit, name, mobile) in [
         ("شهرسازی", "مریم رضایی", "+989120000101"),
         ("درآمد", "علی محمدی", "+989120000102"),
@@ -392,7 +392,6 @@ async fn ensure_demo_requests(tx: &mut desk_db::TenantTx) -> anyhow::Result<()> 
                 unit_name: Some(unit.to_owned()),
                 idempotency_key: None,
                 files: Vec::new(),
-                sms_body: None,
             },
         )
         .await?;

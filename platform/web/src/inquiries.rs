@@ -12,11 +12,12 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use desk_app::intake;
 use desk_authz::{Action, Resource};
 use desk_core::tracking::TrackingCode;
 use desk_core::{DomainError, FieldErrors};
 use desk_db::inquiries::{self, NewAgency};
-use desk_db::{intake, requests};
+use desk_db::requests;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -158,7 +159,7 @@ async fn answer(
             .await?
             .filter(|i| i.request_id == request.id)
             .ok_or(DomainError::NotFound)?;
-        let recorded = inquiries::record_answer(
+        let recorded = desk_app::inquiries::record_answer(
             &mut tx,
             found.id,
             &form.answer,

@@ -14,10 +14,10 @@ use axum::extract::{ConnectInfo, Extension, FromRequest, Multipart, Path, Query,
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use desk_app::intake::{self, Intake, Submission};
 use desk_core::form::FieldKind;
 use desk_core::{DomainError, MobileNumber};
 use desk_db::api_keys::ApiKey;
-use desk_db::intake::{self, Intake, Submission};
 use desk_db::requests::{self, Channel, Request as DeskRequest};
 use desk_db::{Tenant, catalog};
 use serde_json::{Value, json};

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::NaiveDate;
+use desk_app::intake::{self, Intake, Submission};
 use desk_core::catalog::ServiceCard;
 use desk_core::form::{FieldKind, FormSchema};
 use desk_core::jalali::JalaliDate;
@@ -19,7 +20,6 @@ use desk_core::text::persian_digits;
 use desk_core::tracking::TrackingCode;
 use desk_core::workflow::Workflow;
 use desk_core::{DomainError, FieldError, FieldErrors};
-use desk_db::intake::{self, Intake, Submission};
 use desk_db::requests::{self, Actor, Request, StoredFile};
 use desk_db::{Tenant, TenantTx};
 use serde_json::{Value, json};
@@ -44,7 +44,7 @@ pub(crate) fn request_routes() -> Router<WebState> {
         .route("/requests/{tracking}/files/{id}", get(download))
 }
 
-pub(crate) use desk_db::intake::local_today;
+pub(crate) use desk_core::calendar::today_in_iran as local_today;
 
 /// A date as Iranians read it: `۱۴۰۴/۰۱/۱۵`.
 pub(crate) fn jalali_fa(d: NaiveDate) -> String {

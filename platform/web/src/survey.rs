@@ -203,7 +203,7 @@ async fn answer_survey(
     };
     let stored = async {
         let mut tx = state.platform.tenant_db().begin(tenant.scope()).await?;
-        surveys::answer(&mut tx, Via::Link(&token), &answer).await?;
+        desk_app::surveys::answer(&mut tx, Via::Link(&token), &answer).await?;
         tx.commit().await
     }
     .await;
@@ -326,7 +326,7 @@ async fn answer_desk_survey(
             }
         };
         let mut tx = state.platform.tenant_db().begin(me.tenant.scope()).await?;
-        surveys::answer(
+        desk_app::surveys::answer(
             &mut tx,
             Via::Desk {
                 request_id: request.id,

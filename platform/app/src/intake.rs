@@ -1,27 +1,21 @@
 //! The request use cases every surface shares (citizen portal, in-person desk, GraphQL,
 //! Open311): filing a request (form validated by the service's schema, files checked by
-//! content and stored, one transaction with its first event and SMS) and moving a request
-//! through its workflow. Citizens' mistakes come back as `DomainError::Validation` with a
+//! content and stored, one transaction with its first event and what follows from it) and
+//! moving a request through its workflow. Citizens' mistakes come back as `DomainError::Validation` with a
 //! Persian message per field; nothing partial is ever left behind.
 
-use crate::catalog::PublishedService;
-use crate::files::FileStore;
-use crate::requests::{self, Actor, Change, Channel, EventInput, NewFile, Request, Submitted};
-use crate::{PlatformDb, Tenant};
-use chrono::NaiveDate;
 use desk_core::form::{FieldKind, FormField, FormSchema, StoredFileMeta};
 use desk_core::jalali::JalaliDate;
 use desk_core::sms_templates::Event;
 use desk_core::workflow::{TransitionError, Workflow};
 use desk_core::{DomainError, FieldError, FieldErrors, TenantId};
+use desk_db::catalog::PublishedService;
+use desk_db::files::FileStore;
+use desk_db::requests::{self, Actor, Change, Channel, EventInput, NewFile, Request, Submitted};
+use desk_db::{PlatformDb, Tenant};
 use serde_json::Value;
 use sha2::Digest;
 use std::collections::HashMap;
-
-/// Today in the municipality's calendar (Iran Standard Time, UTC+03:30, no daylight saving).
-pub fn local_today() -> NaiveDate {
-    desk_core::calendar::today_in_iran()
-}
 
 /// A form as sent: text values per name, and files (name as sent, bytes) per field.
 #[derive(Debug, Default, Clone)]
@@ -167,12 +161,12 @@ pub async fn file_request(
     let applicant_name = text("full_name", |k| matches!(k, FieldKind::Text { .. }), 100);
     let submitted = async {
         let mut tx = db.tenant_db().begin(tenant.scope()).await?;
-        let today = local_today();
-        let calendar = crate::settings::working_calendar(&mut tx, today).await?;
+        let today = desk_core::calendar::today_in_iran();
+        let calendar = desk_db::settings::working_calendar(&mut tx, today).await?;
         let workflow = service.card.workflow();
         let initial_sla = workflow.state(&workflow.initial).and_then(|s| s.sla_days);
         let promised_on = calendar.promised_date(today, service.card.duration_days);
-        let sms_body = crate::sms_templates::render(
+        let sms_body = desk_db::sms_templates::render(
             &mut tx,
             Event::RequestRegistered,
             &serde_json::json!({
@@ -201,11 +195,21 @@ pub async fn file_request(
                 .map(str::to_owned),
             idempotency_key: (!idempotency_key.is_empty()).then(|| idempotency_key.clone()),
             files: stored.clone(),
-            sms_body: Some(sms_body),
         };
-        let submitted = requests::submit(&mut tx, &new).await?;
+        let (submitted, first_event) = requests::submit(&mut tx, &new).await?;
+        if let (Submitted::Created(request), Some(event_id)) = (&submitted, first_event) {
+            crate::effects::dispatch(
+                &mut tx,
+                crate::effects::Happened::Filed {
+                    request,
+                    event_id,
+                    sms: Some(sms_body),
+                },
+            )
+            .await?;
+        }
         if let (Some(citizen), Submitted::Created(_)) = (intake.citizen_id, &submitted) {
-            crate::citizens::update_citizen_identity(
+            desk_db::citizens::update_citizen_identity(
                 &mut tx,
                 citizen,
                 new.national_code.as_deref(),
@@ -315,8 +319,8 @@ pub async fn act(
         {
             return Err(DomainError::NotFound);
         }
-        let today = local_today();
-        let calendar = crate::settings::working_calendar(&mut tx, today).await?;
+        let today = desk_core::calendar::today_in_iran();
+        let calendar = desk_db::settings::working_calendar(&mut tx, today).await?;
         let to = workflow.state(&transition.to);
         let due = to
             .and_then(|s| s.sla_days)
@@ -331,7 +335,7 @@ pub async fn act(
                 Event::StepChanged
             };
             Some(
-                crate::sms_templates::render(
+                desk_db::sms_templates::render(
                     &mut tx,
                     event,
                     &serde_json::json!({
@@ -345,7 +349,7 @@ pub async fn act(
         } else {
             None
         };
-        requests::apply_change(
+        crate::effects::change(
             &mut tx,
             request,
             &Change {
@@ -359,9 +363,9 @@ pub async fn act(
                 },
                 state_due_on: due,
                 closes: to.is_some_and(|s| s.terminal),
-                sms_body: sms,
                 files: accepted.clone(),
             },
+            sms,
         )
         .await?;
         tx.commit().await
