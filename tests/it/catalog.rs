@@ -535,3 +535,41 @@ async fn cached_cards_stay_in_their_municipality_and_follow_its_design() {
     );
     app.db.finish().await;
 }
+
+/// Every citizen page offers the service header (services, tracking, my requests, sign-in) and
+/// a skip link; an unknown path is a themed Persian 404 of that municipality (JSON under the
+/// API paths), never an empty body; staff pages do not carry the citizens' menu.
+#[tokio::test]
+async fn the_service_header_and_a_persian_not_found_page() {
+    let (app, alpha, _beta) = desk_tests::two_municipalities().await;
+    for path in ["/", "/services", "/track", "/faq"] {
+        let page = app.get("alpha.test", path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        for link in [
+            "class=\"skip-link\" href=\"#content\"",
+            "href=\"/services\"",
+            "href=\"/track\"",
+            "href=\"/my-requests\"",
+            "href=\"/sign-in\"",
+        ] {
+            assert!(page.text.contains(link), "{path} lacks {link}");
+        }
+    }
+    let missing = app.get("alpha.test", "/no-such-page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.text.contains("صفحه پیدا نشد"), "{}", missing.text);
+    assert!(
+        missing.text.contains(&alpha.name_fa),
+        "the municipality's own page"
+    );
+    assert!(missing.text.contains("lang=\"fa\""));
+    let api = app.get("alpha.test", "/open311/v2/nothing.json").await;
+    assert_eq!(api.status, StatusCode::NOT_FOUND);
+    assert!(api.text.contains("\"NOT_FOUND\""), "{}", api.text);
+    let admin = app.staff_sign_in(&alpha, "admin-alpha").await;
+    let staff = app.get_as(&admin, "alpha.test", "/staff").await;
+    assert_eq!(staff.status, StatusCode::OK);
+    assert!(!staff.text.contains("class=\"service-nav\""));
+    let _ = std::fs::remove_dir_all(&app.uploads);
+    app.db.finish().await;
+}

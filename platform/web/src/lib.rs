@@ -109,5 +109,6 @@ pub fn tenant_router(state: WebState) -> axum::Router {
         .merge(inquiries::inquiry_routes())
         .merge(sms_templates::sms_template_routes())
         .merge(developers::developer_routes())
+        .fallback(pages::not_found)
         .with_state(state)
 }

@@ -341,6 +341,34 @@ async fn site_html(
     }
 }
 
+/// Any path the site does not have: a themed Persian page (a JSON error under the API paths),
+/// never an empty body the browser would show as its own English error.
+pub(crate) async fn not_found(
+    State(state): State<WebState>,
+    Extension(tenant): Extension<Arc<Tenant>>,
+    uri: axum::http::Uri,
+) -> Response {
+    let path = uri.path();
+    if ["/graphql", "/open311", "/api"]
+        .iter()
+        .any(|p| path.starts_with(p))
+    {
+        let body = serde_json::json!({
+            "errors": [{ "message": "not found", "extensions": { "code": "NOT_FOUND" } }]
+        });
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
+    error_page_back(
+        &state,
+        StatusCode::NOT_FOUND,
+        Some(&tenant),
+        "صفحه پیدا نشد",
+        "نشانی‌ای که باز کردید در میز خدمت این شهرداری نیست؛ شاید نادرست نوشته شده یا صفحه جابه‌جا شده است. \
+         از فهرست خدمات یا پیگیری درخواست شروع کنید.",
+        Some(("/services", "فهرست خدمات")),
+    )
+}
+
 /// Vazirmatn (OFL), embedded so pages never depend on a CDN.
 async fn font() -> Response {
     (
